@@ -1,0 +1,93 @@
+"""Clocks: every component takes one, so tests and demos control time.
+
+Domain time (EV behaviour, energy, session length) may run faster than real time
+(`RealClock(speed=60)`); protocol timeouts use a clock with speed 1. `ManualClock`
+moves only when a test advances it, which makes runs deterministic.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """What a component may ask of time."""
+
+    def monotonic(self) -> float:
+        """Seconds of domain time since an arbitrary origin; never goes back."""
+
+    def time(self) -> float:
+        """Domain wall time as a Unix timestamp, for `ts` fields and tickets."""
+
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds` of domain time."""
+
+
+class RealClock:
+    """Real time, scaled by `speed` (60 turns a minute of domain time into a second)."""
+
+    def __init__(self, speed: float = 1.0) -> None:
+        if not speed > 0:
+            raise ValueError(f"clock speed must be > 0, got {speed!r}")
+        self.speed = float(speed)
+        self._mono0 = time.monotonic()
+        self._wall0 = time.time()
+
+    def monotonic(self) -> float:
+        return (time.monotonic() - self._mono0) * self.speed
+
+    def time(self) -> float:
+        return self._wall0 + self.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.speed)
+
+    def real_seconds(self, domain_seconds: float) -> float:
+        """How long `domain_seconds` of domain time take in real time."""
+        return domain_seconds / self.speed
+
+
+class ManualClock:
+    """A clock that moves only when told; `sleep` advances it at once.
+
+    Threads may wait for a moment with `wait_until`, which returns when another
+    thread advances the clock far enough.
+    """
+
+    def __init__(self, start: float = 0.0, wall_origin: float = 1_800_000_000.0) -> None:
+        self._now = float(start)
+        self._wall_origin = wall_origin
+        self._cond = threading.Condition()
+
+    def monotonic(self) -> float:
+        with self._cond:
+            return self._now
+
+    def time(self) -> float:
+        return self._wall_origin + self.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> float:
+        if seconds < 0:
+            raise ValueError(f"a clock does not go back ({seconds!r} s)")
+        with self._cond:
+            self._now += seconds
+            self._cond.notify_all()
+            return self._now
+
+    def set(self, now: float) -> None:
+        with self._cond:
+            if now < self._now:
+                raise ValueError(f"a clock does not go back ({self._now} -> {now})")
+            self._now = now
+            self._cond.notify_all()
+
+    def wait_until(self, moment: float, timeout: float | None = None) -> bool:
+        """Block (in real time, at most `timeout`) until the clock reaches `moment`."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._now >= moment, timeout)

@@ -1,0 +1,177 @@
+"""The configuration of one charge point, as typed, frozen dataclasses.
+
+Each field's metadata may carry `check` (a predicate) and `expect` (what a person
+should have written); `evnet.config.loader` turns a TOML table into these classes and
+names the file, the key, the value given and the value expected for any mistake.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+
+
+def spec(default: Any = ..., *, check: Callable[[Any], bool] | None = None, expect: str = "",
+         factory: Callable[[], Any] | None = None) -> Any:
+    """A dataclass field with a validity check and the words that describe a valid value."""
+    meta = {"check": check, "expect": expect}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    if default is ...:
+        return field(metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _ident() -> Any:
+    return spec(check=lambda v: bool(ID_RE.match(v)),
+                expect="1-32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit")
+
+
+def _positive(default: Any = ...) -> Any:
+    return spec(default, check=lambda v: v > 0, expect="a number > 0")
+
+
+@dataclass(frozen=True)
+class ChargePointConfig:
+    """[charge_point]: who this charge point is."""
+
+    id: str = _ident()
+    site: str = _ident()
+    price_eur_kwh: float = spec(check=lambda v: 0 <= v <= 10, expect="a price from 0 to 10 €/kWh")
+    max_current_a: float = spec(check=lambda v: 6 <= v <= 80, expect="a current from 6 to 80 A")
+    location: str = ""
+    phases: int = spec(3, check=lambda v: v in (1, 3), expect="1 or 3")
+
+
+@dataclass(frozen=True)
+class PinConfig:
+    """One GPIO line: BCM number and polarity."""
+
+    pin: int = spec(check=lambda v: 0 <= v <= 27, expect="a BCM GPIO number from 0 to 27")
+    active_high: bool = True
+
+
+def _pin(number: int, active_high: bool = True) -> Any:
+    return spec(factory=lambda: PinConfig(number, active_high))
+
+
+@dataclass(frozen=True)
+class PinsConfig:
+    """[hal.pins]: the pin map. Buttons are wired to ground (active low) by default."""
+
+    contactor: PinConfig = _pin(17)
+    safety: PinConfig = _pin(27)
+    led_red: PinConfig = _pin(5)
+    led_green: PinConfig = _pin(6)
+    led_blue: PinConfig = _pin(13)
+    button_start: PinConfig = _pin(19, active_high=False)
+    button_estop: PinConfig = _pin(26, active_high=False)
+    pilot_pwm: PinConfig = _pin(18)
+
+
+# SPI0 lines used by the MCP3008 that reads the pilot voltage (CE0 / CE1 by spi_device).
+SPI0_PINS = {"spi_sclk": 11, "spi_mosi": 10, "spi_miso": 9}
+SPI0_CE = {0: 8, 1: 7}
+
+
+@dataclass(frozen=True)
+class PilotConfig:
+    """[hal.pilot]: the control pilot. `simulated` talks to an EV emulator over a virtual cable."""
+
+    backend: Literal["simulated", "real"] = "simulated"
+    cable: str = spec("inproc", check=lambda v: v == "inproc" or v.startswith("tcp://"),
+                      expect="'inproc' or 'tcp://HOST:PORT' (where the EV emulator plugs in)")
+    adc_channel: int = spec(0, check=lambda v: 0 <= v <= 7, expect="an MCP3008 channel 0-7")
+    spi_device: int = spec(0, check=lambda v: v in (0, 1), expect="0 (CE0) or 1 (CE1)")
+    pwm_frequency_hz: int = spec(1000, check=lambda v: v == 1000, expect="1000 (IEC 61851-1)")
+
+
+@dataclass(frozen=True)
+class HalConfig:
+    """[hal]: which backends drive the hardware."""
+
+    pin_factory: Literal["mock", "lgpio", "rpigpio", "pigpio"] = "mock"
+    pins: PinsConfig = spec(factory=PinsConfig)
+    pilot: PilotConfig = spec(factory=PilotConfig)
+
+
+@dataclass(frozen=True)
+class MeterConfig:
+    """[meter]: the energy meter. `simulated` starts a Modbus server that follows the load."""
+
+    backend: Literal["simulated", "real"] = "simulated"
+    model: Literal["SDM630", "SDM120"] = "SDM630"
+    transport: Literal["tcp", "rtu"] = "tcp"
+    address: str = spec("127.0.0.1:0", check=lambda v: bool(v.strip()),
+                        expect="HOST:PORT for tcp, a serial port or pyserial URL for rtu")
+    device_id: int = spec(1, check=lambda v: 1 <= v <= 247, expect="a Modbus device id 1-247")
+    baudrate: int = spec(9600, check=lambda v: v in BAUD_RATES,
+                         expect="one of " + ", ".join(map(str, BAUD_RATES)))
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: int = spec(1, check=lambda v: v in (1, 2), expect="1 or 2")
+    poll_interval_s: float = spec(1.0, check=lambda v: 0.01 <= v <= 60, expect="0.01 to 60 s")
+    timeout_s: float = spec(0.5, check=lambda v: 0.01 <= v <= 10, expect="0.01 to 10 s")
+    retries: int = spec(2, check=lambda v: 0 <= v <= 10, expect="0 to 10")
+    fail_after: int = spec(3, check=lambda v: 1 <= v <= 100, expect="1 to 100 failed reads in a row")
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """[mqtt]: the broker. Paths are relative to the configuration file."""
+
+    url: str = spec("mqtt://127.0.0.1:1883", check=lambda v: bool(re.match(r"^mqtts?://[^/:]+(:\d+)?/?$", v)),
+                    expect="mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+    prefix: str = spec("evnet", check=lambda v: bool(re.match(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$", v)),
+                       expect="a topic prefix without wildcards, e.g. 'evnet'")
+    credentials_file: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    keepalive_s: int = spec(10, check=lambda v: 2 <= v <= 600, expect="2 to 600 s")
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """[site]: the charge points that share the grid connection and its limit."""
+
+    members: list[str] = spec(check=lambda v: 1 <= len(v) <= 9 and all(ID_RE.match(m) for m in v),
+                              expect="a list of 1 to 9 charge point ids")
+    limit_a: float = spec(check=lambda v: 6 <= v <= 2000, expect="a site current limit from 6 to 2000 A")
+    key_file: str = spec(check=lambda v: bool(v.strip()), expect="the path of the site's shared key file")
+    fallback_a: float = spec(6.0, check=lambda v: v == 0 or 6 <= v <= 80, expect="0 or 6 to 80 A")
+    lease_s: float = spec(5.0, check=lambda v: 1 <= v <= 600, expect="1 to 600 s")
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """[monitor]: the watchdog link between the engine and cp-monitor."""
+
+    serial_url: str = spec("socket://127.0.0.1:7401", check=lambda v: bool(v.strip()),
+                           expect="a serial device (/dev/ttyAMA0) or a pyserial URL (socket://HOST:PORT)")
+    heartbeat_s: float = spec(1.0, check=lambda v: 0.05 <= v <= 60, expect="0.05 to 60 s")
+    misses: int = spec(2, check=lambda v: 1 <= v <= 20, expect="1 to 20 missed heartbeats")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One charge point's whole configuration, as read from `path`."""
+
+    charge_point: ChargePointConfig
+    site: SiteConfig
+    hal: HalConfig = spec(factory=HalConfig)
+    meter: MeterConfig = spec(factory=MeterConfig)
+    mqtt: MqttConfig = spec(factory=MqttConfig)
+    monitor: MonitorConfig = spec(factory=MonitorConfig)
+    path: str = ""
+
+    @property
+    def cp_id(self) -> str:
+        return self.charge_point.id
+
+    @property
+    def site_id(self) -> str:
+        return self.charge_point.site

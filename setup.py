@@ -1,0 +1,25 @@
+"""Packaging for evnet: `pip install -e .[test]` on a laptop, `.[pi]` on a Raspberry Pi."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="evnet",
+    version="0.1.0",
+    description="Firmware for Raspberry Pi EV charge points that share a site by Multi-Paxos over MQTT",
+    python_requires=">=3.11",
+    packages=find_packages(include=["evnet", "evnet.*", "hal", "hal.*", "firmware", "firmware.*",
+                                    "central_broker", "central_broker.*"]),
+    include_package_data=True,
+    install_requires=[
+        "paho-mqtt>=2.1,<3",
+        "pymodbus>=3.16.1,<3.17",
+        "gpiozero>=2.0.1.post3",
+        "pyserial==3.5",
+    ],
+    extras_require={
+        "pi": ["lgpio>=0.2"],
+        "embedded-broker": ["amqtt==0.12.1"],
+        "test": ["pytest>=8", "amqtt==0.12.1", "ruff>=0.6"],
+    },
+    entry_points={"console_scripts": ["evnet = evnet.cli:main"]},
+)
