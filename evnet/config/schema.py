@@ -8,8 +8,9 @@ names the file, the key, the value given and the value expected for any mistake.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
@@ -132,6 +133,7 @@ class MqttConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     keepalive_s: int = spec(10, check=lambda v: 2 <= v <= 600, expect="2 to 600 s")
+    version: Literal["5", "3.1.1"] = "5"  # 3.1.1 for the embedded amqtt broker, which has no MQTT 5
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,191 @@
+"""The one way evnet talks to a broker: paho-mqtt 2 set up from `MqttConfig`.
+
+What every client here needs and paho does not do by itself: TCP_NODELAY on the
+socket (without it a two-hop round trip takes ~88 ms instead of ~0.3 ms), the
+subscriptions made again after every reconnect, a Last Will, and JSON payloads that
+carry `"v": 1` and are checked on the way in.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from evnet.config.schema import MqttConfig
+from evnet.logs import event_logger
+
+PAYLOAD_VERSION = 1
+Handler = Callable[[str, bytes], None]
+
+
+class PayloadError(ValueError):
+    """A message body that is not a JSON object of a version we speak."""
+
+
+def encode_payload(body: dict[str, Any]) -> bytes:
+    """A compact JSON object with `"v": 1` first."""
+    return json.dumps({"v": PAYLOAD_VERSION, **body}, separators=(",", ":")).encode()
+
+
+def decode_payload(data: bytes) -> dict[str, Any]:
+    """The JSON object in `data`, or `PayloadError` saying what is wrong with it."""
+    try:
+        body = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"not UTF-8 JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise PayloadError(f"expected a JSON object, got {type(body).__name__}")
+    if body.get("v") != PAYLOAD_VERSION:
+        raise PayloadError(f"expected \"v\": {PAYLOAD_VERSION}, got {body.get('v')!r}")
+    return body
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+
+
+def parse_url(url: str) -> BrokerAddress:
+    """`mqtt://host[:1883]` or `mqtts://host[:8883]`."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"broker URL {url!r}: expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+    tls = parts.scheme == "mqtts"
+    return BrokerAddress(parts.hostname, parts.port or (8883 if tls else 1883), tls)
+
+
+def read_credentials(path: str) -> tuple[str, str]:
+    """A credentials file is TOML: `username = "..."` and `password = "..."`."""
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    try:
+        return str(data["username"]), str(data["password"])
+    except KeyError as exc:
+        raise ValueError(f"{path}: missing {exc.args[0]!r}; expected username and password") from None
+
+
+def set_nodelay(client: mqtt.Client) -> None:
+    sock = client.socket()
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class MqttLink:
+    """A connected-or-reconnecting broker client with remembered subscriptions.
+
+    Callbacks run on paho's network thread: handlers must not block.
+    """
+
+    def __init__(self, cfg: MqttConfig, client_id: str, *, cp: str | None = None,
+                 will: tuple[str, dict[str, Any], bool] | None = None, clean_start: bool = True) -> None:
+        self.cfg = cfg
+        self.address = parse_url(cfg.url)
+        self.client_id = client_id
+        self.log = event_logger("mqtt", cp=cp, client=client_id)
+        self.connected = threading.Event()
+        self._subs: dict[str, tuple[int, Handler]] = {}
+        self._suback: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+        self.on_connected: Callable[[], None] | None = None
+        self.v5 = cfg.version == "5"
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
+                                  **({} if self.v5 else {"clean_session": clean_start}))
+        self._clean_start = clean_start
+        if cfg.credentials_file:
+            self.client.username_pw_set(*read_credentials(cfg.credentials_file))
+        if self.address.tls or cfg.tls_ca:
+            self.client.tls_set(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key)
+        if will is not None:
+            topic, body, retain = will
+            self.client.will_set(topic, encode_payload(body), qos=1, retain=retain)
+        self.client.reconnect_delay_set(min_delay=0.05, max_delay=2.0)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+
+    def topic(self, *parts: str) -> str:
+        """A topic under the configured prefix: `topic(site, "cp", cp, "status")`."""
+        return "/".join((self.cfg.prefix, *parts))
+
+    def start(self, wait: float | None = 5.0) -> bool:
+        """Connect in the background (retrying forever); wait up to `wait` s for the first connection."""
+        kwargs: dict[str, Any] = {"keepalive": self.cfg.keepalive_s}
+        if self.v5:
+            kwargs["clean_start"] = self._clean_start
+        try:
+            self.client.connect_async(self.address.host, self.address.port, **kwargs)
+        except OSError as exc:
+            self.log.warning("mqtt.connect_failed", url=self.cfg.url, error=str(exc))
+        self.client.loop_start()
+        return self.connected.wait(wait) if wait else self.connected.is_set()
+
+    def stop(self) -> None:
+        self.connected.clear()
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.connected.clear()
+
+    def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1, wait: float | None = None) -> bool:
+        """Call `handler(topic, payload)` for messages on `topic_filter`, now and after every reconnect.
+
+        With `wait`, block up to that many seconds for the broker's SUBACK; True once it came.
+        """
+        with self._lock:
+            self._subs[topic_filter] = (qos, handler)
+        self.client.message_callback_add(topic_filter, lambda _c, _u, msg: handler(msg.topic, msg.payload))
+        if not self.connected.is_set():
+            return False
+        acked = threading.Event()
+        with self._lock:
+            _rc, mid = self.client.subscribe(topic_filter, qos)
+            self._suback[mid] = acked
+        return acked.wait(wait) if wait else False
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def publish_json(self, topic: str, body: dict[str, Any], qos: int = 1,
+                     retain: bool = False) -> mqtt.MQTTMessageInfo:
+        return self.publish(topic, encode_payload(body), qos=qos, retain=retain)
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            self.log.warning("mqtt.connect_refused", url=self.cfg.url, reason=str(reason))
+            return
+        set_nodelay(client)
+        with self._lock:
+            subs = [(t, q) for t, (q, _) in self._subs.items()]
+        if subs:
+            client.subscribe(subs)
+        self.connected.set()
+        self.log.info("mqtt.connected", url=self.cfg.url, subscriptions=len(subs))
+        if self.on_connected is not None:
+            self.on_connected()
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if self.connected.is_set():
+            self.log.warning("mqtt.disconnected", url=self.cfg.url, reason=str(reason))
+        self.connected.clear()
+
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, mid: int, _reasons: Any, _props: Any) -> None:
+        with self._lock:
+            acked = self._suback.pop(mid, None)
+        if acked is not None:
+            acked.set()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.log.debug("mqtt.unhandled_message", topic=msg.topic)
+

@@ -1,0 +1,71 @@
+"""Fixtures shared by every test: real brokers on free loopback ports, a mock pin factory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+# gpiozero must never look for a GPIO chip in tests: choose its mock factory (PWM-capable pins).
+os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
+os.environ.setdefault("GPIOZERO_MOCK_PIN_CLASS", "mockpwmpin")
+
+from central_broker.brokers import EmbeddedBroker, MosquittoBroker  # noqa: E402
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--rig", action="store", default=None,
+                     help="run hil_tests/ against a real rig described by this configuration file")
+
+
+@pytest.fixture
+def mosquitto() -> Iterator[MosquittoBroker]:
+    """A Mosquitto of this test's own (TCP_NODELAY on), on a free port; `.restart()`, `.stop()`, `.url`."""
+    if shutil.which("mosquitto") is None and not os.path.exists("/usr/sbin/mosquitto"):
+        pytest.fail("mosquitto is not installed: run ./bootstrap (it installs it with apt)")
+    broker = MosquittoBroker()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.close()
+
+
+@pytest.fixture(scope="session")
+def mosquitto_shared() -> Iterator[MosquittoBroker]:
+    """One Mosquitto for the whole run, for tests that neither stop it nor care about others' topics."""
+    broker = MosquittoBroker()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.close()
+
+
+@pytest.fixture
+def amqtt_broker() -> Iterator[EmbeddedBroker]:
+    """The embedded amqtt broker (MQTT 3.1.1 only), on a free port."""
+    broker = EmbeddedBroker()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def mock_factory() -> Iterator[object]:
+    """gpiozero's MockFactory with PWM-capable pins, installed as the default and reset after."""
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    factory = MockFactory(pin_class=MockPWMPin)
+    previous = Device.pin_factory
+    Device.pin_factory = factory
+    try:
+        yield factory
+    finally:
+        factory.reset()
+        Device.pin_factory = previous
