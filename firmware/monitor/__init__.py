@@ -1,0 +1,1 @@
+"""The monitor watchdog: heartbeats with the engine, the safety line, systemd notifications."""
