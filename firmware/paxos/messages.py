@@ -1,0 +1,187 @@
+"""Every message of the Multi-Paxos protocol, as frozen dataclasses.
+
+Each message carries the `site` and the `sender` (a replica id, or a client id for
+`ClientRequest`); the transport signs and encodes them, the core only reads them. Slot
+values are opaque bytes here (an encoded batch, see `batch.py`; b"" is a no-op).
+
+Phase 1:  Prepare -> Promise | Nack          (once per leadership, for every open slot)
+Phase 2:  Accept  -> AcceptReply | Nack       (pipelined, one batch of commands per slot)
+Learning: Commit (slots chosen by the leader's ballot), Heartbeat -> HeartbeatReply
+Catch-up: CatchUpRequest -> CatchUpReply (chosen entries) | Snapshot (when compacted away)
+Clients:  ClientRequest (client -> any replica), Forward (follower -> leader), ClientReply
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from firmware.paxos.types import Accepted, Ballot
+
+
+class Entry(NamedTuple):
+    """A slot and its value (a proposal in `Accept`, a chosen value in `CatchUpReply`)."""
+
+    slot: int
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Prepare:
+    """Phase 1a: promise `ballot`, and tell me what you accepted in slots >= `from_slot`."""
+
+    site: str
+    sender: str
+    ballot: Ballot
+    from_slot: int
+
+
+@dataclass(frozen=True)
+class Promise:
+    """Phase 1b: the sender promised `ballot`; `accepted` holds its entries for slots >= the Prepare's
+    from_slot. Slots below `chosen_upto` are chosen and known to the sender; slots below `log_start`
+    are folded into its snapshot (their accepted entries are gone)."""
+
+    site: str
+    sender: str
+    ballot: Ballot
+    accepted: tuple[Accepted, ...]
+    chosen_upto: int
+    log_start: int
+
+
+@dataclass(frozen=True)
+class Accept:
+    """Phase 2a: accept these values under `ballot`. `commit` is the leader's chosen_upto (a hint)."""
+
+    site: str
+    sender: str
+    ballot: Ballot
+    entries: tuple[Entry, ...]
+    commit: int
+
+
+@dataclass(frozen=True)
+class AcceptReply:
+    """Phase 2b (Paxos's "Accepted"): the sender durably accepted `slots` under `ballot`."""
+
+    site: str
+    sender: str
+    ballot: Ballot
+    slots: tuple[int, ...]
+    chosen_upto: int
+
+
+@dataclass(frozen=True)
+class Commit:
+    """The leader's proposals under `ballot` in `slots` were accepted by a majority: they are chosen.
+
+    A replica that accepted a slot under the same ballot knows the value; any other catches up."""
+
+    site: str
+    sender: str
+    ballot: Ballot
+    slots: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The leader of `ballot` is alive; slots below `commit` are chosen (a catch-up hint)."""
+
+    site: str
+    sender: str
+    ballot: Ballot
+    commit: int
+
+
+@dataclass(frozen=True)
+class HeartbeatReply:
+    """A follower's answer to a heartbeat: it counts for the leader's quorum check."""
+
+    site: str
+    sender: str
+    ballot: Ballot
+    chosen_upto: int
+
+
+@dataclass(frozen=True)
+class Nack:
+    """The sender refused `ballot`: it has promised the higher `promised`."""
+
+    site: str
+    sender: str
+    ballot: Ballot
+    promised: Ballot
+
+
+@dataclass(frozen=True)
+class CatchUpRequest:
+    """Send me the chosen values of slots >= `from_slot` (or your snapshot if you compacted them)."""
+
+    site: str
+    sender: str
+    from_slot: int
+
+
+@dataclass(frozen=True)
+class CatchUpReply:
+    """Chosen values (contiguous from the request's from_slot); the sender knows slots < `chosen_upto`."""
+
+    site: str
+    sender: str
+    entries: tuple[Entry, ...]
+    chosen_upto: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The replicated state (state machine + de-duplication table) with slots < `slot` applied."""
+
+    site: str
+    sender: str
+    slot: int
+    blob: bytes
+
+
+@dataclass(frozen=True)
+class ClientRequest:
+    """A client's command for the site; `req` increases with every new request of that client."""
+
+    site: str
+    sender: str  # the client id
+    req: int
+    command: bytes
+
+    @property
+    def client(self) -> str:
+        return self.sender
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A client's request passed on by a follower to the replica it believes is the leader."""
+
+    site: str
+    sender: str
+    client: str
+    req: int
+    command: bytes
+
+
+@dataclass(frozen=True)
+class ClientReply:
+    """The result of request `req` of `client`: the state machine's answer when it was applied."""
+
+    site: str
+    sender: str
+    client: str
+    req: int
+    result: bytes
+
+
+Message = (
+    Prepare | Promise | Accept | AcceptReply | Commit | Heartbeat | HeartbeatReply | Nack
+    | CatchUpRequest | CatchUpReply | Snapshot | ClientRequest | Forward | ClientReply
+)
+PEER_MESSAGES = (Prepare, Promise, Accept, AcceptReply, Commit, Heartbeat, HeartbeatReply, Nack,
+                 CatchUpRequest, CatchUpReply, Snapshot, Forward)
