@@ -19,7 +19,7 @@ setup(
     extras_require={
         "pi": ["lgpio>=0.2"],
         "embedded-broker": ["amqtt==0.12.1"],
-        "test": ["pytest>=8", "amqtt==0.12.1", "ruff>=0.6"],
+        "test": ["pytest>=8", "hypothesis>=6", "amqtt==0.12.1", "ruff>=0.6"],
     },
     entry_points={"console_scripts": ["evnet = evnet.cli:main"]},
 )
