@@ -1,0 +1,223 @@
+"""The meter driver: reads an Eastron meter over Modbus TCP or RTU (pyserial) with pymodbus.
+
+One `read()` is the fewest block reads that cover the reading's registers (see
+`registers.plan_blocks`: one request over TCP, two or three on RS-485 at 9600 baud), then
+one decode and the sanity checks. The hot path allocates only the response, one list of
+words and the reading: everything else (blocks, word positions, decoders) is computed once.
+
+Failure handling, in the order it happens: a failed attempt (timeout, Modbus exception,
+refused connection, garbage) closes the connection so the next attempt starts clean, then
+waits (`backoff_s`, doubling, at most `backoff_max_s`; `sleep` is injected so tests do not
+wait) and retries up to `retries` times; a read whose attempts all failed raises
+`MeterError` and counts one failure; `fail_after` failures in a row make the meter
+*faulted* (logged once); one good read clears the count and the fault.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pymodbus.client import ModbusSerialClient, ModbusTcpClient
+from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from evnet.clock import Clock
+from evnet.logs import event_logger
+
+from .reading import MeterError, MeterReading
+from .registers import MAPS, max_gap_registers, plan_blocks
+from .sanity import find_garbage
+
+if TYPE_CHECKING:
+    from evnet.config.schema import MeterConfig
+
+    from .simulated import SimulatedMeter
+
+
+def parse_tcp_address(address: str) -> tuple[str, int]:
+    """"HOST:PORT" -> (host, port); a missing or bad port is a ValueError naming the address."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"a Modbus TCP address is HOST:PORT with a port 1-65535, got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def _exception_name(code: int) -> str:
+    try:
+        return ExcCodes(code).name.lower().replace("_", " ")
+    except ValueError:
+        return "unknown"
+
+
+class ModbusMeter:
+    """An Eastron SDM630/SDM120 read over Modbus; the `Meter` of both backends."""
+
+    def __init__(self, model: str = "SDM630", *, transport: str = "tcp", address: str, clock: Clock,
+                 device_id: int = 1, baudrate: int = 9600, parity: str = "N", stopbits: int = 1,
+                 timeout_s: float = 0.5, retries: int = 2, fail_after: int = 3, cp_id: str | None = None,
+                 backoff_s: float = 0.05, backoff_max_s: float = 1.0,
+                 sleep: Callable[[float], None] = time.sleep, simulator: SimulatedMeter | None = None) -> None:
+        if model not in MAPS:
+            raise ValueError(f"unknown meter model {model!r} (expected one of {', '.join(MAPS)})")
+        if transport not in ("tcp", "rtu"):
+            raise ValueError(f"unknown meter transport {transport!r} (expected 'tcp' or 'rtu')")
+        self.map = MAPS[model]
+        self.model, self.transport, self.address, self.device_id = model, transport, address, device_id
+        self.where = f"{model} {transport} {address} device {device_id}"
+        self.retries, self.fail_after, self.timeout_s = retries, fail_after, timeout_s
+        self._backoff_s, self._backoff_max_s, self._sleep = backoff_s, backoff_max_s, sleep
+        self._clock = clock
+        self._log = event_logger("meter", cp=cp_id, model=model, transport=transport, address=address)
+        self.simulator = simulator  # a simulated meter this driver started, stopped by close()
+
+        if transport == "tcp":
+            host, port = parse_tcp_address(address)
+            self._client: ModbusTcpClient | ModbusSerialClient = ModbusTcpClient(
+                host, port=port, timeout=timeout_s, retries=0, reconnect_delay=0)
+        else:
+            self._client = ModbusSerialClient(address, baudrate=baudrate, parity=parity, stopbits=stopbits,
+                                              bytesize=8, timeout=timeout_s, retries=0, reconnect_delay=0)
+        self._read_registers = self._client.read_input_registers
+
+        # Computed once: the requests, and where each wanted float sits in their concatenated words.
+        wanted = self.map.reading_registers()
+        self.blocks = plan_blocks(wanted, max_gap_registers(transport, baudrate, parity, stopbits))
+        offsets, base = {}, 0
+        for block in self.blocks:
+            offsets[block.address] = base
+            base += block.count
+        index: list[int] = []
+        for reg in wanted:
+            block = next(b for b in self.blocks if b.address <= reg < b.address + b.count)
+            first = offsets[block.address] + reg - block.address
+            index += [first, first + 1]
+        self._word_index = tuple(index)
+        self._wanted = wanted
+        # Equivalent to client.convert_from_registers(words, DATATYPE.FLOAT32) (a test checks it), 10x faster.
+        self._pack_words = struct.Struct(f">{len(index)}H").pack
+        self._unpack_floats = struct.Struct(f">{len(wanted)}f").unpack
+        self._phases = self.map.phases
+
+        self._failures = 0
+        self._faulted = False
+        self._last: MeterReading | None = None
+        self._closed = False
+
+    @classmethod
+    def from_config(cls, cfg: MeterConfig, *, clock: Clock, cp_id: str | None = None,
+                    address: str | None = None, sleep: Callable[[float], None] = time.sleep,
+                    simulator: SimulatedMeter | None = None) -> ModbusMeter:
+        """The driver `cfg` describes (`address` overrides cfg.address, e.g. a simulator's real port)."""
+        return cls(cfg.model, transport=cfg.transport, address=address or cfg.address, clock=clock,
+                   device_id=cfg.device_id, baudrate=cfg.baudrate, parity=cfg.parity, stopbits=cfg.stopbits,
+                   timeout_s=cfg.timeout_s, retries=cfg.retries, fail_after=cfg.fail_after, cp_id=cp_id,
+                   sleep=sleep, simulator=simulator)
+
+    # ---- state the engine checks ----
+
+    @property
+    def faulted(self) -> bool:
+        return self._faulted
+
+    @property
+    def failures(self) -> int:
+        """Failed reads in a row (0 after a good read)."""
+        return self._failures
+
+    @property
+    def last_reading(self) -> MeterReading | None:
+        return self._last
+
+    # ---- reading ----
+
+    def read(self) -> MeterReading:
+        """Read the meter, retrying with back-off; `MeterError` when every attempt failed."""
+        if self._closed:
+            raise MeterError("connection", self.where, "the meter was closed")
+        error: MeterError | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self._sleep(min(self._backoff_s * 2 ** (attempt - 1), self._backoff_max_s))
+            try:
+                reading = self._read_once()
+            except MeterError as exc:
+                error = exc
+                self._client.close()  # a late answer must not be taken for the next request's
+                self._log.debug("meter.attempt_failed", attempt=attempt + 1, error=str(exc))
+                continue
+            if self._failures:
+                self._cleared()
+            self._last = reading
+            return reading
+        assert error is not None
+        self._failed(error)
+        raise error
+
+    def _read_once(self) -> MeterReading:
+        words: list[int] = []
+        for address, count in self.blocks:
+            try:
+                rr = self._read_registers(address, count=count, device_id=self.device_id)
+            except ConnectionException as exc:
+                raise MeterError("connection", self.where, f"cannot connect or connection lost ({exc})",
+                                 address) from None
+            except ModbusIOException:
+                raise MeterError("timeout", self.where, f"no answer within {self.timeout_s:g} s "
+                                 f"reading {count} registers", address) from None
+            except (ModbusException, OSError) as exc:
+                raise MeterError("protocol", self.where, f"bad answer ({exc})", address) from None
+            if rr.isError():
+                code = getattr(rr, "exception_code", 0)
+                raise MeterError("exception", self.where,
+                                 f"Modbus exception {code} ({_exception_name(code)})", address)
+            regs = rr.registers
+            if len(regs) != count:
+                raise MeterError("protocol", self.where, f"asked for {count} registers, got {len(regs)}", address)
+            words += regs
+        values = self._unpack_floats(self._pack_words(*[words[i] for i in self._word_index]))
+        n = self._phases
+        voltage, current, power, kwh = values[:n], values[n:2 * n], values[2 * n], values[2 * n + 1]
+        last = self._last
+        if (bad := find_garbage(voltage, current, power, kwh, last.import_kwh if last else None)) is not None:
+            what, i = bad
+            raise MeterError("garbage", self.where, what, self._wanted[i])
+        if n == 3:
+            return MeterReading(voltage, current, power, kwh, self._clock.time())  # type: ignore[arg-type]
+        return MeterReading((voltage[0], 0.0, 0.0), (current[0], 0.0, 0.0), power, kwh, self._clock.time())
+
+    def _failed(self, error: MeterError) -> None:
+        self._failures += 1
+        self._log.warning("meter.read_failed", failures=self._failures, kind=error.kind, error=str(error))
+        if not self._faulted and self._failures >= self.fail_after:
+            self._faulted = True
+            self._log.error("meter.faulted", failures=self._failures, kind=error.kind, error=str(error))
+
+    def _cleared(self) -> None:
+        if self._faulted:
+            self._log.info("meter.recovered", after_failures=self._failures)
+        self._faulted = False
+        self._failures = 0
+
+    # ---- closing ----
+
+    def close(self) -> None:
+        """Release the port or socket, and stop the simulated meter this driver started; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._client.close()
+        if self.simulator is not None:
+            self.simulator.stop()
+
+    def __enter__(self) -> ModbusMeter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "faulted" if self._faulted else f"failures={self._failures}"
+        return f"<ModbusMeter {self.where} {state}>"
