@@ -20,13 +20,14 @@ from firmware.paxos.types import Accepted, Ballot
 
 
 class Applied(NamedTuple):
-    """One command applied to the state machine in `slot` (b"" result for a de-duplicated retry)."""
+    """One command of a chosen slot; `fresh` is False for a duplicate (it got the first answer, unapplied)."""
 
     slot: int
     client: str
     req: int
     command: bytes
     result: bytes
+    fresh: bool
 
 
 @dataclass

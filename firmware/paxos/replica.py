@@ -4,18 +4,33 @@ Inputs: `step(message, now)`, `propose(client, req, command, now)`, `tick(now)`;
 state found at start-up is given to the constructor. Outputs: `ready()` returns a `Ready` the
 adapter carries out (persist, then send, then reply; see ready.py). No clock, socket, thread or
 global random source is read here: time comes in as `now`, randomness from the injected `rng`.
+
+Roles: a follower that hears nothing from a leader for a random election timeout runs phase 1
+with a higher ballot, once, for every slot from its commit point up; with a majority of promises
+it re-proposes what they accepted (no-ops in the gaps) and then streams batches of client
+commands through phase 2, several slots in flight. A replica that heard from a live leader
+within `election_min` ignores another's Prepare (leader stickiness), so a replica that was cut
+off cannot depose a healthy leader just by coming back with a higher round.
 """
 
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Sequence
 
-from firmware.paxos.dedup import StateMachine
-from firmware.paxos.messages import Message
+from evnet.logs import event_logger
+from firmware.paxos import messages as m
+from firmware.paxos.acceptor import Acceptor
+from firmware.paxos.batch import Command
+from firmware.paxos.dedup import Deduplicated, StateMachine
+from firmware.paxos.leadership import Leadership, recover
+from firmware.paxos.learner import Learner
 from firmware.paxos.options import Options
-from firmware.paxos.ready import Ready
-from firmware.paxos.types import Ballot, DurableState
+from firmware.paxos.ready import Applied, Ready
+from firmware.paxos.types import ZERO_BALLOT, Ballot, DurableState
+
+FOLLOWER, CANDIDATE, LEADER = "follower", "candidate", "leader"
 
 
 class Replica:
@@ -24,29 +39,407 @@ class Replica:
     def __init__(self, node_id: str, members: Sequence[str], site: str, machine: StateMachine, *,
                  durable: DurableState | None = None, options: Options | None = None,
                  rng: random.Random | None = None, now: float = 0.0) -> None:
-        raise NotImplementedError
+        if node_id not in members:
+            raise ValueError(f"replica {node_id!r} is not one of the members {list(members)}")
+        self.id, self.site = node_id, site
+        self.members = tuple(sorted(set(members)))
+        self.peers = tuple(n for n in self.members if n != node_id)
+        self.quorum = len(self.members) // 2 + 1
+        self.opts = options or Options()
+        self.rng = rng or random.Random(node_id)
+        self.log = event_logger("paxos", cp=node_id, site=site)
+        durable = durable or DurableState()
+        self.acceptor = Acceptor(durable)
+        self.learner = Learner(Deduplicated(machine), durable.snapshot_slot, durable.snapshot)
+        self.role = FOLLOWER
+        self.leader_id: str | None = None
+        self.last_heard = -1e18  # when the leader was last heard from
+        self.max_round = self.acceptor.promised.round
+        self.lead: Leadership | None = None  # set while candidate or leader
+        self.promises: dict[str, m.Promise] = {}
+        self.queue: deque[Command] = deque()  # client commands waiting for a leader's slot
+        self.queued: set[tuple[str, int]] = set()  # (client, req) queued or in flight here
+        self.waiting: set[tuple[str, int]] = set()  # requests this replica answers when applied
+        self.known_commit = 0  # highest commit point heard of
+        self.catchup_peer: str | None = None
+        self.catchup_next = 0.0
+        self.next_heartbeat = 0.0
+        self.now = now
+        self.election_deadline = now + self._election_timeout()
+        self.dropped = 0  # messages refused as malformed or foreign
+        self._inbox: deque[m.Message] = deque()
+        self._out = Ready()
 
-    def step(self, message: Message, now: float) -> None:
-        """Handle a message from a peer (or a ClientRequest from a client)."""
-        raise NotImplementedError
-
-    def propose(self, client: str, req: int, command: bytes, now: float) -> None:
-        """A client's command: batched into the log by the leader, forwarded to it by a follower."""
-        raise NotImplementedError
-
-    def tick(self, now: float) -> None:
-        """Time passed: heartbeats, retransmissions, election timeout, catch-up retries."""
-        raise NotImplementedError
-
-    def ready(self) -> Ready:
-        """Everything to do since the last call; the adapter must carry it out in order."""
-        raise NotImplementedError
+    # ----------------------------------------------------------------- public API
 
     @property
     def leader(self) -> str | None:
-        """The replica believed to lead (None while unknown)."""
-        raise NotImplementedError
+        return self.leader_id
 
     @property
     def ballot(self) -> Ballot:
-        raise NotImplementedError
+        return self.lead.ballot if self.lead else self.acceptor.promised
+
+    @property
+    def is_leader(self) -> bool:
+        return self.role == LEADER
+
+    def step(self, message: m.Message, now: float) -> None:
+        """Handle a message from a peer (or a ClientRequest from a client)."""
+        self.now = max(self.now, now)
+        if message.site != self.site or (message.sender not in self.members
+                                         and not isinstance(message, m.ClientRequest)):
+            self.dropped += 1
+            self.log.warning("paxos.message_dropped", kind=type(message).__name__, sender=message.sender,
+                             site=message.site, why="foreign site or unknown sender")
+            return
+        self._inbox.append(message)
+        self._drain()
+
+    def propose(self, client: str, req: int, command: bytes, now: float) -> None:
+        """A client's command: batched into the log by the leader, forwarded to it by a follower."""
+        self.now = max(self.now, now)
+        self._client_command(Command(client, req, command), answer=True)
+        self._drain()
+
+    def tick(self, now: float) -> None:
+        """Time passed: heartbeats, retransmissions, election timeout, catch-up retries."""
+        self.now = now = max(self.now, now)
+        if self.role == LEADER:
+            assert self.lead is not None
+            if self.lead.in_contact(now, self.opts.election_max) + 1 < self.quorum \
+                    and now - self.lead.started > self.opts.election_max:
+                self.log.info("paxos.step_down", ballot=self.lead.ballot, why="no quorum in contact")
+                self._become_follower(None, now)
+            elif now >= self.next_heartbeat:
+                self._heartbeat()
+                stale = self.lead.stale(now, self.opts.heartbeat_interval)
+                if stale:
+                    self._send_accepts(stale, to=self.peers)
+        elif now >= self.election_deadline:
+            self._start_election(now)
+        elif self.role == CANDIDATE and now >= self.next_heartbeat:
+            assert self.lead is not None
+            self.next_heartbeat = now + self.opts.heartbeat_interval
+            for peer in self.peers:
+                if peer not in self.promises:
+                    self._send(peer, m.Prepare(self.site, self.id, self.lead.ballot, self.learner.chosen_upto))
+        self._maybe_catch_up()
+        self._drain()
+
+    def ready(self) -> Ready:
+        """Everything to do since the last call; the adapter must carry it out in order."""
+        self._flush()
+        self._drain()
+        out, self._out = self._out, Ready()
+        out.promised, out.accepted = self.acceptor.take_writes()
+        out.deadline = self._deadline()
+        return out
+
+    # ----------------------------------------------------------------- dispatch
+
+    def _drain(self) -> None:
+        while self._inbox:
+            msg = self._inbox.popleft()
+            handler = getattr(self, "_on_" + type(msg).__name__, None)
+            if handler is None:
+                self.dropped += 1
+                self.log.warning("paxos.message_dropped", kind=type(msg).__name__, why="not for a replica")
+            else:
+                handler(msg)
+            if not self._inbox:
+                self._apply()
+
+    def _send(self, to: str, msg: m.Message) -> None:
+        if to == self.id:
+            self._inbox.append(msg)  # our own acceptor: handled in this same step, persisted with the rest
+        else:
+            self._out.messages.append((to, msg))
+
+    def _note_ballot(self, b: Ballot) -> None:
+        self.max_round = max(self.max_round, b.round)
+
+    # ----------------------------------------------------------------- phase 1
+
+    def _election_timeout(self) -> float:
+        return self.rng.uniform(self.opts.election_min, self.opts.election_max)
+
+    def _start_election(self, now: float) -> None:
+        ballot = Ballot(max(self.max_round, self.acceptor.promised.round) + 1, self.id)
+        self.max_round = ballot.round
+        self.role, self.leader_id, self.promises = CANDIDATE, None, {}
+        self.lead = Leadership(ballot, self.learner.chosen_upto)
+        self.lead.started = now
+        self.election_deadline = now + self._election_timeout()
+        self.next_heartbeat = now + self.opts.heartbeat_interval
+        self.log.info("paxos.election", ballot=ballot, from_slot=self.learner.chosen_upto)
+        for node in self.members:
+            self._send(node, m.Prepare(self.site, self.id, ballot, self.learner.chosen_upto))
+
+    def _leader_alive(self) -> bool:
+        if self.role == LEADER and self.lead is not None:
+            return self.lead.in_contact(self.now, self.opts.election_min) + 1 >= self.quorum
+        return self.leader_id is not None and self.now - self.last_heard < self.opts.election_min
+
+    def _on_Prepare(self, p: m.Prepare) -> None:  # noqa: N802
+        self._note_ballot(p.ballot)
+        if p.sender != self.id and p.ballot > self.acceptor.promised and p.sender != self.leader_id \
+                and self._leader_alive():
+            return  # stickiness: our leader is alive; a Nack would only invite a higher round
+        if not self.acceptor.promise(p.ballot):
+            self._send(p.sender, m.Nack(self.site, self.id, p.ballot, self.acceptor.promised))
+            return
+        if p.sender != self.id:
+            if self.role != FOLLOWER and self.lead is not None and p.ballot > self.lead.ballot:
+                self._become_follower(None, self.now)
+            self.election_deadline = self.now + self._election_timeout()
+        accepted = self.acceptor.entries_from(max(p.from_slot, self.acceptor.log_start))
+        self._send(p.sender, m.Promise(self.site, self.id, p.ballot, accepted, self.learner.chosen_upto,
+                                       self.acceptor.log_start))
+
+    def _on_Promise(self, p: m.Promise) -> None:  # noqa: N802
+        self._hint(p.sender, p.chosen_upto)
+        if self.role != CANDIDATE or self.lead is None or p.ballot != self.lead.ballot:
+            return
+        self.promises[p.sender] = p
+        if len(self.promises) >= self.quorum:
+            self._become_leader()
+
+    def _become_leader(self) -> None:
+        assert self.lead is not None
+        lower = max([self.learner.chosen_upto, *(p.log_start for p in self.promises.values())])
+        entries, next_slot = recover(self.promises.values(), lower, self.learner.chosen)
+        self.role, self.leader_id = LEADER, self.id
+        self.lead.next_slot = max(next_slot, lower)
+        self.lead.started = self.now
+        for peer in self.promises:
+            self.lead.acked_at[peer] = self.now
+        self.log.info("paxos.leader", ballot=self.lead.ballot, lower=lower, reproposed=len(entries),
+                      next_slot=self.lead.next_slot)
+        self._heartbeat()  # announce at once
+        for i in range(0, len(entries), self.opts.catchup_batch):
+            self._send_accepts(self.lead.propose(entries[i:i + self.opts.catchup_batch], self.now),
+                               to=self.members)
+
+    def _heartbeat(self) -> None:
+        assert self.lead is not None
+        self.next_heartbeat = self.now + self.opts.heartbeat_interval
+        for peer in self.peers:
+            self._send(peer, m.Heartbeat(self.site, self.id, self.lead.ballot, self.learner.chosen_upto))
+
+    def _become_follower(self, leader: str | None, now: float) -> None:
+        if self.role != FOLLOWER:
+            self.queued = {(c.client, c.req) for c in self.queue}
+        self.role, self.lead, self.promises = FOLLOWER, None, {}
+        self.leader_id = leader
+        self.election_deadline = now + self._election_timeout()
+        if leader is not None:
+            self.last_heard = now
+            self._forward_queue()
+
+    def _follow(self, sender: str, ballot: Ballot) -> None:
+        """A message from the leader of `ballot` (>= our promise): obey it, reset the election timer."""
+        if sender == self.id:
+            return
+        if (self.role != FOLLOWER or self.leader_id != sender) and (self.lead is None or ballot >= self.lead.ballot):
+            self._become_follower(sender, self.now)
+        self.last_heard = self.now
+        self.election_deadline = self.now + self._election_timeout()
+
+    def _on_Nack(self, n: m.Nack) -> None:  # noqa: N802
+        self._note_ballot(n.promised)
+        if self.lead is None or n.ballot != self.lead.ballot:
+            return
+        if self.role == LEADER:
+            self.log.info("paxos.preempted", ballot=n.ballot, by=n.promised, peer=n.sender)
+            self._start_election(self.now)  # followers still stick to us: one round trip to a higher ballot
+        else:
+            self._become_follower(None, self.now)  # back off a random time: avoids duelling candidates
+
+    # ----------------------------------------------------------------- phase 2
+
+    def _send_accepts(self, entries: list[m.Entry], to: Sequence[str]) -> None:
+        if not entries or self.lead is None:
+            return
+        msg = m.Accept(self.site, self.id, self.lead.ballot, tuple(entries), self.learner.chosen_upto)
+        for node in to:
+            self._send(node, msg)
+
+    def _flush(self) -> None:
+        if self.role == LEADER and self.lead is not None and self.queue:
+            batches = self.lead.next_batches(self.queue, self.opts.max_batch, self.opts.max_inflight)
+            self._send_accepts(self.lead.propose(batches, self.now), to=self.members)
+
+    def _on_Accept(self, a: m.Accept) -> None:  # noqa: N802
+        self._note_ballot(a.ballot)
+        slots = self.acceptor.accept(a.ballot, a.entries)
+        if slots is None:
+            self._send(a.sender, m.Nack(self.site, self.id, a.ballot, self.acceptor.promised))
+            return
+        self._follow(a.sender, a.ballot)
+        self._send(a.sender, m.AcceptReply(self.site, self.id, a.ballot, tuple(slots), self.learner.chosen_upto))
+        self._hint(a.sender, a.commit)
+
+    def _on_AcceptReply(self, r: m.AcceptReply) -> None:  # noqa: N802
+        self._hint(r.sender, r.chosen_upto)
+        if self.role != LEADER or self.lead is None or r.ballot != self.lead.ballot:
+            return
+        chosen = self.lead.ack(r.sender, r.slots, self.quorum, self.now)
+        if chosen:
+            for e in chosen:
+                self.learner.learn(e.slot, e.value)
+            commit = m.Commit(self.site, self.id, self.lead.ballot, tuple(e.slot for e in chosen))
+            for peer in self.peers:
+                self._send(peer, commit)
+
+    def _on_Commit(self, c: m.Commit) -> None:  # noqa: N802
+        # Safe whatever we promised since: the leader of c.ballot proposed one value per slot, and a
+        # majority accepted it, so if we accepted that slot under c.ballot we hold the chosen value.
+        for slot in c.slots:
+            a = self.acceptor.accepted.get(slot)
+            if a is not None and a.ballot == c.ballot:
+                self._learned(slot, a.value)
+            else:
+                self._hint(c.sender, slot + 1)
+        if c.ballot >= self.acceptor.promised:
+            self._follow(c.sender, c.ballot)
+
+    def _on_Heartbeat(self, h: m.Heartbeat) -> None:  # noqa: N802
+        self._note_ballot(h.ballot)
+        if h.ballot < self.acceptor.promised:
+            self._send(h.sender, m.Nack(self.site, self.id, h.ballot, self.acceptor.promised))
+            return
+        self._follow(h.sender, h.ballot)
+        self._send(h.sender, m.HeartbeatReply(self.site, self.id, h.ballot, self.learner.chosen_upto))
+        self._hint(h.sender, h.commit)
+
+    def _on_HeartbeatReply(self, r: m.HeartbeatReply) -> None:  # noqa: N802
+        self._hint(r.sender, r.chosen_upto)
+        if self.role == LEADER and self.lead is not None and r.ballot == self.lead.ballot:
+            self.lead.acked_at[r.sender] = self.now
+
+    # ----------------------------------------------------------------- learning, catch-up, snapshots
+
+    def _learned(self, slot: int, value: bytes) -> None:
+        if self.lead is not None:
+            ours = self.lead.forget(slot)
+            if ours is not None and ours != value and self.role == LEADER:
+                self.log.info("paxos.step_down", ballot=self.lead.ballot, slot=slot, why="slot chosen elsewhere")
+                self._become_follower(None, self.now)
+        self.learner.learn(slot, value)
+
+    def _hint(self, peer: str, chosen_upto: int) -> None:
+        """`peer` knows slots below `chosen_upto` are chosen: catch up from it if we lag."""
+        if peer == self.id:
+            return
+        if chosen_upto > self.known_commit:
+            self.known_commit = chosen_upto
+            self.catchup_peer = peer
+        self._maybe_catch_up()
+
+    def _maybe_catch_up(self) -> None:
+        behind = self.known_commit > self.learner.chosen_upto
+        if behind and self.catchup_peer not in (None, self.id) and self.now >= self.catchup_next:
+            self.catchup_next = self.now + self.opts.heartbeat_interval
+            self._send(self.catchup_peer, m.CatchUpRequest(self.site, self.id, self.learner.chosen_upto))
+
+    def _on_CatchUpRequest(self, r: m.CatchUpRequest) -> None:  # noqa: N802
+        if r.from_slot < self.learner.log_start and self.learner.snapshot is not None:
+            self._send(r.sender, m.Snapshot(self.site, self.id, self.learner.log_start, self.learner.snapshot))
+            return
+        entries = self.learner.entries(r.from_slot, self.opts.catchup_batch)
+        self._send(r.sender, m.CatchUpReply(self.site, self.id, entries, self.learner.chosen_upto))
+
+    def _on_CatchUpReply(self, r: m.CatchUpReply) -> None:  # noqa: N802
+        for e in r.entries:
+            self._learned(e.slot, e.value)
+        if r.entries:
+            self.catchup_next = self.now  # more to fetch: ask again at once
+        self._hint(r.sender, r.chosen_upto)
+
+    def _on_Snapshot(self, s: m.Snapshot) -> None:  # noqa: N802
+        if not self.learner.install(s.slot, s.blob):
+            return
+        self.acceptor.compact(s.slot)
+        if self.lead is not None:
+            for slot in [x for x in self.lead.proposals if x < s.slot]:
+                self.lead.forget(slot)
+            self.lead.next_slot = max(self.lead.next_slot, s.slot)
+        self._out.snapshot = (s.slot, s.blob)
+        self.log.info("paxos.snapshot_installed", slot=s.slot, peer=s.sender, size=len(s.blob))
+        self.catchup_next = self.now
+        self._maybe_catch_up()
+
+    def _apply(self) -> None:
+        applied = self.learner.apply_chosen()
+        if not applied:
+            return
+        self._out.applied.extend(applied)
+        for a in applied:
+            self._answer(a)
+        every = self.opts.snapshot_every
+        if every and self.learner.applied - self.learner.log_start >= every:
+            slot, blob = self.learner.take_snapshot()
+            self.acceptor.compact(slot)
+            self._out.snapshot = (slot, blob)
+
+    def _answer(self, a: Applied) -> None:
+        key = (a.client, a.req)
+        self.queued.discard(key)
+        if key in self.waiting:
+            self.waiting.discard(key)
+            self._out.replies.append(m.ClientReply(self.site, self.id, a.client, a.req, a.result))
+
+    # ----------------------------------------------------------------- clients
+
+    def _client_command(self, c: Command, answer: bool) -> None:
+        cached = self.learner.machine.cached(c.client, c.req)
+        if cached is not None:
+            if answer:
+                self._out.replies.append(m.ClientReply(self.site, self.id, c.client, c.req, cached))
+            return
+        if self.learner.machine.is_stale(c.client, c.req):
+            self.log.info("paxos.stale_request", client=c.client, req=c.req)
+            return
+        key = (c.client, c.req)
+        if self.role == FOLLOWER and self.leader_id is not None:
+            self._send(self.leader_id, m.Forward(self.site, self.id, c.client, c.req, c.command))
+            return
+        # the leader, a candidate, or a follower that knows no leader yet: queue it (forwarded or
+        # proposed once there is a leader), and answer it when applied
+        if key in self.queued or len(self.queue) >= self.opts.max_pending:
+            return
+        self.waiting.add(key)
+        self.queued.add(key)
+        self.queue.append(c)
+
+    def _forward_queue(self) -> None:
+        if self.leader_id is None or self.leader_id == self.id:
+            return
+        while self.queue:
+            c = self.queue.popleft()
+            self.queued.discard((c.client, c.req))
+            self.waiting.discard((c.client, c.req))  # the leader answers it
+            self._send(self.leader_id, m.Forward(self.site, self.id, c.client, c.req, c.command))
+
+    def _on_Forward(self, f: m.Forward) -> None:  # noqa: N802
+        if self.role == FOLLOWER:
+            return  # never pass a request on twice (no forwarding loops): the client retries
+        self._client_command(Command(f.client, f.req, f.command), answer=False)
+
+    def _on_ClientRequest(self, r: m.ClientRequest) -> None:  # noqa: N802
+        self._client_command(Command(r.sender, r.req, r.command), answer=True)
+
+    def _deadline(self) -> float:
+        if self.role == LEADER:
+            deadline = self.next_heartbeat
+        elif self.role == CANDIDATE:
+            deadline = min(self.election_deadline, self.next_heartbeat)
+        else:
+            deadline = self.election_deadline
+        if self.known_commit > self.learner.chosen_upto:
+            deadline = min(deadline, max(self.catchup_next, self.now))
+        return deadline
+
+
+__all__ = ["Replica", "Ready", "ZERO_BALLOT", "FOLLOWER", "CANDIDATE", "LEADER"]

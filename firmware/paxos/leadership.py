@@ -1,0 +1,97 @@
+"""What a leader keeps for one ballot: the client commands waiting for a slot and the slots in flight.
+
+Phase 1's outcome (`recover`) decides what the new leader must re-propose: in every open slot
+from `lower` up, the value accepted under the highest ballot among the promises, or a no-op
+where nobody in the quorum accepted anything (Paxos's rule, run once for all open slots).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from firmware.paxos.batch import NOOP, Command, encode_batch
+from firmware.paxos.messages import Entry, Promise
+from firmware.paxos.types import Accepted, Ballot
+
+
+def recover(promises: Iterable[Promise], lower: int, known_chosen: dict[int, bytes]) -> tuple[list[Entry], int]:
+    """The entries to re-propose in slots >= `lower`, and the next free slot."""
+    best: dict[int, Accepted] = {}
+    for p in promises:
+        for a in p.accepted:
+            if a.slot >= lower and (a.slot not in best or a.ballot > best[a.slot].ballot):
+                best[a.slot] = a
+    top = max([*best, *(s for s in known_chosen if s >= lower)], default=lower - 1)
+    entries = []
+    for slot in range(lower, top + 1):
+        if slot in known_chosen:
+            entries.append(Entry(slot, known_chosen[slot]))
+        else:
+            entries.append(Entry(slot, best[slot].value if slot in best else NOOP))
+    return entries, top + 1
+
+
+class Leadership:
+    """The proposer side of a leader under `ballot`."""
+
+    def __init__(self, ballot: Ballot, next_slot: int) -> None:
+        self.ballot = ballot
+        self.next_slot = next_slot
+        self.proposals: dict[int, bytes] = {}  # slot -> value, proposed under ballot, not yet chosen
+        self.acks: dict[int, set[str]] = {}
+        self.sent_at: dict[int, float] = {}
+        self.acked_at: dict[str, float] = {}  # peer -> last time it answered this ballot
+        self.started = 0.0
+
+    def propose(self, entries: Iterable[Entry], now: float) -> list[Entry]:
+        out = []
+        for e in entries:
+            self.proposals[e.slot] = e.value
+            self.acks[e.slot] = set()
+            self.sent_at[e.slot] = now
+            self.next_slot = max(self.next_slot, e.slot + 1)
+            out.append(e)
+        return out
+
+    def next_batches(self, queue: deque[Command], max_batch: int, max_inflight: int) -> list[Entry]:
+        """Take queued commands into new slots while the pipelining window has room."""
+        out = []
+        while queue and len(self.proposals) + len(out) < max_inflight:
+            batch = [queue.popleft() for _ in range(min(max_batch, len(queue)))]
+            out.append(Entry(self.next_slot + len(out), encode_batch(batch)))
+        return out
+
+    def ack(self, node: str, slots: Iterable[int], quorum: int, now: float) -> list[Entry]:
+        """Record `node`'s acceptance; the entries that thereby reached a majority (now chosen)."""
+        if node != self.ballot.node:
+            self.acked_at[node] = now
+        chosen = []
+        for slot in slots:
+            acks = self.acks.get(slot)
+            if acks is None:
+                continue
+            acks.add(node)
+            if len(acks) >= quorum:
+                chosen.append(Entry(slot, self.proposals.pop(slot)))
+                del self.acks[slot], self.sent_at[slot]
+        return chosen
+
+    def forget(self, slot: int) -> bytes | None:
+        """Stop proposing `slot` (learned chosen some other way); our value there, if any."""
+        self.acks.pop(slot, None)
+        self.sent_at.pop(slot, None)
+        return self.proposals.pop(slot, None)
+
+    def stale(self, now: float, after: float) -> list[Entry]:
+        """In-flight entries sent more than `after` ago (to retransmit), their send time reset."""
+        out = []
+        for slot, sent in self.sent_at.items():
+            if now - sent >= after:
+                out.append(Entry(slot, self.proposals[slot]))
+                self.sent_at[slot] = now
+        return out
+
+    def in_contact(self, now: float, within: float) -> int:
+        """How many peers answered in the last `within` seconds."""
+        return sum(1 for t in self.acked_at.values() if now - t < within)
