@@ -48,6 +48,13 @@ def test_minimal_file_gets_defaults_and_absolute_paths(tmp_path: Path) -> None:
     assert cfg.meter.model == "SDM630" and cfg.monitor.misses == 2
 
 
+def test_local_drivers_for_the_manual_start_button(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD)).charge_point.local_drivers == []
+    cfg = load_config(write(tmp_path, GOOD.replace("max_current_a = 32", 'max_current_a = 32\nlocal_drivers = '
+                                                   '["owner", "guest@home"]')))
+    assert cfg.charge_point.local_drivers == ["owner", "guest@home"]
+
+
 def test_short_pin_form(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, GOOD + "[hal.pins]\ncontactor = 4\n"))
     assert cfg.hal.pins.contactor.pin == 4 and cfg.hal.pins.contactor.active_high
@@ -88,6 +95,8 @@ MISTAKES = [
      "expected HOST:PORT"),
     ("bad broker url", GOOD + "[mqtt]\nurl = 'http://x'\n", "mqtt.url", "expected mqtt://HOST[:PORT]"),
     ("bad heartbeat", GOOD + "[monitor]\nheartbeat_s = 0\n", "monitor.heartbeat_s", "got 0.0, expected 0.05 to 60 s"),
+    ("local driver twice", GOOD.replace("max_current_a = 32", 'max_current_a = 32\nlocal_drivers = ["a", "a"]'),
+     "charge_point.local_drivers", "expected a list of distinct driver ids"),
     ("table where a value goes", GOOD + "[charge_point.phases]\nx = 1\n", "charge_point.phases",
      "got a table, expected an integer"),
 ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+DRIVER_RE = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
 
@@ -46,6 +47,9 @@ class ChargePointConfig:
     max_current_a: float = spec(check=lambda v: 6 <= v <= 80, expect="a current from 6 to 80 A")
     location: str = ""
     phases: int = spec(3, check=lambda v: v in (1, 3), expect="1 or 3")
+    # Drivers the manual-start button may start a charge for; a plain press charges to the first.
+    local_drivers: list[str] = spec(factory=list, check=lambda v: len(set(v)) == len(v) and all(
+        DRIVER_RE.match(d) for d in v), expect="a list of distinct driver ids (1-64 of A-Z a-z 0-9 . _ @ -)")
 
 
 @dataclass(frozen=True)
