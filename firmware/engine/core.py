@@ -1,0 +1,304 @@
+"""The charge point's engine as one sans-I/O object: pilot + session + lease + metering.
+
+`EngineCore` takes what the adapters saw (pilot readings, EV messages, meter readings and
+failures, buttons, authorizations, grants) with the time, and returns what they must do
+(`SetContactor`, `SetPwm`, `SetPilotError`, `SendMessage`, `ReadMeter`, `StatusChanged`,
+`TicketClosed`). `evse.py` runs it on a control loop; the tests run it on a ManualClock.
+
+How the machines meet: the pilot's plug/unplug drives the session; the session's `Energize`
+and `UseMode` drive the pilot; any fault opens the contactor (pilot) and ends the session in
+Failure; the lease's current feeds both. A session's metering starts on a reading taken
+before its energy flowed and ends on a reading asked for after the contactor opened (or on the
+last good reading if the meter died).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from evnet.logs import EventLogger, event_logger
+from firmware.engine import iso15118 as m
+from firmware.engine import pilot_sm as p
+from firmware.engine import session_sm as s
+from firmware.engine.lease import CurrentLease
+from firmware.engine.metering import Reading, SessionMeter, Ticket
+
+
+@dataclass(frozen=True)
+class SendMessage:
+    """Send this dict on the cable's message channel."""
+
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReadMeter:
+    """Read the meter now and give the reading back with `token` (`meter_reading(r, token=...)`)."""
+
+    token: int
+
+
+@dataclass(frozen=True)
+class StatusChanged:
+    """The charge point's status (DESIGN.md's table): drive the LED, publish it."""
+
+    status: str
+    fault: str | None
+
+
+@dataclass(frozen=True)
+class TicketClosed:
+    ticket: Ticket
+
+
+Action = p.Action | SendMessage | ReadMeter | StatusChanged | TicketClosed
+
+
+def _reads_last(method: Callable[..., list[Action]]) -> Callable[..., list[Action]]:
+    """Meter reads go after every output change of the same step: a reading asked for when the
+    contactor opens must be taken after it opened."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> list[Action]:
+        actions = method(*args, **kwargs)
+        return [a for a in actions if not isinstance(a, ReadMeter)] + [a for a in actions if isinstance(a, ReadMeter)]
+
+    wrapper.__doc__, wrapper.__name__ = method.__doc__, method.__name__
+    return wrapper
+
+
+class EngineCore:
+    """One charge point. Every input takes `now` (the domain clock's monotonic seconds)."""
+
+    def __init__(self, cp: str, *, price_eur_kwh: float, max_current_a: float, fallback_a: float,
+                 local_drivers: tuple[str, ...] | list[str] = (), phases: int = 3,
+                 new_session_id: Callable[[], str] | None = None, log: EventLogger | None = None,
+                 **session_options: float) -> None:
+        self.cp = cp
+        self.log = log or event_logger("engine", cp=cp)
+        self.pilot = p.PilotMachine()
+        self.session = s.SessionMachine(cp, local_drivers=local_drivers, phases=phases,
+                                        new_session_id=new_session_id, **session_options)
+        self.lease = CurrentLease(max_current_a, fallback_a)
+        self.meter = SessionMeter(cp, price_eur_kwh)
+        self.status = "AVAILABLE"
+        self.fault_code: str | None = None
+        self.allowed_a = -1.0
+        self.last_reading: Reading | None = None
+        self.tickets: list[Ticket] = []
+        self._pending_start: s.SessionStarted | None = None
+        self._pending_close: str | None = None
+        self._token = 0
+        self._close_token = 0
+        self._faults_seen: set[str] = set()
+
+    # ------------------------------------------------------------------ inputs
+
+    @_reads_last
+    def start(self, now: float) -> list[Action]:
+        """First call: drive the outputs to their initial state and announce the status."""
+        actions: list[Action] = [p.SetContactor(False, "start"), p.SetPwm(None), self._token_read()]
+        return actions + self._apply_current(now) + [StatusChanged(self.status, self.fault_code)]
+
+    @_reads_last
+    def pilot_reading(self, state: p.PilotState | str, now: float, diode_fault: bool = False) -> list[Action]:
+        """What the pilot reads (on every change the cable reports)."""
+        actions = self._pilot(self.pilot.pilot(state, now), now)
+        if diode_fault:
+            actions += self.fault("diode_fault", now)
+        return actions
+
+    @_reads_last
+    def message(self, data: Any, now: float) -> list[Action]:
+        """A dict from the cable's message channel."""
+        try:
+            msg = m.decode(data)
+        except m.MessageError as exc:
+            self.log.warning("engine.bad_message", error=str(exc))
+            return []
+        self.log.debug("engine.message_in", type=type(msg).__name__)
+        return self._session(self.session.receive(msg, now), now)
+
+    @_reads_last
+    def authorize(self, driver_id: str, now: float) -> list[Action]:
+        return self._session(self.session.authorize(driver_id, now), now)
+
+    @_reads_last
+    def manual_start(self, now: float, driver_id: str | None = None) -> list[Action]:
+        return self._session(self.session.manual_start(now, driver_id), now)
+
+    @_reads_last
+    def stop(self, reason: str, now: float) -> list[Action]:
+        return self._session(self.session.stop(reason, now), now)
+
+    @_reads_last
+    def emergency_stop(self, pressed: bool, now: float) -> list[Action]:
+        """The emergency-stop button: contactor open at once while pressed; released -> fault cleared."""
+        if pressed:
+            return self.fault("emergency_stop", now)
+        return self.clear_fault("emergency_stop", now)
+
+    @_reads_last
+    def fault(self, code: str, now: float) -> list[Action]:
+        return self._pilot(self.pilot.fault(code, now), now)
+
+    @_reads_last
+    def clear_fault(self, code: str, now: float) -> list[Action]:
+        return self._pilot(self.pilot.clear_fault(code, now), now)
+
+    @_reads_last
+    def grant(self, current_a: float, until: float, now: float) -> list[Action]:
+        """Allow `current_a` until `until` (the configuration's renewal, later the site's `set_limit`)."""
+        self.lease.grant(current_a, until)
+        return self._apply_current(now)
+
+    def set_limit(self, amps: float, lease_until: float, now: float) -> list[Action]:
+        """The site's form of `grant` (DESIGN.md: limits are granted with a lease)."""
+        return self.grant(amps, lease_until, now)
+
+    @_reads_last
+    def meter_reading(self, reading: Reading, now: float, token: int = 0) -> list[Action]:
+        """A good reading (`token`: the `ReadMeter` it answers, 0 for a routine poll)."""
+        self.last_reading = reading
+        actions: list[Action] = []
+        if "meter" in self.pilot.faults:
+            self.log.info("engine.meter_recovered", import_kwh=reading.import_kwh)
+            actions += self.clear_fault("meter", now)
+        if self._pending_start is not None:
+            started, self._pending_start = self._pending_start, None
+            self.meter.start(started.session_id, started.driver, reading)
+        else:
+            live = self.meter.update(reading)
+            if live is not None:
+                self.session.update_meter(live.energy_kwh)
+        if self._pending_close is not None and token >= self._close_token and not self.pilot.contactor:
+            actions += self._close_ticket(self._pending_close, reading)
+        return actions
+
+    @_reads_last
+    def meter_failed(self, error: str, faulted: bool, now: float) -> list[Action]:
+        """A read failed; once the driver calls the meter faulted, the charge point faults."""
+        self.log.warning("engine.meter_read_failed", error=error, faulted=faulted)
+        return self.fault("meter", now) if faulted else []
+
+    @_reads_last
+    def tick(self, now: float) -> list[Action]:
+        """Run every timer that is due: pilot, session, lease."""
+        actions = self._pilot(self.pilot.tick(now), now)
+        actions += self._session(self.session.tick(now), now)
+        return actions + self._apply_current(now)
+
+    # ------------------------------------------------------------------ queries
+
+    def next_deadline(self) -> float | None:
+        moments = (self.pilot.next_deadline(), self.session.next_deadline(), self.lease.expires_at)
+        return min((t for t in moments if t is not None), default=None)
+
+    def telemetry(self) -> dict[str, Any] | None:
+        """The live figures of the running session (DESIGN.md's telemetry fields), None without one."""
+        live = self.meter.live
+        if live is None:
+            return None
+        return {"session": self.meter.session_id, "driver": self.meter.driver, "power_kw": live.power_kw,
+                "energy_kwh": live.energy_kwh, "cost_eur": live.cost_eur, "current_a": live.current_a,
+                "limit_a": self.allowed_a}
+
+    # ------------------------------------------------------------------ plumbing between the machines
+
+    def _pilot(self, actions: list[p.Action], now: float) -> list[Action]:
+        out: list[Action] = []
+        for action in actions:
+            if isinstance(action, p.PilotChanged):
+                self.log.info("engine.pilot", previous=action.previous.value, state=action.state.value)
+                if action.state is p.PilotState.A:
+                    out += self._session(self.session.unplugged(now), now)
+                elif action.previous is p.PilotState.A and action.state in (p.PilotState.B, p.PilotState.C):
+                    out += self._session(self.session.plugged_in(now), now)
+            else:
+                if isinstance(action, p.SetContactor):
+                    self.log.info("engine.contactor", closed=action.closed, reason=action.reason)
+                    if not action.closed and self._pending_close is not None:
+                        out.append(self._token_read(closing=True))
+                out.append(action)
+        new_faults = set(self.pilot.faults) - self._faults_seen
+        self._faults_seen = set(self.pilot.faults)
+        for code in sorted(new_faults):
+            self.log.warning("engine.fault", code=code)
+            out += self._session(self.session.fault(code, now), now)
+        return out + self._update_status(now)
+
+    def _session(self, actions: list[s.Action], now: float) -> list[Action]:
+        out: list[Action] = []
+        for action in actions:
+            if isinstance(action, s.Send):
+                out.append(SendMessage(action.message.to_dict()))
+            elif isinstance(action, s.Energize):
+                out += self._pilot(self.pilot.set_ready(action.on, now), now)
+            elif isinstance(action, s.UseMode):
+                self.log.info("engine.mode", mode=action.mode.value)
+                out += self._pilot(self.pilot.set_mode(action.mode, now), now)
+            elif isinstance(action, s.SessionStarted):
+                self.log.info("engine.session_started", session=action.session_id, driver=action.driver,
+                              hlc=action.hlc, evcc=action.evcc_id or None)
+                self._pending_start = action
+                if self.last_reading is not None and "meter" not in self.pilot.faults:
+                    self._pending_start = None
+                    self.meter.start(action.session_id, action.driver, self.last_reading)
+                else:
+                    out.append(self._token_read())
+            elif isinstance(action, s.SessionEnded):
+                self.log.info("engine.session_ended", session=action.session_id, reason=action.reason)
+                out += self._end_metering(action.reason)
+            elif isinstance(action, s.Refused):
+                self.log.warning("engine.refused", what=action.what, why=action.why)
+        return out + self._update_status(now)
+
+    def _end_metering(self, reason: str) -> list[Action]:
+        if self._pending_start is not None:  # never got a first reading: nothing was delivered
+            self.log.warning("engine.session_unmetered", session=self._pending_start.session_id, reason=reason)
+            self._pending_start = None
+            return []
+        if not self.meter.active:
+            return []
+        if "meter" in self.pilot.faults or self.last_reading is None:
+            return self._close_ticket(reason, None)
+        self._pending_close = reason
+        return [] if self.pilot.contactor else [self._token_read(closing=True)]
+
+    def _close_ticket(self, reason: str, reading: Reading | None) -> list[Action]:
+        self._pending_close = None
+        ticket = self.meter.close(reason, reading)
+        self.tickets.append(ticket)
+        self.log.info("engine.ticket", **ticket.to_dict())
+        return [TicketClosed(ticket)]
+
+    def _token_read(self, closing: bool = False) -> ReadMeter:
+        self._token += 1
+        if closing:
+            self._close_token = self._token
+        return ReadMeter(self._token)
+
+    def _apply_current(self, now: float) -> list[Action]:
+        amps = self.lease.current(now)
+        if amps == self.allowed_a:
+            return []
+        self.log.info("engine.allowed_current", amps=amps, lease_expired=self.lease.expired(now))
+        self.allowed_a = amps
+        out = self._pilot(self.pilot.set_current(amps, now), now)
+        return out + self._session(self.session.set_current(amps, now), now)
+
+    def _update_status(self, now: float) -> list[Action]:
+        faults = sorted(self.pilot.faults)
+        fault = ",".join(faults) if faults else None
+        if fault:
+            status = "FAULTED"
+        elif self.session.started:
+            status = "CHARGING"
+        else:
+            status = "AVAILABLE"
+        if (status, fault) == (self.status, self.fault_code):
+            return []
+        self.status, self.fault_code = status, fault
+        self.log.info("engine.status", status=status, fault=fault)
+        return [StatusChanged(status, fault)]

@@ -1,0 +1,220 @@
+"""The engine core (pilot + session + lease + metering) through whole sessions, in simulated time."""
+
+import math
+from typing import NamedTuple
+
+import pytest
+
+from firmware.engine import iso15118 as m
+from firmware.engine.core import EngineCore, ReadMeter, SendMessage, StatusChanged, TicketClosed
+from firmware.engine.pilot_sm import SetContactor, SetPilotError, SetPwm
+
+
+class Reading(NamedTuple):
+    voltage_v: tuple
+    current_a: tuple
+    power_w: float
+    import_kwh: float
+    taken_at: float
+
+
+def reading(kwh, at=0.0, amps=0.0):
+    return Reading((230.0,) * 3, (amps,) * 3, amps * 690.0, kwh, at)
+
+
+class Rig:
+    """An EngineCore with a log of every action and helpers to play the EV and the meter."""
+
+    def __init__(self, **kw):
+        opts = dict(price_eur_kwh=0.30, max_current_a=32, fallback_a=6, local_drivers=("owner",))
+        opts.update(kw)
+        self.core = EngineCore("cp1", **opts)
+        self.actions = []
+        self.sid = ""
+        self.do(self.core.start(0.0))
+        self.do(self.core.grant(16, math.inf, 0.0))
+        self.do(self.core.meter_reading(reading(100.0), 0.0))
+
+    def do(self, actions):
+        self.actions += actions
+        return actions
+
+    def contactor(self):
+        moves = [a.closed for a in self.actions if isinstance(a, SetContactor)]
+        return moves[-1] if moves else None
+
+    def duty(self):
+        return [a.duty_pct for a in self.actions if isinstance(a, SetPwm)][-1]
+
+    def statuses(self):
+        return [a.status for a in self.actions if isinstance(a, StatusChanged)]
+
+    def tickets(self):
+        return [a.ticket for a in self.actions if isinstance(a, TicketClosed)]
+
+    def ask(self, msg, now):
+        msg = type(msg)(**{**msg.__dict__, "session_id": self.sid}) if not isinstance(msg, m.SessionSetupReq) else msg
+        out = self.do(self.core.message(msg.to_dict(), now))
+        (res,) = [m.decode(a.data) for a in out if isinstance(a, SendMessage)]
+        self.sid = res.session_id or self.sid
+        return res
+
+    def answer_reads(self, kwh, now):
+        for read in [a for a in self.actions if isinstance(a, ReadMeter)]:
+            self.actions.remove(read)
+            self.do(self.core.meter_reading(reading(kwh, now), now, token=read.token))
+
+    def hlc_to_charging(self, now=1.0):
+        self.do(self.core.pilot_reading("B", now))
+        assert self.duty() == 5.0
+        self.ask(m.SessionSetupReq(evcc_id="ev-1"), now)
+        self.ask(m.ServiceDiscoveryReq(), now)
+        self.ask(m.PaymentServiceSelectionReq(), now)
+        self.do(self.core.authorize("alice", now))
+        assert self.ask(m.AuthorizationReq(), now).evse_processing == "Finished"
+        assert self.ask(m.ChargeParameterDiscoveryReq(energy_request_kwh=10, max_current_a=32), now) \
+            .evse_max_current_a == 16
+        self.ask(m.PowerDeliveryReq(charge_progress="Start"), now)
+        assert self.contactor() is False
+        self.do(self.core.pilot_reading("C", now + 0.1))
+        assert self.contactor() is True
+
+
+def test_start_drives_safe_outputs_and_announces_available():
+    rig = Rig()
+    assert rig.actions[0] == SetContactor(False, "start")
+    assert rig.statuses() == ["AVAILABLE"] and rig.core.allowed_a == 16
+
+
+def test_hlc_session_charges_and_ends_with_a_ticket_matching_the_meter():
+    rig = Rig()
+    rig.hlc_to_charging(now=1.0)
+    assert rig.statuses()[-1] == "CHARGING"
+    rig.do(rig.core.meter_reading(reading(103.5, 600.0, amps=16), 600.0))
+    assert rig.core.telemetry() == {"session": "cp1-0001", "driver": "alice", "power_kw": 11.04, "energy_kwh": 3.5,
+                                    "cost_eur": 1.05, "current_a": 16, "limit_a": 16}
+    assert rig.ask(m.ChargingStatusReq(), 601).meter_kwh == 3.5
+    rig.ask(m.PowerDeliveryReq(charge_progress="Stop"), 700)
+    rig.do(rig.core.pilot_reading("B", 700.05))
+    assert rig.contactor() is False
+    rig.ask(m.SessionStopReq(), 701)
+    assert rig.tickets() == []  # waits for a reading taken after the contactor opened
+    rig.answer_reads(105.0, 701.0)
+    (ticket,) = rig.tickets()
+    assert (ticket.kwh, ticket.cost_eur, ticket.driver, ticket.reason) == (5.0, 1.5, "alice", "ev_stopped")
+    assert rig.statuses()[-1] == "AVAILABLE"
+
+
+def test_pwm_only_session_with_the_manual_start_button():
+    rig = Rig()
+    rig.do(rig.core.pilot_reading("B", 0.0))
+    rig.do(rig.core.tick(5.0))  # no ISO 15118 within 5 s: charging without profile
+    rig.do(rig.core.manual_start(6.0))
+    assert rig.duty() == pytest.approx(16 / 0.6)
+    rig.do(rig.core.pilot_reading("C", 7.0))
+    assert rig.contactor() is True and rig.statuses()[-1] == "CHARGING"
+    rig.do(rig.core.pilot_reading("A", 100.0))  # unplugged while charging
+    assert rig.contactor() is False
+    rig.answer_reads(102.0, 100.0)
+    (ticket,) = rig.tickets()
+    assert (ticket.kwh, ticket.driver, ticket.reason) == (2.0, "owner", "unplugged")
+
+
+def test_the_ticket_read_is_asked_after_the_contactor_opens():
+    rig = Rig()
+    rig.hlc_to_charging()
+    out = rig.do(rig.core.pilot_reading("A", 50.0))
+    kinds = [type(a) for a in out]
+    assert kinds.index(SetContactor) < kinds.index(ReadMeter)
+
+
+def test_meter_dying_mid_session_opens_the_contactor_faults_and_closes_on_the_last_good_reading():
+    rig = Rig()
+    rig.hlc_to_charging(now=1.0)
+    rig.do(rig.core.meter_reading(reading(104.0, 300.0, amps=16), 300.0))
+    rig.do(rig.core.meter_failed("meter timeout: no answer", faulted=False, now=301.0))
+    assert rig.contactor() is True  # one failed read is not yet a dead meter
+    out = rig.do(rig.core.meter_failed("meter timeout: no answer", faulted=True, now=302.0))
+    assert SetContactor(False, "fault:meter") in out and SetPilotError() in out
+    assert rig.statuses()[-1] == "FAULTED" and rig.core.fault_code == "meter"
+    (ticket,) = rig.tickets()
+    assert (ticket.end_kwh, ticket.kwh, ticket.reason) == (104.0, 4.0, "fault:meter")
+    rig.do(rig.core.meter_reading(reading(104.0, 400.0), 400.0))  # the meter is back
+    assert rig.statuses()[-1] == "AVAILABLE" and rig.contactor() is False
+
+
+def test_an_ev_that_never_answers_times_out_and_the_contactor_never_closes():
+    rig = Rig()
+    rig.do(rig.core.pilot_reading("B", 0.0))
+    rig.ask(m.SessionSetupReq(evcc_id="mute"), 0.5)
+    rig.do(rig.core.authorize("alice", 0.6))
+    rig.do(rig.core.pilot_reading("C", 1.0))  # a rude EV asks for power without a PowerDelivery
+    assert rig.core.next_deadline() == 60.5
+    rig.do(rig.core.tick(60.5))
+    assert rig.core.session.state.value == "Failure"
+    assert rig.core.session.failure == "timeout:ServiceDiscoveryReq"
+    assert all(not a.closed for a in rig.actions if isinstance(a, SetContactor))
+
+
+@pytest.mark.parametrize("how", ["emergency_stop", "pilot_short", "diode"])
+def test_emergency_stop_and_pilot_faults_open_at_once_and_fault(how):
+    rig = Rig()
+    rig.hlc_to_charging()
+    if how == "emergency_stop":
+        out = rig.do(rig.core.emergency_stop(True, 10.0))
+    elif how == "pilot_short":
+        out = rig.do(rig.core.pilot_reading("E", 10.0))
+    else:
+        out = rig.do(rig.core.pilot_reading("C", 10.0, diode_fault=True))
+    assert isinstance(out[0], SetContactor) and out[0].closed is False
+    assert rig.statuses()[-1] == "FAULTED" and rig.core.session.state.value == "Failure"
+    rig.answer_reads(101.0, 10.0)
+    assert rig.tickets()[0].reason.startswith("fault:")
+    if how == "emergency_stop":
+        rig.do(rig.core.emergency_stop(False, 20.0))
+        assert rig.statuses()[-1] == "AVAILABLE"
+
+
+def test_lease_running_out_drops_to_the_fallback_and_renegotiates():
+    rig = Rig()
+    rig.do(rig.core.grant(16, until=100.0, now=1.0))
+    rig.hlc_to_charging(now=2.0)
+    assert rig.core.next_deadline() == 60.0 + 2.0  # the session's sequence timer comes first
+    rig.ask(m.ChargingStatusReq(), 50.0)
+    rig.do(rig.core.tick(100.0))
+    assert rig.core.allowed_a == 6
+    res = rig.ask(m.ChargingStatusReq(), 101.0)
+    assert res.evse_max_current_a == 6 and res.evse_notification == "ReNegotiation"
+    rig.do(rig.core.set_limit(20, lease_until=200.0, now=102.0))
+    assert rig.core.allowed_a == 20
+
+
+def test_lease_expiry_in_pwm_mode_changes_the_duty():
+    rig = Rig()
+    rig.do(rig.core.grant(32, until=50.0, now=0.0))
+    rig.do(rig.core.pilot_reading("B", 0.0))
+    rig.do(rig.core.tick(5.0))
+    rig.do(rig.core.authorize("bob", 6.0))
+    assert rig.duty() == pytest.approx(32 / 0.6)
+    assert rig.core.next_deadline() == 50.0
+    rig.do(rig.core.tick(50.0))
+    assert rig.duty() == pytest.approx(10.0)
+
+
+def test_a_malformed_message_is_dropped():
+    rig = Rig()
+    rig.do(rig.core.pilot_reading("B", 0.0))
+    assert rig.core.message({"type": "Nonsense"}, 1.0) == []
+    assert rig.core.session.state.value == "BeginSession"
+
+
+def test_a_session_started_before_any_meter_reading_asks_for_one():
+    core = EngineCore("cp1", price_eur_kwh=0.3, max_current_a=16, fallback_a=6)
+    core.start(0.0)
+    core.grant(16, math.inf, 0.0)
+    core.pilot_reading("B", 0.0)
+    core.tick(5.0)
+    out = core.authorize("x", 6.0)
+    (read,) = [a for a in out if isinstance(a, ReadMeter)]
+    core.meter_reading(reading(50.0), 6.1, token=read.token)
+    assert core.meter.active and core.meter.first.import_kwh == 50.0
