@@ -9,7 +9,7 @@ moment of the next timer. The rules it keeps (DESIGN.md, notes/charging.md):
 - contactor open at once on C->B, C->A, D, a fault or the emergency stop;
 - when the EVSE withdraws readiness while the EV is in C it stops the PWM and waits for the
   EV to go to B; an EV that ignores that has its contactor forced open after 6 s;
-- a pilot short (E), an unexpected -12 V (F) or a diode fault put the EVSE in F (-12 V,
+- a pilot short (E), a voltage in no band (INVALID), an unexpected -12 V (F) or a diode fault put the EVSE in F (-12 V,
   contactor open); pilot faults are retried after `fault_retry_s`, other faults are
   latched until `clear_fault`.
 
@@ -22,30 +22,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from hal.pilot.conversions import DUTY_HLC, MIN_CURRENT_A, PilotState, duty_for_current
+
 STOP_TIMEOUT_S = 6.0
 FAULT_RETRY_S = 10.0
-HLC_DUTY = 5.0
-MIN_CURRENT_A = 6.0
 
 # Fault codes the pilot itself raises; they are retried, the others are latched.
-PILOT_FAULTS = frozenset({"pilot_short", "pilot_fault", "diode_fault"})
+PILOT_FAULTS = frozenset({"pilot_short", "pilot_invalid", "pilot_fault", "diode_fault"})
 
-
-class PilotState(StrEnum):
-    """What the EVSE reads on the pilot: A +12 V (no EV) ... F -12 V."""
-
-    A = "A"
-    B = "B"
-    C = "C"
-    D = "D"
-    E = "E"
-    F = "F"
-
-
-def duty_for_current(current_a: float) -> float:
-    """The PWM duty (%) that advertises `current_a` (IEC 61851-1 Table A.7), clamped to 6-80 A."""
-    amps = min(max(current_a, MIN_CURRENT_A), 80.0)
-    return amps / 0.6 if amps <= 51 else amps / 2.5 + 64
+__all__ = ["Mode", "PilotChanged", "PilotMachine", "PilotState", "SetContactor", "SetPilotError", "SetPwm",
+           "duty_for_current"]
 
 
 class Mode(StrEnum):
@@ -112,6 +98,8 @@ class PilotMachine:
             self.reading = state
         if state is PilotState.E:
             self.faults.setdefault("pilot_short", now)
+        elif state is PilotState.INVALID:
+            self.faults.setdefault("pilot_invalid", now)
         elif state is PilotState.F and not self.pilot_error:
             self.faults.setdefault("pilot_fault", now)
         return actions + self._evaluate(now)
@@ -204,7 +192,7 @@ class PilotMachine:
         if self.stop_deadline is not None or (self.reading is PilotState.C and not energize):
             return None  # the PWM stop: the EV must go back to B
         if self.mode is Mode.HLC:
-            return HLC_DUTY
+            return DUTY_HLC
         return duty_for_current(self.current_a) if energize else None
 
     def _contactor(self, closed: bool, reason: str, now: float) -> list[Action]:

@@ -35,7 +35,7 @@ def charging(mode=Mode.PWM, current=16.0, now=0.0) -> PilotMachine:
 
 
 @pytest.mark.parametrize("amps, duty", [(6, 10.0), (16, 16 / 0.6), (32, 32 / 0.6), (51, 85.0), (63, 63 / 2.5 + 64),
-                                        (80, 96.0), (3, 10.0), (100, 96.0)])
+                                        (80, 96.0)])
 def test_duty_for_current_follows_iec_61851(amps, duty):
     assert duty_for_current(amps) == pytest.approx(duty)
 
@@ -116,7 +116,7 @@ def test_clearing_a_fault_restores_the_pilot_and_charging():
     assert contactor_moves(actions) == [SetContactor(True, "state_c_ready")]
 
 
-@pytest.mark.parametrize("reading, code", [("E", "pilot_short"), ("F", "pilot_fault")])
+@pytest.mark.parametrize("reading, code", [("E", "pilot_short"), ("F", "pilot_fault"), ("INVALID", "pilot_invalid")])
 def test_pilot_faults_lead_to_f_and_are_retried(reading, code):
     sm = charging()
     actions = sm.pilot(reading, 5.0)
