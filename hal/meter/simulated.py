@@ -209,13 +209,18 @@ class SimulatedMeter:
 
     async def _tick(self) -> None:
         """Sample the load now and then, so energy stays right between sparse reads."""
+        failing = False
         while True:
             await asyncio.sleep(self._tick_s)
             try:
                 with self._lock:
                     self._energy.advance(self._clock.monotonic(), self._load_fn())
-            except Exception as exc:  # a broken load callable: the next read answers an exception
-                self._log.warning("meter_sim.load_failed", error=repr(exc))
+            except Exception as exc:  # a broken load callable: reads answer Modbus exception 4 meanwhile
+                if not failing:
+                    self._log.warning("meter_sim.load_failed", error=repr(exc))
+                failing = True
+            else:
+                failing = False
 
     async def _on_access(self, function_code: int, start_address: int, address: int, count: int,
                          registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:

@@ -273,3 +273,13 @@ def test_close_releases_the_serial_port(clock):
             serial.Serial(sim.address, exclusive=True)
         meter.close()
         serial.Serial(sim.address, exclusive=True).close()
+
+
+def test_a_meter_that_goes_away_is_a_connection_error(sim, clock):
+    with driver(sim, clock, retries=1) as meter:
+        meter.read()
+        sim.stop()
+        with pytest.raises(MeterError) as info:
+            meter.read()
+    assert info.value.kind == "connection"
+    assert sim.address in str(info.value)

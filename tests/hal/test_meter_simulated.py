@@ -11,7 +11,7 @@ import threading
 import pytest
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
-from evnet.clock import ManualClock
+from evnet.clock import ManualClock, RealClock
 from hal.meter import SimulatedMeter
 
 
@@ -139,3 +139,37 @@ def test_energy_counts_each_interval_at_its_own_load(clock):
     clock.advance(3600)
     assert sim.energy_kwh == pytest.approx(10.0 + 11.04 + 5.52)
     assert sim.power_w == 0.0
+
+
+def test_energy_accrues_in_domain_time_of_a_fast_real_clock():
+    """With RealClock(speed=3600) a real millisecond is 3.6 domain seconds: energy follows domain time."""
+    clock = RealClock(speed=3600)
+    t0 = clock.monotonic()
+    sim = SimulatedMeter(clock=clock, load=32.0)
+    t1 = clock.monotonic()
+    while clock.monotonic() < t1 + 36:  # ~10 ms of real time
+        pass
+    t2 = clock.monotonic()
+    kwh = sim.energy_kwh
+    t3 = clock.monotonic()
+    per_s = 22_080.0 / 3_600_000.0
+    assert (t2 - t1) * per_s <= kwh <= (t3 - t0) * per_s
+
+
+def test_a_broken_load_callable_makes_the_meter_answer_an_exception(clock):
+    broken = {"now": False}
+
+    def load() -> float:
+        if broken["now"]:
+            raise RuntimeError("cable gone")
+        return 5.0
+
+    with SimulatedMeter(clock=clock, load=load) as sim:
+        sim.start_tcp()
+        broken["now"] = True
+        client = ModbusTcpClient("127.0.0.1", port=sim.port)
+        try:
+            rr = client.read_input_registers(0x0048, count=2, device_id=1)
+        finally:
+            client.close()
+    assert rr.isError() and rr.exception_code == 4  # device failure
