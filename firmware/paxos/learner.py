@@ -6,6 +6,8 @@ slots below `log_start` exist only inside the snapshot blob.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from firmware.paxos.batch import BatchError, decode_batch
 from firmware.paxos.dedup import Deduplicated
 from firmware.paxos.messages import Entry
@@ -23,6 +25,7 @@ class Learner:
         self.chosen_upto = snapshot_slot  # every slot below is chosen and its value known (or snapshotted)
         self.applied = snapshot_slot  # every slot below is applied to the machine
         self.bad_values = 0
+        self.on_apply: Callable[[int, bytes], None] | None = None  # observer (the simulator's checks)
 
     def learn(self, slot: int, value: bytes) -> bool:
         """Record that `value` is chosen in `slot`; False if it was already known."""
@@ -42,6 +45,8 @@ class Learner:
         out = []
         while self.applied < self.chosen_upto:
             slot = self.applied
+            if self.on_apply is not None:
+                self.on_apply(slot, self.chosen[slot])
             try:
                 commands = decode_batch(self.chosen[slot])
             except BatchError:

@@ -168,6 +168,7 @@ class Replica:
         ballot = Ballot(max(self.max_round, self.acceptor.promised.round) + 1, self.id)
         self.max_round = ballot.round
         self.role, self.leader_id, self.promises = CANDIDATE, None, {}
+        self.queued = {(c.client, c.req) for c in self.queue}  # in-flight ones are re-proposed or retried
         self.lead = Leadership(ballot, self.learner.chosen_upto)
         self.lead.started = now
         self.election_deadline = now + self._election_timeout()

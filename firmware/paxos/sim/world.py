@@ -1,0 +1,333 @@
+"""One simulated site: replicas, clients, a broker and disks, driven by one seeded event queue.
+
+Each replica runs the real `Replica` core behind a simulated adapter that does what the real one
+must: write the Ready's durable part, wait for the fsync (a simulated disk latency), and only then
+send its messages and replies. A crash drops every write still waiting for its fsync; a restart
+builds a new `Replica` from what the disk synced. Each replica's clock runs at its own rate.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from firmware.paxos import messages as m
+from firmware.paxos.acceptor import Acceptor
+from firmware.paxos.kv import KVMachine
+from firmware.paxos.options import Options
+from firmware.paxos.ready import Ready
+from firmware.paxos.replica import Replica
+from firmware.paxos.sim.checks import Observer, check_end
+from firmware.paxos.sim.clients import SimClient
+from firmware.paxos.sim.disk import SimDisk
+from firmware.paxos.sim.network import Network
+
+SITE = "sim"
+BUGS = ("no_promise_check", "send_before_fsync", "forget_promise")
+SIM_OPTIONS = Options(max_batch=4, max_inflight=4, catchup_batch=8, snapshot_every=12)
+DELIVER, TIMER, FSYNC, EMIT, START, RETRY, CRASH, ARM, RESTART, CUT, HEAL = range(11)
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What one run does to the site; `Faults.draw(rng)` picks a random mix per seed."""
+
+    replicas: int = 3
+    clients: int = 3
+    keys: int = 2
+    fault_time: float = 2.0  # faults happen in [0, fault_time); then the network heals
+    settle_time: float = 3.0  # after the heal, every request must have returned within this
+    loss: float = 0.05
+    duplicate: float = 0.02
+    partitions: int = 2
+    crashes: int = 2
+    crash_all: bool = False
+    keep_one_down: bool = False  # leave one replica down after the heal (a majority is up)
+    drift: float = 0.01  # each replica's clock rate is 1 +- up to this
+    retry: float = 0.25  # a client re-sends its request (same id) to a random replica after this
+    bugs: frozenset[str] = frozenset()
+
+    @classmethod
+    def draw(cls, rng: random.Random, bugs: frozenset[str] = frozenset()) -> Faults:
+        return cls(replicas=rng.choice((3, 3, 5)), clients=rng.randint(2, 4), keys=rng.randint(1, 3),
+                   loss=rng.choice((0.0, 0.02, 0.1, 0.25)), duplicate=rng.choice((0.0, 0.03)),
+                   partitions=rng.randint(0, 4), crashes=rng.randint(0, 4), crash_all=rng.random() < 0.1,
+                   keep_one_down=rng.random() < 0.3, bugs=bugs)
+
+
+@dataclass
+class RunResult:
+    seed: int
+    violations: list[str]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def replay(self) -> str:
+        bugs = f" --bug {','.join(sorted(self.stats.get('bugs', ())))}" if self.stats.get("bugs") else ""
+        return f"python -m firmware.paxos.sim --seed {self.seed}{bugs} --verbose"
+
+
+class _NoPromiseCheck(Acceptor):
+    """The bug switch `no_promise_check`: an acceptor that accepts any ballot."""
+
+    def allows(self, ballot: Any) -> bool:
+        return True
+
+
+class SimNode:
+    def __init__(self, node_id: str, rate: float, offset: float) -> None:
+        self.id = node_id
+        self.disk = SimDisk()
+        self.replica: Replica | None = None
+        self.epoch = 0  # bumped by a crash: events of an earlier life are ignored
+        self.incarnation = 0
+        self.rate, self.offset = rate, offset
+        self.busy_until = 0.0  # when the disk finishes the writes queued so far
+        self.timer_at: float | None = None
+        self.timer_gen = 0
+        self.crash_on_write = False
+
+    def local(self, t: float) -> float:
+        return self.offset + t * self.rate
+
+    def to_global(self, local: float) -> float:
+        return (local - self.offset) / self.rate
+
+
+class World:
+    def __init__(self, seed: int, faults: Faults | None = None, verbose: bool = False,
+                 options: Options = SIM_OPTIONS) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.faults = f = faults or Faults.draw(self.rng)
+        self.verbose = verbose
+        self.options = options
+        self.now = 0.0
+        self._queue: list[tuple[float, int, int, Any, Any]] = []
+        self._seq = 0
+        self.ids = [f"r{i}" for i in range(f.replicas)]
+        self.net = Network(random.Random(self.rng.random()), loss=f.loss, duplicate=f.duplicate,
+                           replicas=frozenset(self.ids))
+        self.nodes = {i: SimNode(i, 1 + self.rng.uniform(-f.drift, f.drift), self.rng.uniform(0, 100))
+                      for i in self.ids}
+        self.issued: set[tuple[str, int, bytes]] = set()
+        self.obs = Observer(self.issued)
+        keys = [f"k{i}" for i in range(f.keys)]
+        self.clients = {f"c{i}": SimClient(f"c{i}", random.Random(self.rng.random()), keys, self.ids,
+                                              self.issued)
+                        for i in range(f.clients)}
+        self.stop_issuing = f.fault_time + 0.3
+        self.end = f.fault_time + f.settle_time
+        self.events = 0
+        self.crashes = 0
+        for node in self.nodes.values():
+            self._restart(node)
+        for c in self.clients.values():
+            self._push(self.rng.uniform(0.0, 0.3), START, c, None)
+        self._schedule_faults()
+
+    # ----------------------------------------------------------------- event queue
+
+    def _push(self, t: float, kind: int, a: Any, b: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (t, self._seq, kind, a, b))
+
+    def _schedule_faults(self) -> None:
+        f, rng = self.faults, self.rng
+        for _ in range(f.partitions):
+            t = rng.uniform(0, f.fault_time)
+            cut = frozenset(rng.sample(self.ids, rng.randint(1, len(self.ids) - 1)))
+            self._push(t, CUT, cut, None)
+            self._push(min(t + rng.uniform(0.05, 1.0), f.fault_time), CUT, frozenset(), None)
+        for _ in range(f.crashes):
+            t, node = rng.uniform(0, f.fault_time), self.nodes[rng.choice(self.ids)]
+            self._push(t, ARM if rng.random() < 0.5 else CRASH, node, None)
+            self._push(t + rng.uniform(0.01, 0.8), RESTART, node, None)
+        if f.crash_all:
+            t = rng.uniform(0, f.fault_time)
+            for node in self.nodes.values():
+                self._push(t, CRASH, node, None)
+                self._push(t + rng.uniform(0.01, 0.5), RESTART, node, None)
+        self._push(f.fault_time, HEAL, None, None)
+
+    def run(self) -> RunResult:
+        started = time.perf_counter()
+        queue = self._queue
+        while queue and queue[0][0] <= self.end:
+            t, _, kind, a, b = heapq.heappop(queue)
+            self.now = t
+            self.events += 1
+            self._handle(kind, a, b)
+        return self._result(time.perf_counter() - started)
+
+    def _handle(self, kind: int, a: Any, b: Any) -> None:
+        if kind == DELIVER:
+            if a in self.clients:
+                c = self.clients[a]
+                if c.answered(b.req, b.result, self.now):
+                    self._trace(f"{a} <- {b.sender} reply req={b.req} {b.result!r}")
+                    self._push(self.now + self.rng.uniform(0.0, 0.02), START, c, None)
+            else:
+                self._input(self.nodes[a], lambda r, t: r.step(b, t), b)
+        elif kind == TIMER:
+            if a.timer_gen == b and a.replica is not None:
+                a.timer_at = None
+                self._input(a, lambda r, t: r.tick(t), None)
+        elif kind == FSYNC:
+            if a.epoch == b[0]:
+                a.disk.fsync()
+                if b[1] is not None:
+                    self._emit(a, b[1])
+        elif kind == EMIT:
+            if a.epoch == b[0]:
+                self._emit(a, b[1])
+        elif kind == START:
+            if self.now < self.stop_issuing:
+                a.next_op(self.now)
+                self._send_request(a)
+        elif kind == RETRY:
+            if a.current is not None and a.req == b:
+                self._send_request(a)
+        elif kind == CRASH:
+            self._crash(a)
+        elif kind == ARM:
+            a.crash_on_write = True
+        elif kind == RESTART:
+            if a.replica is None and not (self.now >= self.faults.fault_time and a.id == self._kept_down()):
+                self._restart(a)
+        elif kind == CUT:
+            self.net.cut = a
+            self._trace(f"partition {sorted(a)}")
+        elif kind == HEAL:
+            self.net.heal()
+            self._trace("heal")
+            for node in self.nodes.values():
+                node.crash_on_write = False
+                if node.replica is None and node.id != self._kept_down():
+                    self._restart(node)
+
+    def _kept_down(self) -> str | None:
+        return self.ids[-1] if self.faults.keep_one_down else None
+
+    # ----------------------------------------------------------------- replicas
+
+    def _input(self, node: SimNode, fn: Any, msg: Any) -> None:
+        r = node.replica
+        if r is None:
+            return
+        if msg is not None:
+            self._trace(f"{node.id} <- {msg}")
+        fn(r, node.local(self.now))
+        self._drain(node)
+
+    def _drain(self, node: SimNode) -> None:
+        r = node.replica
+        assert r is not None
+        ready = r.ready()
+        for a in ready.applied:
+            if a.fresh:
+                self.obs.on_fresh(node.id, a.slot, a.client, a.req)
+        send_first = "send_before_fsync" in self.faults.bugs
+        if ready.must_persist():
+            node.disk.write(ready.promised, ready.accepted, ready.snapshot)
+            node.busy_until = max(self.now, node.busy_until) + self.rng.uniform(0.00005, 0.0005)
+            if send_first:
+                self._emit(node, ready)
+            self._push(node.busy_until, FSYNC, node, (node.epoch, None if send_first else ready))
+            if node.crash_on_write:
+                self._crash(node)  # between the write and its fsync
+                return
+        elif node.busy_until > self.now and (ready.messages or ready.replies):
+            self._push(node.busy_until, EMIT, node, (node.epoch, ready))  # behind the pending fsyncs
+        else:
+            self._emit(node, ready)
+        self._set_timer(node, ready.deadline)
+
+    def _emit(self, node: SimNode, ready: Ready) -> None:
+        for to, msg in ready.messages:
+            for d in self.net.fate(node.id, to):
+                self._push(self.now + d, DELIVER, to, msg)
+        for reply in ready.replies:
+            for d in self.net.fate(node.id, reply.client):
+                self._push(self.now + d, DELIVER, reply.client, reply)
+
+    def _set_timer(self, node: SimNode, deadline: float | None) -> None:
+        if deadline is None:
+            return
+        t = max(node.to_global(deadline) + 1e-9, self.now + 1e-6)
+        if node.timer_at is not None and self.now < node.timer_at <= t:
+            return  # an earlier tick is already due: it will set the next one
+        node.timer_gen += 1
+        node.timer_at = t
+        self._push(t, TIMER, node, node.timer_gen)
+
+    def _crash(self, node: SimNode) -> None:
+        if node.replica is None:
+            return
+        self._trace(f"crash {node.id}")
+        self.crashes += 1
+        node.replica = None
+        node.epoch += 1
+        node.disk.crash()
+        node.busy_until = self.now
+        node.timer_at = None
+        node.timer_gen += 1
+        node.crash_on_write = False
+
+    def _restart(self, node: SimNode) -> None:
+        node.incarnation += 1
+        if "forget_promise" in self.faults.bugs and node.incarnation > 1:
+            node.disk.forget_promise()
+        durable = node.disk.load()
+        r = Replica(node.id, self.ids, SITE, KVMachine(), durable=durable, options=self.options,
+                    rng=random.Random(f"{self.seed}/{node.id}/{node.incarnation}"), now=node.local(self.now))
+        if "no_promise_check" in self.faults.bugs:
+            r.acceptor.__class__ = _NoPromiseCheck
+        r.learner.on_apply = lambda slot, value, n=node.id: self.obs.on_apply(n, slot, value)
+        node.replica = r
+        self._trace(f"start {node.id} (incarnation {node.incarnation}, snapshot slot {durable.snapshot_slot}, "
+                    f"{len(durable.accepted)} accepted, promised {tuple(durable.promised)})")
+        self._drain(node)
+
+    # ----------------------------------------------------------------- clients
+
+    def _send_request(self, c: SimClient) -> None:
+        target = c.target()
+        msg = m.ClientRequest(SITE, c.id, c.req, c.command)
+        self._trace(f"{c.id} -> {target} req={c.req} {c.command.decode()}")
+        for d in self.net.fate(c.id, target):
+            self._push(self.now + d, DELIVER, target, msg)
+        self._push(self.now + self.faults.retry, RETRY, c, c.req)
+
+    # ----------------------------------------------------------------- results
+
+    def _result(self, wall: float) -> RunResult:
+        finals = {n.id: (n.replica.learner.applied, n.replica.learner.machine.machine.data)
+                  for n in self.nodes.values() if n.replica is not None}
+        history = [op for c in self.clients.values() for op in c.history]
+        violations = check_end(self.obs, finals, history, check_liveness=True)
+        leaders = [n.id for n in self.nodes.values() if n.replica is not None and n.replica.is_leader]
+        stats = {"ops": len(history), "slots": self.obs.max_applied, "events": self.events,
+                 "messages": self.net.sent, "dropped": self.net.dropped, "crashes": self.crashes,
+                 "leaders": leaders, "sim_time": self.now, "wall": wall, "bugs": sorted(self.faults.bugs),
+                 "faults": self.faults, "unanswered": sum(1 for op in history if math.isinf(op["ret"]))}
+        return RunResult(self.seed, violations, stats)
+
+    def _trace(self, text: str) -> None:
+        if self.verbose:
+            print(f"{self.now:10.6f}  {text}")
+
+
+def run_seed(seed: int, bugs: frozenset[str] = frozenset(), verbose: bool = False) -> RunResult:
+    """One run: the faults are drawn from the seed (bugs switched on as given) and every check made."""
+    rng = random.Random(seed)
+    faults = Faults.draw(rng, bugs)
+    world = World(seed, faults, verbose=verbose)
+    return world.run()
