@@ -46,7 +46,7 @@ def sim(clock: ManualClock, transport: str) -> Iterator[SimulatedMeter]:
 
 
 def driver(sim: SimulatedMeter, clock: ManualClock, **kw) -> ModbusMeter:
-    kw.setdefault("timeout_s", 0.2)
+    kw.setdefault("timeout_s", 2.0)  # generous: tests that expect silence pass a short one
     kw.setdefault("sleep", Sleeps())
     return ModbusMeter(sim.model, transport=sim.transport, address=sim.address, clock=clock, cp_id="cp1", **kw)
 
@@ -126,7 +126,7 @@ def test_decoding_matches_pymodbus_convert(clock):
 
 @pytest.mark.parametrize(("mode", "kind", "register", "words"), [
     (Misbehaviour.EXCEPTION, "exception", 0x0000, "Modbus exception 4 (device failure)"),
-    (Misbehaviour.SILENT, "timeout", 0x0000, "no answer within 0.2 s"),
+    (Misbehaviour.SILENT, "timeout", 0x0000, "no answer within 0.3 s"),
     (Misbehaviour.NAN, "garbage", 0x0048, "import energy is nan"),
     (Misbehaviour.INF, "garbage", 0x0034, "impossible power inf W"),
     (Misbehaviour.NEGATIVE_ENERGY, "garbage", 0x0048, "negative import energy -1.0 kWh"),
@@ -134,7 +134,7 @@ def test_decoding_matches_pymodbus_convert(clock):
     (Misbehaviour.BAD_VOLTAGE, "garbage", 0x0000, "impossible voltage 9999.0 V on L1"),
 ])
 def test_each_failure_is_a_meter_error_with_what_and_where(sim, clock, mode, kind, register, words):
-    with driver(sim, clock, retries=0) as meter:
+    with driver(sim, clock, retries=0, timeout_s=0.3) as meter:
         meter.read()  # a good reading first: "backwards" is relative to it
         sim.misbehave(mode)
         with pytest.raises(MeterError) as info:
@@ -207,7 +207,7 @@ def test_a_retry_that_succeeds_is_a_good_read(sim, clock):
     def heal(seconds: float) -> None:
         sim.misbehave(Misbehaviour.NONE)
 
-    with driver(sim, clock, retries=2, sleep=heal) as meter:
+    with driver(sim, clock, retries=2, sleep=heal, timeout_s=0.3) as meter:
         sim.misbehave(Misbehaviour.SILENT)
         r = meter.read()
         assert r.import_kwh == pytest.approx(100.0)
@@ -241,7 +241,7 @@ def test_faulted_after_n_failed_reads_and_cleared_by_a_good_one(sim, clock, capl
 
 
 def test_last_good_reading_survives_failures(sim, clock):
-    with driver(sim, clock, retries=0) as meter:
+    with driver(sim, clock, retries=0, timeout_s=0.3) as meter:
         good = meter.read()
         sim.misbehave(Misbehaviour.SILENT)
         with pytest.raises(MeterError):
