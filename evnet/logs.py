@@ -73,3 +73,6 @@ def setup_logging(level: str | int = "INFO", stream: Any = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level if isinstance(level, int) else level.upper())
     root.propagate = False
+    # pymodbus logs a failed read as an error plus raw frame dumps over several lines; our
+    # meter driver already logs each failure as one structured line.
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
