@@ -1,0 +1,218 @@
+"""The monitor watchdog against a real engine child process over a real serial link (socket://),
+with the safety relay on gpiozero's mock pins and alerts on a real Mosquitto.
+
+It must catch an engine killed with kill -9, one frozen with SIGSTOP, and one whose control loop
+blocks while its process and link stay up; and clear the fault when an engine answers again.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from central_broker.brokers import free_port
+from evnet.clock import RealClock
+from evnet.config import load_config
+from evnet.mqtt import MqttLink, decode_payload
+from firmware.monitor.heartbeat import Health
+from firmware.monitor.port import MonitorPort, listen_address
+from firmware.monitor.reporter import MonitorReporter
+from firmware.monitor.watchdog import Watchdog
+from hal.gpio import Relay
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+TIMEOUT = 10.0
+SAFETY_PIN = 27
+
+
+def write_config(tmp_path: Path, mqtt_url: str, heartbeat_s: float = 0.2, misses: int = 2) -> Path:
+    (tmp_path / "site.key").write_text("test-key\n")
+    path = tmp_path / "cp1.toml"
+    path.write_text(f"""
+[charge_point]
+id = "cp1"
+site = "t"
+location = "bay 1"
+price_eur_kwh = 0.3
+max_current_a = 32
+
+[site]
+members = ["cp1"]
+limit_a = 32
+key_file = "site.key"
+
+[mqtt]
+url = "{mqtt_url}"
+
+[monitor]
+serial_url = "socket://127.0.0.1:0"
+heartbeat_s = {heartbeat_s}
+misses = {misses}
+""")
+    return path
+
+
+class Topics:
+    """A real MQTT subscriber that queues (topic, body) for the test to wait on."""
+
+    def __init__(self, cfg, topic_filter: str) -> None:
+        self.q: queue.Queue[tuple[str, dict]] = queue.Queue()
+        self.link = MqttLink(cfg.mqtt, "test-observer")
+        self.link.start(wait=TIMEOUT)
+        assert self.link.subscribe(topic_filter, lambda t, p: self.q.put((t, decode_payload(p))) if p else None,
+                                   wait=TIMEOUT)
+
+    def wait_for(self, check: Callable[[str, dict], bool], what: str) -> dict:
+        while True:
+            try:
+                topic, body = self.q.get(timeout=TIMEOUT)
+            except queue.Empty:
+                raise AssertionError(f"no MQTT message: {what}") from None
+            if check(topic, body):
+                return body
+
+
+class Engine:
+    def __init__(self, url: str, status: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "engine_stub.py"), url, status],
+                                     stdout=subprocess.PIPE, text=True, env=env)
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+        self.proc.wait(TIMEOUT)
+
+
+@pytest.fixture
+def monitor(tmp_path: Path, mosquitto, mock_factory) -> Iterator[tuple[Watchdog, object, Topics]]:
+    cfg = load_config(write_config(tmp_path, mosquitto.url))
+    topics = Topics(cfg, "evnet/t/cp/cp1/#")
+    port = MonitorPort(cfg.monitor.serial_url, cp="cp1")
+    relay = Relay("safety", cfg.hal.pins.safety, pin_factory=mock_factory, cp="cp1")
+    wd = Watchdog(cfg, port=port, safety=relay, reporter=MonitorReporter(cfg, RealClock()),
+                  startup_grace_s=0.0)
+    stop = threading.Event()
+    thread = threading.Thread(target=wd.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield wd, mock_factory.pin(SAFETY_PIN), topics
+    finally:
+        stop.set()
+        thread.join(TIMEOUT)
+        wd.reporter.stop()
+        port.close()
+        relay.close()
+        topics.link.stop()
+
+
+def wait_health(wd: Watchdog, health: Health) -> None:
+    with wd.changed:
+        assert wd.changed.wait_for(lambda: wd.hb.health is health, TIMEOUT), f"monitor never became {health}"
+
+
+def is_status(value: str, fault: str | None = None) -> Callable[[str, dict], bool]:
+    return lambda t, b: t.endswith("/status") and b.get("status") == value and b.get("fault") == fault
+
+
+@pytest.mark.slow
+def test_killed_then_hung_engines_cut_the_safety_line_and_fault_the_charge_point(monitor) -> None:
+    wd, safety_pin, topics = monitor
+    assert safety_pin.state == 0  # cut until an engine answers
+    engine = Engine(wd.port.engine_url, "CHARGING")
+    try:
+        wait_health(wd, Health.HEALTHY)
+        assert safety_pin.state == 1
+        topics.wait_for(lambda t, b: b.get("event") == "engine_up" and b["status"] == "CHARGING", "engine_up")
+
+        engine.signal(signal.SIGKILL)  # dead
+        wait_health(wd, Health.FAULTED)
+        assert safety_pin.state == 0 and wd.fault_code == "engine_down"
+        body = topics.wait_for(is_status("FAULTED", "engine_down"), "FAULTED status")
+        assert body["source"] == "monitor" and body["location"] == "bay 1"
+        topics.wait_for(lambda t, b: t.endswith("/monitor") and b.get("event") == "engine_lost", "engine_lost")
+        engine.close()
+
+        engine = Engine(wd.port.engine_url, "AVAILABLE")  # the service manager restarted it
+        wait_health(wd, Health.HEALTHY)
+        assert safety_pin.state == 1
+        topics.wait_for(is_status("AVAILABLE"), "status back to the engine's")
+
+        engine.signal(signal.SIGSTOP)  # frozen: process and socket still there
+        wait_health(wd, Health.FAULTED)
+        assert safety_pin.state == 0 and wd.fault_code == "engine_hung"
+        topics.wait_for(is_status("FAULTED", "engine_hung"), "FAULTED for the hung engine")
+        engine.signal(signal.SIGCONT)
+        wait_health(wd, Health.HEALTHY)
+        assert safety_pin.state == 1 and wd.faults == 2
+        topics.wait_for(is_status("AVAILABLE"), "cleared after SIGCONT")
+    finally:
+        engine.close()
+
+
+@pytest.mark.slow
+def test_an_engine_whose_control_loop_blocks_is_caught(monitor) -> None:
+    wd, safety_pin, topics = monitor
+    engine = Engine(wd.port.engine_url, "CHARGING")
+    try:
+        wait_health(wd, Health.HEALTHY)
+        engine.signal(signal.SIGUSR1)  # the loop blocks; its reader thread and the link live on
+        wait_health(wd, Health.FAULTED)
+        assert safety_pin.state == 0 and wd.fault_code == "engine_hung" and engine.proc.poll() is None
+        topics.wait_for(is_status("FAULTED", "engine_hung"), "FAULTED")
+    finally:
+        engine.close()
+
+
+@pytest.mark.slow
+def test_faulted_status_is_held_against_the_engines_last_will(monitor, tmp_path) -> None:
+    wd, safety_pin, topics = monitor
+    wait_health(wd, Health.FAULTED)  # no engine at all, no grace: FAULTED after 2 misses
+    topics.wait_for(is_status("FAULTED", "engine_down"), "FAULTED")
+    # What a hung engine's broker session does once its keepalive runs out:
+    wd.reporter.link.publish_json("evnet/t/cp/cp1/status", {"cp": "cp1", "status": "DISCONNECTED"}, retain=True)
+    topics.wait_for(is_status("DISCONNECTED"), "the Last Will")
+    topics.wait_for(is_status("FAULTED", "engine_down"), "FAULTED again")
+    assert wd.reporter.republished >= 1 and safety_pin.state == 0
+
+
+@pytest.mark.slow
+def test_evnet_monitor_command_runs_and_stops_cleanly(tmp_path, mosquitto) -> None:
+    port = free_port()
+    path = write_config(tmp_path, mosquitto.url)
+    path.write_text(path.read_text().replace("socket://127.0.0.1:0", f"socket://127.0.0.1:{port}"))
+    cfg = load_config(path)
+    assert listen_address(cfg.monitor.serial_url) == ("127.0.0.1", port)
+    topics = Topics(cfg, "evnet/t/cp/cp1/#")
+    proc = subprocess.Popen([sys.executable, "-m", "evnet.cli", "monitor", "--config", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    engine = None
+    try:
+        topics.wait_for(lambda t, b: b.get("event") == "monitor_started", "monitor_started")
+        engine = Engine(f"socket://127.0.0.1:{port}", "AVAILABLE")
+        topics.wait_for(lambda t, b: b.get("event") == "engine_up", "engine_up")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode == 0, err
+        topics.wait_for(lambda t, b: b.get("event") == "monitor_stopped", "monitor_stopped")
+        assert "event=monitor.engine_up" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if engine is not None:
+            engine.close()
+        topics.link.stop()
