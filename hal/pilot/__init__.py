@@ -26,11 +26,13 @@ from hal.pilot.conversions import (
     duty_for_current,
     state_for_voltage,
 )
+from hal.pilot.factory import open_pilot
 from hal.pilot.physics import EvLoad, PilotReading, reading_for
+from hal.pilot.real import GpioPilot
 
 __all__ = [
     "DUTY_HLC", "DUTY_OFF", "DUTY_STEADY", "ENERGY_REQUESTED", "EV_PRESENT", "CableError", "ControlPilot",
-    "EvEnd", "EvLoad", "EvseEnd", "Listener", "PilotError", "PilotReading", "PilotState", "PilotValueError",
-    "TcpEvEnd", "TcpEvseEnd", "VirtualCable", "current_for_duty", "duty_for_current", "reading_for",
-    "state_for_voltage",
+    "EvEnd", "EvLoad", "EvseEnd", "GpioPilot", "Listener", "PilotError", "PilotReading", "PilotState",
+    "PilotValueError", "TcpEvEnd", "TcpEvseEnd", "VirtualCable", "current_for_duty", "duty_for_current",
+    "open_pilot", "reading_for", "state_for_voltage",
 ]
