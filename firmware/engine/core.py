@@ -14,6 +14,7 @@ last good reading if the meter died).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from firmware.engine import pilot_sm as p
 from firmware.engine import session_sm as s
 from firmware.engine.lease import CurrentLease
 from firmware.engine.metering import Reading, SessionMeter, Ticket
+
+HISTORY = 32
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ class EngineCore:
         self.fault_code: str | None = None
         self.allowed_a = -1.0
         self.last_reading: Reading | None = None
-        self.tickets: list[Ticket] = []
+        self.tickets: deque[Ticket] = deque(maxlen=HISTORY)  # the latest, for tests and diagnostics
+        self.sessions: deque[s.SessionStarted] = deque(maxlen=HISTORY)
         self._pending_start: s.SessionStarted | None = None
         self._pending_close: str | None = None
         self._token = 0
@@ -242,6 +246,7 @@ class EngineCore:
                 self.log.info("engine.session_started", session=action.session_id, driver=action.driver,
                               hlc=action.hlc, evcc=action.evcc_id or None)
                 self._pending_start = action
+                self.sessions.append(action)
                 if self.last_reading is not None and "meter" not in self.pilot.faults:
                     self._pending_start = None
                     self.meter.start(action.session_id, action.driver, self.last_reading)

@@ -1,0 +1,335 @@
+"""`evnet evse`: one charge point's engine process, the `EngineCore` wired to its HAL.
+
+One control loop (a thread) owns the core. Everything else only puts events on its queue:
+the cable's change callback (so C->B reaches the contactor in well under 100 ms without
+polling), the buttons, the meter poller, the monitor link. The loop carries out the core's
+actions (contactor, pilot, messages, meter reads, LED, MQTT), runs its timers, renews the
+configured current lease, answers the monitor's heartbeats and feeds systemd's watchdog, so a
+hung loop is seen by both. MQTT is best effort: with the broker down the engine keeps charging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import queue
+import signal
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from evnet.clock import Clock, RealClock
+from evnet.config import Config, load_config
+from evnet.logs import event_logger, setup_logging
+from firmware.engine import core as c
+from firmware.engine import pilot_sm as p
+from firmware.engine.meter_poller import MeterPoller
+from firmware.engine.monitor_link import MonitorLink
+from firmware.engine.publisher import Publisher
+from firmware.engine.session_sm import HLC_WAIT_S, SEQUENCE_TIMEOUT_S
+from firmware.monitor.heartbeat import HeartbeatResponder
+from firmware.monitor.systemd import SystemdNotifier
+from hal.gpio import GpioBoard
+from hal.meter import open_meter
+from hal.pilot import ControlPilot, TcpEvseEnd, VirtualCable
+
+TELEMETRY_S = 1.0  # domain seconds between telemetry messages while charging
+IDLE_WAKE_S = 1.0  # real seconds: the loop wakes at least this often (watchdog, lease, clock checks)
+MANUAL_CLOCK_WAKE_S = 0.005  # real seconds: a ManualClock moves without telling anyone; look often
+
+
+def protocol_timeouts(speed: float) -> dict[str, float]:
+    """ISO 15118 waits in domain seconds that stay sane in real time when domain time runs fast:
+    at least the standard's (60 s sequence, 5 s for an EV to start HLC), and at least 4 s / 0.5 s real."""
+    return {"sequence_timeout_s": max(SEQUENCE_TIMEOUT_S, 4.0 * speed), "hlc_wait_s": max(HLC_WAIT_S, 0.5 * speed)}
+
+
+class Evse:
+    """One charge point. `start()`, then `stop()`; `cable` is the in-process cable (an EV plugs into `cable.ev`)."""
+
+    def __init__(self, cfg: Config, *, clock: Clock | None = None, mqtt: bool = True, monitor: bool = True,
+                 gpio: GpioBoard | None = None, pilot: ControlPilot | None = None,
+                 on_ticket: Callable[[Any], None] | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock or RealClock()
+        self.log = event_logger("evse", cp=cfg.cp_id)
+        cp = cfg.charge_point
+        self.core = c.EngineCore(cp.id, price_eur_kwh=cp.price_eur_kwh, max_current_a=cp.max_current_a,
+                                 fallback_a=min(cfg.site.fallback_a, cp.max_current_a),
+                                 local_drivers=tuple(cp.local_drivers), phases=cp.phases,
+                                 new_session_id=lambda: f"{cp.id}-{uuid.uuid4().hex[:12]}",
+                                 **protocol_timeouts(getattr(self.clock, "speed", 1.0)))
+        self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.on_ticket = on_ticket
+        self.contactor_closed = False
+        self.cable: VirtualCable | None = None
+        self.pilot = pilot or self._open_pilot()
+        self.board = gpio or GpioBoard(cfg.hal, cp=cp.id)
+        self.meter = open_meter(cfg.meter, clock=self.clock, cp_id=cp.id, load=self._meter_load)
+        self.poller = MeterPoller(self.meter, self.clock, cfg.meter.poll_interval_s, self.events.put)
+        self.responder = HeartbeatResponder()
+        self.monitor = MonitorLink(cfg.monitor.serial_url, self.events.put, cp=cp.id) if monitor else None
+        self.publisher = Publisher(cfg, self.clock) if mqtt else None
+        self.systemd = SystemdNotifier(cp=cp.id, component="evse")
+        self._watchdog_every = self.systemd.ping_interval(IDLE_WAKE_S)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="evse-control", daemon=True)
+        self._next_telemetry = 0.0
+        self._next_renewal = 0.0
+        self.loop_iterations = 0
+
+    # ------------------------------------------------------------------ life cycle
+
+    def _open_pilot(self) -> ControlPilot:
+        pilot_cfg = self.cfg.hal.pilot
+        if pilot_cfg.backend == "real":
+            from hal import pilot as hal_pilot
+
+            return hal_pilot.open_pilot(self.cfg.hal, cp=self.cfg.cp_id)  # type: ignore[attr-defined]
+        if pilot_cfg.cable == "inproc":
+            self.cable = VirtualCable(cp=self.cfg.cp_id)
+            return self.cable.evse
+        return TcpEvseEnd(pilot_cfg.cable, cp=self.cfg.cp_id)
+
+    def start(self) -> None:
+        self.pilot.on_change(self._on_pilot_change)
+        board = self.board
+        if board.start_button is not None:
+            board.start_button.on_press(lambda: self.events.put(("manual_start",)))
+        if board.estop is not None:
+            board.estop.on_press(lambda: self.events.put(("estop", True)))
+            board.estop.on_release(lambda: self.events.put(("estop", False)))
+        now = self.clock.monotonic()
+        self._do(self.core.start(now), now)
+        self._renew_lease(now)
+        if board.estop is not None and board.estop.is_pressed:
+            self._do(self.core.emergency_stop(True, now), now)
+        self._feed_pilot(now)
+        self.poller.start()
+        if self.monitor is not None:
+            self.monitor.start()
+        if self.publisher is not None:
+            self.publisher.start()
+        self._thread.start()
+        self.systemd.ready(f"charge point {self.cfg.cp_id} {self.core.status}")
+        self.log.info("evse.started", pilot=type(self.pilot).__name__, meter=self.cfg.meter.backend,
+                      status=self.core.status)
+
+    def stop(self) -> None:
+        """Open the contactor, stop the loop and release everything (safe state first)."""
+        self._stop.set()
+        self.events.put(("wake",))
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
+        self.systemd.stopping()
+        self._set_contactor(False)
+        for closer in (self.poller.stop, self.monitor.stop if self.monitor else None,
+                       self.publisher.stop if self.publisher else None, self.pilot.close, self.board.close,
+                       self.meter.close):
+            if closer is None:
+                continue
+            try:
+                closer()
+            except Exception as exc:  # keep releasing the rest
+                self.log.error("evse.stop_failed", what=getattr(closer, "__qualname__", "?"), error=repr(exc))
+        self.log.info("evse.stopped")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # ------------------------------------------------------------------ inputs from other threads
+
+    def authorize(self, driver_id: str) -> None:
+        self.events.put(("authorize", driver_id))
+
+    def request_stop(self, reason: str = "driver_stop") -> None:
+        self.events.put(("stop", reason))
+
+    def set_limit(self, amps: float, lease_until: float) -> None:
+        """The site's grant (a later issue); until then the configuration's grant is renewed forever."""
+        self.events.put(("grant", amps, lease_until))
+
+    def _on_pilot_change(self, what: str) -> None:
+        self.events.put(("cable", what))
+
+    def _meter_load(self) -> float:
+        """What the simulated meter sees: the EV's draw while the contactor is closed, else nothing."""
+        current = getattr(self.pilot, "ev_current_a", 0.0)
+        return current if self.contactor_closed else 0.0
+
+    # ------------------------------------------------------------------ the control loop
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._step()
+        except Exception as exc:  # the loop died: open the contactor, then let the monitor see the silence
+            self._set_contactor(False)
+            self.log.error("evse.loop_crashed", error=repr(exc))
+            raise
+
+    def _step(self) -> None:
+        now = self.clock.monotonic()
+        try:
+            event = self.events.get(timeout=self._wait_s(now))
+        except queue.Empty:
+            event = None
+        now = self.clock.monotonic()
+        if event is not None:
+            self._handle(event, now)
+            while True:  # drain what is already there before the timers
+                try:
+                    self._handle(self.events.get_nowait(), now)
+                except queue.Empty:
+                    break
+        deadline = self.core.next_deadline()
+        if deadline is not None and now >= deadline:
+            self._do(self.core.tick(now), now)
+        if now >= self._next_renewal:
+            self._renew_lease(now)
+        if self.core.status == "CHARGING" and now >= self._next_telemetry:
+            self._next_telemetry = now + TELEMETRY_S
+            body = self.core.telemetry()
+            if body is not None and self.publisher is not None:
+                self.publisher.telemetry(body)
+        self.systemd.watchdog()
+        self.loop_iterations += 1
+
+    def _wait_s(self, now: float) -> float:
+        moments = [t for t in (self.core.next_deadline(), self._next_renewal) if t is not None]
+        if self.core.status == "CHARGING":
+            moments.append(self._next_telemetry)
+        domain = max(0.0, min(moments, default=now + IDLE_WAKE_S) - now)
+        real_seconds = getattr(self.clock, "real_seconds", None)
+        if real_seconds is None:
+            return min(domain, MANUAL_CLOCK_WAKE_S)
+        return min(real_seconds(domain), IDLE_WAKE_S, self._watchdog_every)
+
+    def _handle(self, event: tuple[Any, ...], now: float) -> None:
+        kind = event[0]
+        core = self.core
+        if kind == "cable":
+            if event[1] == "message":
+                while (data := self.pilot.poll()) is not None:  # type: ignore[attr-defined]
+                    self._do(core.message(data, now), now)
+            elif event[1] in ("pilot", "link"):
+                self._feed_pilot(now)
+        elif kind == "heartbeat":
+            answer = self.responder.answer(event[1], now, core.status)
+            if answer is not None and self.monitor is not None:
+                self.monitor.send(answer)
+        elif kind == "meter_reading":
+            self._do(core.meter_reading(event[1], now, token=event[2]), now)
+        elif kind == "meter_failed":
+            self._do(core.meter_failed(event[1], event[2], now), now)
+        elif kind == "manual_start":
+            self._do(core.manual_start(now), now)
+        elif kind == "estop":
+            self._do(core.emergency_stop(event[1], now), now)
+        elif kind == "authorize":
+            self._do(core.authorize(event[1], now), now)
+        elif kind == "stop":
+            self._do(core.stop(event[1], now), now)
+        elif kind == "grant":
+            self._do(core.set_limit(event[1], event[2], now), now)
+
+    def _feed_pilot(self, now: float) -> None:
+        """Read the pilot and give the core what changed; our own output changes what we read, so repeat."""
+        for _ in range(4):
+            reading = self.pilot.read()
+            if reading.state is self.core.pilot.reading and not reading.diode_fault:
+                return
+            if not self._carry_out(self.core.pilot_reading(reading.state, now, diode_fault=reading.diode_fault)):
+                return
+
+    def _renew_lease(self, now: float) -> None:
+        """The configured grant, renewed every half lease: a lease renewed for ever (the site takes over later)."""
+        lease_s = self.cfg.site.lease_s
+        self._next_renewal = now + lease_s / 2
+        self._do(self.core.grant(self.cfg.charge_point.max_current_a, now + lease_s, now), now)
+
+    # ------------------------------------------------------------------ actions
+
+    def _do(self, actions: list[c.Action], now: float) -> None:
+        if self._carry_out(actions):
+            self._feed_pilot(now)
+
+    def _carry_out(self, actions: list[c.Action]) -> bool:
+        """Do what the core says, in order; True if the pilot output changed (so the reading may have too)."""
+        pilot_changed = False
+        for action in actions:
+            if isinstance(action, p.SetContactor):
+                self._set_contactor(action.closed)
+            elif isinstance(action, p.SetPwm):
+                if action.duty_pct is None:
+                    self.pilot.set_steady()
+                else:
+                    self.pilot.set_duty(action.duty_pct)
+                pilot_changed = True
+            elif isinstance(action, p.SetPilotError):
+                self.pilot.set_off()
+                pilot_changed = True
+            elif isinstance(action, c.SendMessage):
+                self.pilot.send(action.data)  # type: ignore[attr-defined]
+            elif isinstance(action, c.ReadMeter):
+                self.poller.request(action.token)
+            elif isinstance(action, c.StatusChanged):
+                if self.board.led is not None:
+                    self.board.led.show(action.status)
+                if self.publisher is not None:
+                    self.publisher.status(action.status, action.fault)
+                self.systemd.status(f"{action.status}" + (f" ({action.fault})" if action.fault else ""))
+            elif isinstance(action, c.TicketClosed):
+                self._ticket(action.ticket)
+        return pilot_changed
+
+    def _set_contactor(self, closed: bool) -> None:
+        contactor = self.board.contactor
+        if not closed:
+            self.contactor_closed = False
+            if contactor is not None:
+                contactor.open_contacts()
+            return
+        if contactor is not None and not contactor.close_contacts():
+            self.log.warning("evse.contactor_blocked")  # the e-stop interlock: the core hears of it next
+            return
+        self.contactor_closed = True
+
+    def _ticket(self, ticket: Any) -> None:
+        print(ticket.line(), flush=True)
+        if self.publisher is not None:
+            self.publisher.ticket(ticket)
+        if self.on_ticket is not None:
+            self.on_ticket(ticket)
+
+
+def main(argv: list[str]) -> int:
+    """`evnet evse --config FILE [--speed N]`: run one charge point until SIGINT or SIGTERM."""
+    parser = argparse.ArgumentParser(prog="evnet evse", description="Run one charge point's charging engine.")
+    parser.add_argument("--config", required=True, help="the charge point's TOML file")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="domain time per real second (60: a minute of charging per second)")
+    parser.add_argument("--no-mqtt", action="store_true", help="do not talk to the broker")
+    parser.add_argument("--no-monitor", action="store_true", help="do not open the serial link to the monitor")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    if not (args.speed > 0 and math.isfinite(args.speed)):
+        parser.error(f"--speed must be > 0, got {args.speed}")
+    setup_logging(args.log_level)
+    cfg = load_config(args.config)
+    evse = Evse(cfg, clock=RealClock(args.speed), mqtt=not args.no_mqtt, monitor=not args.no_monitor)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    evse.start()
+    try:
+        while not done.wait(0.5):
+            if not evse._thread.is_alive():
+                print("evnet evse: the control loop died; see the log", file=sys.stderr)
+                return 1
+    finally:
+        evse.stop()
+    return 0

@@ -1,0 +1,81 @@
+"""The `Evse` process object on the mock HAL: inproc cable, simulated meter over real Modbus, mock GPIO."""
+
+from __future__ import annotations
+
+import queue
+
+import pytest
+
+from hal.pilot import EvLoad
+
+from .conftest import wait_for
+
+
+def contactor_pin(evse):
+    return evse.board.contactor._device.value
+
+
+def test_pwm_only_session_charges_and_the_ticket_matches_the_meter(evse_factory):
+    tickets: queue.SimpleQueue = queue.SimpleQueue()
+    evse = evse_factory(speed=50.0, on_ticket=tickets.put)
+    ev = evse.cable.ev
+    wait_for(lambda: ev.duty == 100.0, what="steady +12 V with no EV")
+    ev.set_load(EvLoad.B)
+    wait_for(lambda: ev.duty == 5.0, what="5 % (HLC offered)")
+    wait_for(lambda: evse.core.session.state.value == "Authentication", what="fallback to PWM after 5 s")
+    evse.authorize("alice")
+    wait_for(lambda: ev.allowed_current_a() == pytest.approx(16.0), what="16 A offered by PWM")
+    ev.set_load(EvLoad.C)
+    wait_for(lambda: contactor_pin(evse) == 1, what="contactor closed")
+    assert evse.board.led.status == "CHARGING"
+    ev.set_current(16.0)
+    start = evse.core.meter.first.import_kwh
+    wait_for(lambda: evse.core.meter.live is not None and evse.core.meter.live.energy_kwh > 0.05,
+             what="energy flowing")
+    ev.set_load(EvLoad.B)
+    wait_for(lambda: contactor_pin(evse) == 0, what="contactor open on C->B")
+    ev.set_current(0.0)
+    ev.set_load(EvLoad.NOT_CONNECTED)
+    ticket = tickets.get(timeout=10)
+    meter_now = evse.meter.read().import_kwh
+    assert ticket.start_kwh == start and ticket.driver == "alice" and ticket.reason == "unplugged"
+    assert ticket.end_kwh == pytest.approx(meter_now, abs=1e-6)  # nothing flowed after the contactor opened
+    assert ticket.kwh > 0.05 and ticket.cost_eur == round(ticket.kwh * 0.30, 2)
+    assert evse.board.led.status == "AVAILABLE"
+
+
+def test_emergency_stop_opens_the_contactor_and_faults(evse_factory):
+    evse = evse_factory(speed=50.0)
+    ev = evse.cable.ev
+    ev.set_load(EvLoad.B)
+    wait_for(lambda: evse.core.session.state.value == "Authentication", what="PWM fallback")
+    evse.authorize("bob")
+    ev.set_load(EvLoad.C)
+    wait_for(lambda: contactor_pin(evse) == 1, what="contactor closed")
+    estop_pin = evse.board.pin_factory.pin(evse.cfg.hal.pins.button_estop.pin)
+    estop_pin.drive_low()  # pressed (active low)
+    assert contactor_pin(evse) == 0  # opened by the button itself, on the GPIO thread
+    wait_for(lambda: evse.core.status == "FAULTED", what="FAULTED")
+    assert evse.board.led.status == "FAULTED" and evse.core.fault_code == "emergency_stop"
+    estop_pin.drive_high()
+    wait_for(lambda: evse.core.status == "AVAILABLE", what="fault cleared on release")
+    assert contactor_pin(evse) == 0  # the session ended in Failure: no energy until unplugged
+
+
+def test_meter_dying_mid_session_faults_and_closes_the_ticket(evse_factory):
+    from hal.meter import Misbehaviour
+
+    tickets: queue.SimpleQueue = queue.SimpleQueue()
+    evse = evse_factory(speed=50.0, on_ticket=tickets.put, meter_extra="timeout_s = 0.05\nretries = 0\nfail_after = 2")
+    ev = evse.cable.ev
+    ev.set_load(EvLoad.B)
+    wait_for(lambda: evse.core.session.state.value == "Authentication", what="PWM fallback")
+    evse.authorize("carol")
+    ev.set_load(EvLoad.C)
+    ev.set_current(16.0)
+    wait_for(lambda: evse.core.meter.live is not None and evse.core.meter.live.energy_kwh > 0.01,
+             what="energy flowing")
+    evse.meter.simulator.misbehave(Misbehaviour.SILENT)
+    ticket = tickets.get(timeout=15)
+    assert contactor_pin(evse) == 0 and evse.core.status == "FAULTED" and evse.core.fault_code == "meter"
+    assert ticket.reason == "fault:meter" and ticket.end_kwh == evse.meter.last_reading.import_kwh
