@@ -7,7 +7,6 @@ blocks while its process and link stay up; and clear the fault when an engine an
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import subprocess
@@ -83,9 +82,8 @@ class Topics:
 
 class Engine:
     def __init__(self, url: str, status: str) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "engine_stub.py"), url, status],
-                                     stdout=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen([sys.executable, "-m", "firmware.monitor.engine_stub", url, status],
+                                     stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self.proc.stdout.readline().strip() == "ready"
 
     def signal(self, sig: int) -> None:

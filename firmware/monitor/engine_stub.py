@@ -1,6 +1,9 @@
-"""A minimal engine for the monitor's tests: answers heartbeats from its control loop, as the real one does.
+"""A stand-in engine for the monitor's tests and benchmark: answers heartbeats from its control loop.
 
-    python tests/monitor/engine_stub.py socket://127.0.0.1:PORT STATUS
+    python -m firmware.monitor.engine_stub socket://127.0.0.1:PORT STATUS
+
+It does what the real engine does about the monitor and nothing else, so that the monitor's
+detection is measured on its own.
 
 A reader thread only moves frames from the serial link to a queue; the control loop answers
 them with `HeartbeatResponder`. SIGUSR1 makes the control loop block for good (a hung engine
