@@ -1,0 +1,59 @@
+"""The shipped systemd units: notify, watchdog and restart for both; their commands exist; systemd accepts them."""
+
+from __future__ import annotations
+
+import configparser
+import importlib
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evnet.cli import COMMANDS
+
+UNITS = Path(__file__).resolve().parent.parent.parent / "config" / "systemd"
+
+
+def unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.optionxform = str  # keep systemd's CamelCase keys
+    parser.read_string((UNITS / name).read_text())
+    return parser
+
+
+@pytest.mark.parametrize("name, command, watchdog, restart", [
+    ("evnet-evse@.service", "evse", "3", "on-failure"),
+    ("evnet-monitor@.service", "monitor", "5", "always"),
+])
+def test_unit_is_a_notify_service_with_a_watchdog(name: str, command: str, watchdog: str, restart: str) -> None:
+    service = unit(name)["Service"]
+    assert service["Type"] == "notify" and service["WatchdogSec"] == watchdog and service["Restart"] == restart
+    argv = shlex.split(service["ExecStart"])
+    assert argv[1] == command and argv[2:4] == ["--config", "/etc/evnet/%i.toml"]
+    module = {"evse": "firmware.engine.evse", "monitor": "firmware.monitor.watchdog"}[command]
+    assert callable(importlib.import_module(module).main)
+    assert COMMANDS.get(command, (f"{module}:main",))[0] == f"{module}:main"
+    assert service["RestartPreventExitStatus"] == "2"  # a configuration mistake is not retried forever
+
+
+def test_the_monitor_restarts_its_engine_and_starts_first() -> None:
+    monitor, evse = unit("evnet-monitor@.service"), unit("evnet-evse@.service")
+    argv = shlex.split(monitor["Service"]["ExecStart"])
+    assert argv[argv.index("--on-fault") + 1] == "systemctl restart evnet-evse@%i.service"
+    assert monitor["Unit"]["Before"] == "evnet-evse@%i.service"
+    assert "evnet-monitor@%i.service" in evse["Unit"]["Wants"]
+    assert "evnet-evse@" in (UNITS / "50-evnet-monitor.rules").read_text()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_analyze_accepts_the_units(tmp_path: Path) -> None:
+    exe = shutil.which("evnet") or sys.executable
+    for name in ("evnet-evse@.service", "evnet-monitor@.service"):
+        text = (UNITS / name).read_text().replace("/usr/local/bin/evnet", exe)
+        (tmp_path / name.replace("@.", "@cp1.")).write_text(text)
+    res = subprocess.run(["systemd-analyze", "verify", *map(str, sorted(tmp_path.iterdir()))],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stderr.strip() == "", res.stderr
