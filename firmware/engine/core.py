@@ -96,6 +96,7 @@ class EngineCore:
         self._token = 0
         self._close_token = 0
         self._faults_seen: set[str] = set()
+        self._session_state = self.session.state
 
     # ------------------------------------------------------------------ inputs
 
@@ -234,6 +235,10 @@ class EngineCore:
 
     def _session(self, actions: list[s.Action], now: float) -> list[Action]:
         out: list[Action] = []
+        if self.session.state is not self._session_state:
+            self.log.info("engine.session_state", previous=self._session_state.value, state=self.session.state.value,
+                          failure=self.session.failure if self.session.state is s.SessionState.FAILURE else None)
+            self._session_state = self.session.state
         for action in actions:
             if isinstance(action, s.Send):
                 out.append(SendMessage(action.message.to_dict()))

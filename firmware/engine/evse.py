@@ -28,12 +28,12 @@ from firmware.engine import pilot_sm as p
 from firmware.engine.meter_poller import MeterPoller
 from firmware.engine.monitor_link import MonitorLink
 from firmware.engine.publisher import Publisher
-from firmware.engine.session_sm import HLC_WAIT_S, SEQUENCE_TIMEOUT_S
+from firmware.engine.session_sm import AUTH_TIMEOUT_S, HLC_WAIT_S, SEQUENCE_TIMEOUT_S
 from firmware.monitor.heartbeat import HeartbeatResponder
 from firmware.monitor.systemd import SystemdNotifier
-from hal.gpio import GpioBoard
-from hal.meter import open_meter
-from hal.pilot import ControlPilot, TcpEvseEnd, VirtualCable
+from hal.gpio import GpioBoard, GpioError
+from hal.meter import MeterError, open_meter
+from hal.pilot import CableError, ControlPilot, TcpEvseEnd, VirtualCable
 
 TELEMETRY_S = 1.0  # domain seconds between telemetry messages while charging
 IDLE_WAKE_S = 1.0  # real seconds: the loop wakes at least this often (watchdog, lease, clock checks)
@@ -42,8 +42,10 @@ MANUAL_CLOCK_WAKE_S = 0.005  # real seconds: a ManualClock moves without telling
 
 def protocol_timeouts(speed: float) -> dict[str, float]:
     """ISO 15118 waits in domain seconds that stay sane in real time when domain time runs fast:
-    at least the standard's (60 s sequence, 5 s for an EV to start HLC), and at least 4 s / 0.5 s real."""
-    return {"sequence_timeout_s": max(SEQUENCE_TIMEOUT_S, 4.0 * speed), "hlc_wait_s": max(HLC_WAIT_S, 0.5 * speed)}
+    at least the standard's (60 s sequence, 5 s for an EV to start HLC) and 4 s / 0.5 s of real time; a
+    driver gets at least a real minute to authorize."""
+    return {"sequence_timeout_s": max(SEQUENCE_TIMEOUT_S, 4.0 * speed), "hlc_wait_s": max(HLC_WAIT_S, 0.5 * speed),
+            "auth_timeout_s": max(AUTH_TIMEOUT_S, 60.0 * speed)}
 
 
 class Evse:
@@ -51,7 +53,7 @@ class Evse:
 
     def __init__(self, cfg: Config, *, clock: Clock | None = None, mqtt: bool = True, monitor: bool = True,
                  gpio: GpioBoard | None = None, pilot: ControlPilot | None = None,
-                 on_ticket: Callable[[Any], None] | None = None) -> None:
+                 on_ticket: Callable[[Any], None] | None = None, standing_driver: str | None = None) -> None:
         self.cfg = cfg
         self.clock = clock or RealClock()
         self.log = event_logger("evse", cp=cfg.cp_id)
@@ -63,6 +65,7 @@ class Evse:
                                  **protocol_timeouts(getattr(self.clock, "speed", 1.0)))
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.on_ticket = on_ticket
+        self.standing_driver = standing_driver  # authorizes every session (a private point, the laptop demo)
         self.contactor_closed = False
         self.cable: VirtualCable | None = None
         self.pilot = pilot or self._open_pilot()
@@ -185,6 +188,9 @@ class Evse:
                     self._handle(self.events.get_nowait(), now)
                 except queue.Empty:
                     break
+        session = self.core.session
+        if self.standing_driver and session.driver is None and session.pending_driver is None:
+            self._do(self.core.authorize(self.standing_driver, now), now)
         deadline = self.core.next_deadline()
         if deadline is not None and now >= deadline:
             self._do(self.core.tick(now), now)
@@ -312,6 +318,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config", required=True, help="the charge point's TOML file")
     parser.add_argument("--speed", type=float, default=1.0,
                         help="domain time per real second (60: a minute of charging per second)")
+    parser.add_argument("--authorize", metavar="DRIVER",
+                        help="authorize every session for DRIVER (a private charge point, the laptop demo)")
     parser.add_argument("--no-mqtt", action="store_true", help="do not talk to the broker")
     parser.add_argument("--no-monitor", action="store_true", help="do not open the serial link to the monitor")
     parser.add_argument("--log-level", default="INFO")
@@ -320,7 +328,12 @@ def main(argv: list[str]) -> int:
         parser.error(f"--speed must be > 0, got {args.speed}")
     setup_logging(args.log_level)
     cfg = load_config(args.config)
-    evse = Evse(cfg, clock=RealClock(args.speed), mqtt=not args.no_mqtt, monitor=not args.no_monitor)
+    try:
+        evse = Evse(cfg, clock=RealClock(args.speed), mqtt=not args.no_mqtt, monitor=not args.no_monitor,
+                    standing_driver=args.authorize)
+    except (CableError, GpioError, MeterError, OSError) as exc:
+        print(f"evnet evse: cannot start charge point {cfg.cp_id}: {exc}", file=sys.stderr)
+        return 1
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
