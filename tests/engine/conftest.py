@@ -72,7 +72,7 @@ def evse_factory(tmp_path: Path) -> Iterator[Callable[..., Evse]]:
              **kw: object) -> Evse:
         cfg = make_config(tmp_path, mqtt_url or "mqtt://127.0.0.1:1", extra, meter_extra)
         evse = Evse(cfg, clock=kw.pop("clock", None) or RealClock(speed), mqtt=mqtt_url is not None,
-                    monitor=False, **kw)
+                    monitor=bool(kw.pop("monitor", False)), **kw)
         evse.start()
         started.append(evse)
         return evse
