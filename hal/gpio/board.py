@@ -20,7 +20,8 @@ class GpioBoard:
     """`contactor`, `safety` (or None), `led`, `start_button`, `estop` (which opens the contactor itself).
 
     `close()` opens every relay first, then releases the lines; a failure while building releases
-    what was already built.
+    what was already built. `pin_factory` is the factory in use: pass it to `open_pilot` so the real
+    pilot shares it.
     """
 
     def __init__(self, hal: HalConfig, *, pin_factory: Factory | None = None, safety: bool = False,

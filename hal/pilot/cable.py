@@ -304,7 +304,8 @@ class _InprocLink:
 class VirtualCable:
     """Both ends in one process: `cable.evse` for the engine, `cable.ev` for the EV emulator.
 
-    Closing either end unplugs the cable: the other end sees the link go.
+    The EV unplugs and plugs in again with `ev.set_load(EvLoad.NOT_CONNECTED)` / `ev.set_load(EvLoad.B)`.
+    Closing either end cuts the cable for good: the other end sees the link go (the EVSE reads A).
     """
 
     def __init__(self, cp: str | None = None) -> None:
