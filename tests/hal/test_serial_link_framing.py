@@ -118,3 +118,15 @@ def test_decoder_memory_is_bounded_by_max_payload() -> None:
     decoder.feed(b"\x02" + b"z" * 100_000)
     assert len(decoder._buf) <= 16
     assert decoder.feed(encode(b"after")) == [b"after"]
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=400), st.integers(min_value=0, max_value=64))
+def test_any_bytes_at_all_give_only_well_formed_payloads(data: bytes, limit: int) -> None:
+    decoder = FrameDecoder(max_payload=limit)
+    for payload in decoder.feed(data):
+        assert len(payload) <= limit
+        assert all(0x20 <= b <= 0x7E for b in payload)
+        assert encode(payload, max_payload=limit) in data  # it really was on the line, LRC and all
+    c = decoder.counters
+    assert c.frames * 3 + c.garbage_bytes <= len(data)
