@@ -26,7 +26,7 @@ from pathlib import Path
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from evnet.config import parse_config
-from firmware.monitor.heartbeat import Health
+from firmware.monitor.heartbeat import REPLY_FRACTION, Health
 from firmware.monitor.port import MonitorPort
 from firmware.monitor.watchdog import Watchdog
 from hal.gpio import Relay
@@ -95,7 +95,7 @@ def measure(runs: int = 7, heartbeat_s: float = 1.0, misses: int = 2, seed: int 
 
 def report(results: dict[str, list[float]], heartbeat_s: float = 1.0, misses: int = 2) -> None:
     print(f"monitor detection (heartbeat {heartbeat_s:g} s, {misses} misses, reply timeout "
-          f"{heartbeat_s / 2:g} s; target <= 2.5 s), signal -> safety line cut:")
+          f"{heartbeat_s * REPLY_FRACTION:g} s; target <= 2.5 s), signal -> safety line cut:")
     for kind, times in results.items():
         times = sorted(times)
         print(f"  {kind:<15} median {statistics.median(times):.3f} s   min {times[0]:.3f} s   "

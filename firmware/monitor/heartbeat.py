@@ -29,6 +29,7 @@ HEARTBEAT = b"HB"
 ANSWER = b"HBA"
 STATUS_RE = re.compile(rb"^[A-Z][A-Z0-9_]{0,31}$")
 MAX_SEQ = 2**31 - 1
+REPLY_FRACTION = 0.4  # default reply timeout, as a fraction of the heartbeat interval
 
 
 class HeartbeatError(ValueError):
@@ -157,7 +158,8 @@ class HeartbeatMonitor:
     SIGCONT) are counted as stale and ignored, since they say nothing about now.
 
     Worst-case detection time after the engine dies is about
-    `misses * interval_s + reply_timeout_s` (2.5 s with the defaults 1 s, 2, 0.5 s).
+    `misses * interval_s + reply_timeout_s` (2.4 s with 1 s, 2 misses and the default 0.4 s timeout,
+    which leaves a slow engine loop 400 ms to answer).
 
     While STARTING (no answer yet), misses raise `EngineLost` only once `startup_grace_s`
     has passed, so an engine that is still importing is not reported FAULTED; the safety
@@ -170,7 +172,7 @@ class HeartbeatMonitor:
             raise ValueError(f"heartbeat interval must be > 0 s, got {interval_s!r}")
         if misses < 1:
             raise ValueError(f"misses must be >= 1, got {misses!r}")
-        timeout = interval_s / 2 if reply_timeout_s is None else reply_timeout_s
+        timeout = interval_s * REPLY_FRACTION if reply_timeout_s is None else reply_timeout_s
         if not 0 < timeout <= interval_s:
             raise ValueError(f"reply timeout must be in (0, interval {interval_s}] s, got {timeout!r}")
         if startup_grace_s < 0:
