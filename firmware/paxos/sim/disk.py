@@ -8,7 +8,6 @@ state it depends on is durable.
 
 from __future__ import annotations
 
-import copy
 from collections import deque
 from collections.abc import Sequence
 
@@ -59,7 +58,6 @@ class SimDisk:
         self.lost_writes += len(self._pending)
         self._pending.clear()
 
-    def forget_promise(self) -> None:
-        """A bug switch: a disk that loses the promise (as a store that never fsynced it would)."""
-        self.synced = copy.copy(self.synced)
-        self.synced.promised = Ballot(0, "")
+    def forget_all(self) -> None:
+        """The bug switch `no_fsync`: a store that never fsyncs comes back empty after a crash."""
+        self.synced = DurableState()

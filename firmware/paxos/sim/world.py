@@ -27,7 +27,7 @@ from firmware.paxos.sim.disk import SimDisk
 from firmware.paxos.sim.network import Network
 
 SITE = "sim"
-BUGS = ("no_promise_check", "send_before_fsync", "forget_promise")
+BUGS = ("no_promise_check", "send_before_fsync", "no_fsync")
 SIM_OPTIONS = Options(max_batch=4, max_inflight=4, catchup_batch=8, snapshot_every=12)
 DELIVER, TIMER, FSYNC, EMIT, START, RETRY, CRASH, ARM, RESTART, CUT, HEAL = range(11)
 
@@ -47,15 +47,19 @@ class Faults:
     crashes: int = 2
     crash_all: bool = False
     keep_one_down: bool = False  # leave one replica down after the heal (a majority is up)
+    slow_max: float = 0.04  # 5 % of messages are delayed by up to this much more (reordering, stale messages)
     drift: float = 0.01  # each replica's clock rate is 1 +- up to this
     retry: float = 0.25  # a client re-sends its request (same id) to a random replica after this
     bugs: frozenset[str] = frozenset()
 
     @classmethod
-    def draw(cls, rng: random.Random, bugs: frozenset[str] = frozenset()) -> Faults:
+    def draw(cls, rng: random.Random, bugs: frozenset[str] = frozenset(), heavy: bool = False) -> Faults:
+        """A random mix; `heavy` keeps partitions and crashes coming all the time (to hunt bugs)."""
         return cls(replicas=rng.choice((3, 3, 5)), clients=rng.randint(2, 4), keys=rng.randint(1, 3),
                    loss=rng.choice((0.0, 0.02, 0.1, 0.25)), duplicate=rng.choice((0.0, 0.03)),
-                   partitions=rng.randint(0, 4), crashes=rng.randint(0, 4), crash_all=rng.random() < 0.1,
+                   slow_max=rng.choice((0.01, 0.04, 0.15, 0.4)),
+                   partitions=rng.randint(6, 12) if heavy else rng.randint(0, 8),
+                   crashes=rng.randint(5, 10) if heavy else rng.randint(0, 6), crash_all=rng.random() < 0.1,
                    keep_one_down=rng.random() < 0.3, bugs=bugs)
 
 
@@ -113,7 +117,7 @@ class World:
         self._queue: list[tuple[float, int, int, Any, Any]] = []
         self._seq = 0
         self.ids = [f"r{i}" for i in range(f.replicas)]
-        self.net = Network(random.Random(self.rng.random()), loss=f.loss, duplicate=f.duplicate,
+        self.net = Network(random.Random(self.rng.random()), loss=f.loss, duplicate=f.duplicate, slow_max=f.slow_max,
                            replicas=frozenset(self.ids))
         self.nodes = {i: SimNode(i, 1 + self.rng.uniform(-f.drift, f.drift), self.rng.uniform(0, 100))
                       for i in self.ids}
@@ -145,10 +149,10 @@ class World:
             t = rng.uniform(0, f.fault_time)
             cut = frozenset(rng.sample(self.ids, rng.randint(1, len(self.ids) - 1)))
             self._push(t, CUT, cut, None)
-            self._push(min(t + rng.uniform(0.05, 1.0), f.fault_time), CUT, frozenset(), None)
+            self._push(min(t + rng.uniform(0.05, 0.6), f.fault_time), CUT, frozenset(), None)
         for _ in range(f.crashes):
             t, node = rng.uniform(0, f.fault_time), self.nodes[rng.choice(self.ids)]
-            self._push(t, ARM if rng.random() < 0.5 else CRASH, node, None)
+            self._push(t, ARM if rng.random() < 0.6 else CRASH, node, None)
             self._push(t + rng.uniform(0.01, 0.8), RESTART, node, None)
         if f.crash_all:
             t = rng.uniform(0, f.fault_time)
@@ -283,8 +287,8 @@ class World:
 
     def _restart(self, node: SimNode) -> None:
         node.incarnation += 1
-        if "forget_promise" in self.faults.bugs and node.incarnation > 1:
-            node.disk.forget_promise()
+        if "no_fsync" in self.faults.bugs:
+            node.disk.forget_all()
         durable = node.disk.load()
         r = Replica(node.id, self.ids, SITE, KVMachine(), durable=durable, options=self.options,
                     rng=random.Random(f"{self.seed}/{node.id}/{node.incarnation}"), now=node.local(self.now))
@@ -325,9 +329,9 @@ class World:
             print(f"{self.now:10.6f}  {text}")
 
 
-def run_seed(seed: int, bugs: frozenset[str] = frozenset(), verbose: bool = False) -> RunResult:
+def run_seed(seed: int, bugs: frozenset[str] = frozenset(), verbose: bool = False, heavy: bool = False) -> RunResult:
     """One run: the faults are drawn from the seed (bugs switched on as given) and every check made."""
     rng = random.Random(seed)
-    faults = Faults.draw(rng, bugs)
+    faults = Faults.draw(rng, bugs, heavy)
     world = World(seed, faults, verbose=verbose)
     return world.run()
