@@ -218,3 +218,30 @@ def test_a_session_started_before_any_meter_reading_asks_for_one():
     (read,) = [a for a in out if isinstance(a, ReadMeter)]
     core.meter_reading(reading(50.0), 6.1, token=read.token)
     assert core.meter.active and core.meter.first.import_kwh == 50.0
+
+
+def test_a_stop_the_pwm_ev_ignores_forces_the_contactor_open_after_6_s_and_closes_the_ticket():
+    rig = Rig()
+    rig.do(rig.core.pilot_reading("B", 0.0))
+    rig.do(rig.core.tick(5.0))
+    rig.do(rig.core.authorize("dave", 5.0))
+    rig.do(rig.core.pilot_reading("C", 6.0))
+    assert rig.contactor() is True
+    rig.do(rig.core.stop("operator_stop", 100.0))
+    assert rig.duty() is None  # PWM withdrawn: steady +12 V
+    assert rig.contactor() is True and rig.core.next_deadline() == 106.0
+    rig.do(rig.core.tick(105.9))
+    assert rig.contactor() is True
+    rig.do(rig.core.tick(106.0))
+    assert rig.contactor() is False
+    assert [a for a in rig.actions if isinstance(a, SetContactor)][-1].reason == "stop_ignored"
+    rig.answer_reads(103.0, 106.0)
+    assert rig.tickets()[0].reason == "operator_stop" and rig.tickets()[0].kwh == 3.0
+
+
+def test_status_goes_charging_and_back_with_the_session():
+    rig = Rig()
+    rig.hlc_to_charging()
+    rig.do(rig.core.pilot_reading("A", 9.0))
+    rig.answer_reads(101.0, 9.0)
+    assert rig.statuses() == ["AVAILABLE", "CHARGING", "AVAILABLE"]
