@@ -106,7 +106,7 @@ class EvEmulator:
         self._plugged = self._hlc = self._power = self._pwm_stopped = False
         self._now = 0.0
         self._wait_until: float | None = None
-        self._wait_full = False
+        self._wait_until_done: str | None = None  # "full": the charge to end; "stopped": the HLC stop to finish
 
     # ----- inputs
 
@@ -150,7 +150,7 @@ class EvEmulator:
     @property
     def finished(self) -> bool:
         """The plan has run to its end."""
-        return self.pc >= len(self.plan) and self._wait_until is None and not self._wait_full
+        return self.pc >= len(self.plan) and self._wait_until is None and self._wait_until_done is None
 
     @property
     def allowed_a(self) -> float:
@@ -306,11 +306,11 @@ class EvEmulator:
             if now < self._wait_until:
                 return out
             self._wait_until = None
-        if self._wait_full:
-            if self.want_charge:
-                return out
-            self._wait_full = False
-        while self.pc < len(self.plan) and self._wait_until is None and not self._wait_full:
+        if self._wait_until_done is not None:
+            if self.want_charge or (self._hlc and self.evcc.phase not in (evcc.Phase.IDLE, evcc.Phase.PAUSED)):
+                return out  # still charging, or the HLC stop (PowerDelivery, SessionStop) under way
+            self._wait_until_done = None
+        while self.pc < len(self.plan) and self._wait_until is None and self._wait_until_done is None:
             step = self.plan[self.pc]
             self.pc += 1
             out += self._do(step, now)
@@ -321,11 +321,16 @@ class EvEmulator:
         cmd, arg = step.command, step.arg
         if cmd == "wait":
             if arg == "full":
-                self._wait_full = self.want_charge
+                self._wait_until_done = "full" if self.want_charge else None
             else:
                 self._wait_until = now + float(arg)  # type: ignore[arg-type]
             return []
-        if cmd in ("plug", "unplug", "stop"):
+        if cmd == "stop":
+            out = self.stop(now)
+            if self._hlc and self.evcc.phase not in (evcc.Phase.IDLE, evcc.Phase.PAUSED):
+                self._wait_until_done = "stopped"  # the next step waits for SessionStop to be answered
+            return out
+        if cmd in ("plug", "unplug"):
             return getattr(self, cmd)(now)
         if cmd == "charge":
             return self.charge(now, arg)  # type: ignore[arg-type]

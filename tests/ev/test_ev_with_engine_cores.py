@@ -150,3 +150,14 @@ def test_an_ev_that_ignores_the_pwm_stop_is_cut_off_after_6_s() -> None:
     bench.run(200)
     assert bench.contactor == [(5.0, True), (106.0, False)]
     assert ev.load.value == "C" and ev.draw_a == 16  # still asking, but the contactor is open
+
+
+def test_stop_then_unplug_finishes_the_hlc_session_before_unplugging() -> None:
+    ev = EvEmulator(EvParams(max_current_a=16), parse_plan("hlc on; plug; charge; wait 60; stop; unplug"))
+    bench = Bench(ev, allowed_a=16)
+    bench.at(0.0, "authorize", "driver-1")
+    bench.run(200)
+    assert [e.reason for e in bench.of(ssm.SessionEnded)] == ["ev_stopped"]  # not "unplugged"
+    assert "session stopped" in ev.events
+    assert ev.events.index("session stopped") < ev.events.index("plan: unplug")
+    assert ev.state is EvState.NOT_CONNECTED and ev.finished
