@@ -16,6 +16,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +34,7 @@ from firmware.monitor.heartbeat import HeartbeatResponder
 from firmware.monitor.systemd import SystemdNotifier
 from hal.gpio import GpioBoard, GpioError
 from hal.meter import MeterError, open_meter
-from hal.pilot import CableError, ControlPilot, TcpEvseEnd, VirtualCable
+from hal.pilot import CableError, ControlPilot, VirtualCable, open_pilot
 
 TELEMETRY_S = 1.0  # domain seconds between telemetry messages while charging
 IDLE_WAKE_S = 1.0  # real seconds: the loop wakes at least this often (watchdog, lease, clock checks)
@@ -67,9 +68,13 @@ class Evse:
         self.on_ticket = on_ticket
         self.standing_driver = standing_driver  # authorizes every session (a private point, the laptop demo)
         self.contactor_closed = False
-        self.cable: VirtualCable | None = None
-        self.pilot = pilot or self._open_pilot()
         self.board = gpio or GpioBoard(cfg.hal, cp=cp.id)
+        self.cable: VirtualCable | None = None
+        if pilot is None:
+            if cfg.hal.pilot.backend == "simulated" and cfg.hal.pilot.cable == "inproc":
+                self.cable = VirtualCable(cp=cp.id)  # the EV emulator in this process plugs into `cable.ev`
+            pilot = open_pilot(cfg.hal, pin_factory=self.board.pin_factory, cable=self.cable, cp=cp.id)
+        self.pilot = pilot
         self.meter = open_meter(cfg.meter, clock=self.clock, cp_id=cp.id, load=self._meter_load)
         self.poller = MeterPoller(self.meter, self.clock, cfg.meter.poll_interval_s, self.events.put)
         self.responder = HeartbeatResponder()
@@ -77,6 +82,7 @@ class Evse:
         self.publisher = Publisher(cfg, self.clock) if mqtt else None
         self.systemd = SystemdNotifier(cp=cp.id, component="evse")
         self._watchdog_every = self.systemd.ping_interval(IDLE_WAKE_S)
+        self._next_watchdog = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="evse-control", daemon=True)
         self._next_telemetry = 0.0
@@ -84,17 +90,6 @@ class Evse:
         self.loop_iterations = 0
 
     # ------------------------------------------------------------------ life cycle
-
-    def _open_pilot(self) -> ControlPilot:
-        pilot_cfg = self.cfg.hal.pilot
-        if pilot_cfg.backend == "real":
-            from hal import pilot as hal_pilot
-
-            return hal_pilot.open_pilot(self.cfg.hal, cp=self.cfg.cp_id)  # type: ignore[attr-defined]
-        if pilot_cfg.cable == "inproc":
-            self.cable = VirtualCable(cp=self.cfg.cp_id)
-            return self.cable.evse
-        return TcpEvseEnd(pilot_cfg.cable, cp=self.cfg.cp_id)
 
     def start(self) -> None:
         self.pilot.on_change(self._on_pilot_change)
@@ -201,7 +196,10 @@ class Evse:
             body = self.core.telemetry()
             if body is not None and self.publisher is not None:
                 self.publisher.telemetry(body)
-        self.systemd.watchdog()
+        real_now = time.monotonic()
+        if real_now >= self._next_watchdog:
+            self._next_watchdog = real_now + self._watchdog_every
+            self.systemd.watchdog()
         self.loop_iterations += 1
 
     def _wait_s(self, now: float) -> float:
