@@ -185,7 +185,12 @@ class EngineCore:
     def meter_failed(self, error: str, faulted: bool, now: float) -> list[Action]:
         """A read failed; once the driver calls the meter faulted, the charge point faults."""
         self.log.warning("engine.meter_read_failed", error=error, faulted=faulted)
-        return self.fault("meter", now) if faulted else []
+        if not faulted:
+            return []
+        actions = self.fault("meter", now)
+        if self._pending_close is not None:  # the ticket's end reading will not come: the last good one
+            actions += self._close_ticket(self._pending_close, None)
+        return actions
 
     @_reads_last
     def tick(self, now: float) -> list[Action]:
@@ -250,6 +255,8 @@ class EngineCore:
             elif isinstance(action, s.SessionStarted):
                 self.log.info("engine.session_started", session=action.session_id, driver=action.driver,
                               hlc=action.hlc, evcc=action.evcc_id or None)
+                if self._pending_close is not None:  # a new session before the last one's end reading
+                    out += self._close_ticket(self._pending_close, None)
                 self._pending_start = action
                 self.sessions.append(action)
                 if self.last_reading is not None and "meter" not in self.pilot.faults:

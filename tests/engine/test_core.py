@@ -245,3 +245,25 @@ def test_status_goes_charging_and_back_with_the_session():
     rig.do(rig.core.pilot_reading("A", 9.0))
     rig.answer_reads(101.0, 9.0)
     assert rig.statuses() == ["AVAILABLE", "CHARGING", "AVAILABLE"]
+
+
+def test_the_meter_dying_before_the_end_reading_closes_the_ticket_on_the_last_good_one():
+    rig = Rig()
+    rig.hlc_to_charging()
+    rig.do(rig.core.meter_reading(reading(102.0, 50.0), 50.0))
+    rig.do(rig.core.pilot_reading("A", 60.0))  # unplugged: a ReadMeter is out
+    assert rig.tickets() == []
+    rig.do(rig.core.meter_failed("meter timeout", faulted=True, now=61.0))
+    (ticket,) = rig.tickets()
+    assert (ticket.end_kwh, ticket.reason) == (102.0, "unplugged")
+
+
+def test_a_new_session_before_the_end_reading_closes_the_old_ticket_first():
+    rig = Rig()
+    rig.hlc_to_charging()
+    rig.do(rig.core.meter_reading(reading(102.0, 50.0), 50.0))
+    rig.do(rig.core.pilot_reading("A", 60.0))
+    rig.do(rig.core.pilot_reading("B", 61.0))
+    rig.do(rig.core.tick(66.0))  # no HLC: PWM only
+    rig.do(rig.core.authorize("erin", 66.0))
+    assert [t.driver for t in rig.tickets()] == ["alice"] and rig.core.meter.driver == "erin"
