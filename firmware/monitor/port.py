@@ -70,6 +70,7 @@ class MonitorPort:
         self.log = event_logger("monitor_port", cp=cp, url=url)
         self._link: SerialLink | None = None
         self._server: socket.socket | None = None
+        self._unavailable_logged = False
         address = listen_address(url)
         if address is not None:
             try:
@@ -105,8 +106,11 @@ class MonitorPort:
             try:
                 self._link = SerialLink.open(self.url, cp=self.cp)
                 self.log.info("monitor_port.open")
+                self._unavailable_logged = False
             except SerialLinkError as exc:
-                self.log.warning("monitor_port.unavailable", error=str(exc))
+                if not self._unavailable_logged:  # once per outage, not once per retry
+                    self.log.warning("monitor_port.unavailable", error=str(exc))
+                    self._unavailable_logged = True
                 return None
         return self._link
 

@@ -37,6 +37,7 @@ from hal.gpio import Relay
 from hal.serial_link import FrameError, SerialLinkError
 
 POLL_S = 0.05  # the longest the loop waits for a frame before looking at its timers again
+REOPEN_S = 1.0  # how often a serial device that cannot be opened is tried again
 REPORT_S = 10.0  # the monitor's own heartbeat on MQTT
 STARTUP_GRACE_S = 10.0  # an engine still starting is not reported FAULTED (the safety line is cut anyway)
 
@@ -58,6 +59,7 @@ class Watchdog:
         self.fault_code: str | None = None
         self.changed = threading.Condition()  # notified on every health change (tests, benchmarks)
         self._children: list[subprocess.Popen[bytes]] = []
+        self._reopen_at = 0.0
 
     def run(self, stop: threading.Event) -> None:
         """Watch until `stop` is set; leaves the safety line cut."""
@@ -87,10 +89,14 @@ class Watchdog:
             self.notifier.stopping()
 
     def _receive(self, wait: float, stop: threading.Event) -> None:
+        if not self.port.listening and not self.port.connected and self.clock.monotonic() < self._reopen_at:
+            stop.wait(wait)  # a device that cannot be opened: try again every REOPEN_S, do not spin
+            return
         link = self.port.link(wait)
         if link is None:
+            self._reopen_at = self.clock.monotonic() + REOPEN_S
             if not self.port.listening:
-                stop.wait(wait)  # a device that cannot be opened: do not spin
+                stop.wait(wait)
             return
         try:
             payload = link.recv(wait)

@@ -8,10 +8,12 @@ blocks while its process and link stay up; and clear the fault when an engine an
 from __future__ import annotations
 
 import queue
+import shutil
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -214,3 +216,54 @@ def test_evnet_monitor_command_runs_and_stops_cleanly(tmp_path, mosquitto) -> No
         if engine is not None:
             engine.close()
         topics.link.stop()
+
+
+@pytest.fixture
+def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two linked ptys from socat, as a UART pair would be on a Pi (monitor on one, engine on the other)."""
+    if shutil.which("socat") is None:
+        pytest.fail("socat is not installed (apt-get install socat)")
+    a, b = tmp_path / "ttyMON", tmp_path / "ttyENG"
+    proc = subprocess.Popen(["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + TIMEOUT
+    while not (a.exists() and b.exists()):  # socat gives no other sign that its ptys are there
+        assert time.monotonic() < deadline, "socat did not create its ptys"
+        time.sleep(0.01)
+    try:
+        yield str(a), str(b)
+    finally:
+        proc.terminate()
+        proc.wait(TIMEOUT)
+
+
+@pytest.mark.slow
+def test_monitor_on_a_serial_device_catches_a_stopped_engine(tmp_path: Path, pty_pair, mock_factory) -> None:
+    monitor_tty, engine_tty = pty_pair
+    path = write_config(tmp_path, "mqtt://127.0.0.1:1")  # no broker: the relay works without one
+    path.write_text(path.read_text().replace("socket://127.0.0.1:0", monitor_tty))
+    cfg = load_config(path)
+    port = MonitorPort(cfg.monitor.serial_url, cp="cp1")
+    assert not port.listening
+    relay = Relay("safety", cfg.hal.pins.safety, pin_factory=mock_factory, cp="cp1")
+    wd = Watchdog(cfg, port=port, safety=relay, reporter=None, startup_grace_s=0.0)
+    stop = threading.Event()
+    thread = threading.Thread(target=wd.run, args=(stop,), daemon=True)
+    thread.start()
+    engine = Engine(engine_tty, "AVAILABLE")
+    try:
+        wait_health(wd, Health.HEALTHY)
+        assert mock_factory.pin(SAFETY_PIN).state == 1
+        engine.signal(signal.SIGSTOP)
+        wait_health(wd, Health.FAULTED)
+        assert mock_factory.pin(SAFETY_PIN).state == 0
+        assert wd.fault_code == "engine_hung"  # a UART cannot tell dead from hung: the device stays open
+        engine.signal(signal.SIGCONT)
+        wait_health(wd, Health.HEALTHY)
+        assert mock_factory.pin(SAFETY_PIN).state == 1
+    finally:
+        engine.close()
+        stop.set()
+        thread.join(TIMEOUT)
+        port.close()
+        relay.close()
