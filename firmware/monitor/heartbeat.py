@@ -99,7 +99,11 @@ class HeartbeatResponder:
             return None
         self.last_seq, self.last_heard = seq, now
         self.answered += 1
-        return encode_answer(seq, status)
+        try:
+            return encode_answer(seq, status)
+        except HeartbeatError as exc:  # never let a bad status string break the engine's loop
+            self.last_error = str(exc)
+            return encode_answer(seq, "UNKNOWN")
 
     def monitor_silent(self, now: float, after_s: float) -> bool:
         """True when no heartbeat came for `after_s` seconds (or none ever)."""

@@ -218,5 +218,6 @@ def test_responder_rejects_and_tracks_silence() -> None:
     assert eng.monitor_silent(0.0, 3.0)
     assert eng.answer(b"HBA 1 OK", 1.0, "AVAILABLE") is None and eng.rejected == 1
     assert eng.answer(b"HB 5", 1.0, "FAULTED") == b"HBA 5 FAULTED"
+    assert eng.answer(b"HB 6", 1.0, "out of order") == b"HBA 6 UNKNOWN" and "upper-case" in eng.last_error
     assert not eng.monitor_silent(3.9, 3.0)
     assert eng.monitor_silent(4.0, 3.0)
