@@ -27,6 +27,9 @@ from firmware.engine.lease import CurrentLease
 from firmware.engine.metering import Reading, SessionMeter, Ticket
 
 HISTORY = 32
+OVERCURRENT_RATIO = 1.1  # tolerated above the allowed current ...
+OVERCURRENT_MARGIN_A = 1.0  # ... plus this
+OVERCURRENT_S = 6.0  # for this long (IEC 61851-1 gives the EV 5 s to follow a lower duty)
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class EngineCore:
         self._close_token = 0
         self._faults_seen: set[str] = set()
         self._session_state = self.session.state
+        self._over_since: float | None = None
 
     # ------------------------------------------------------------------ inputs
 
@@ -179,7 +183,22 @@ class EngineCore:
                 self.session.update_meter(live.energy_kwh)
         if self._pending_close is not None and token >= self._close_token and not self.pilot.contactor:
             actions += self._close_ticket(self._pending_close, reading)
-        return actions
+        return actions + self._check_current(reading, now)
+
+    def _check_current(self, reading: Reading, now: float) -> list[Action]:
+        """An EV that draws clearly more than it is allowed for OVERCURRENT_S (it has 5 s to follow a
+        lower offer) is cut off: the EV is trusted to respect the offer, and this is the check."""
+        drawn = max(reading.current_a)
+        if not self.pilot.contactor or drawn <= self.allowed_a * OVERCURRENT_RATIO + OVERCURRENT_MARGIN_A:
+            self._over_since = None
+            return []
+        if self._over_since is None:
+            self._over_since = now
+            self.log.warning("engine.over_current", drawn_a=drawn, allowed_a=self.allowed_a)
+        if now - self._over_since < OVERCURRENT_S:
+            return []
+        self._over_since = None
+        return self.fault("over_current", now)
 
     @_reads_last
     def meter_failed(self, error: str, faulted: bool, now: float) -> list[Action]:

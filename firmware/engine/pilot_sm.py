@@ -10,8 +10,8 @@ moment of the next timer. The rules it keeps (DESIGN.md, notes/charging.md):
 - when the EVSE withdraws readiness while the EV is in C it stops the PWM and waits for the
   EV to go to B; an EV that ignores that has its contactor forced open after 6 s;
 - a pilot short (E), a voltage in no band (INVALID), an unexpected -12 V (F) or a diode fault put the EVSE in F (-12 V,
-  contactor open); pilot faults are retried after `fault_retry_s`, other faults are
-  latched until `clear_fault`.
+  contactor open); pilot faults (and over-current) are retried after `fault_retry_s`, other
+  faults are latched until `clear_fault`.
 
 High-level communication (ISO 15118) uses a 5 % duty; basic charging ("without profile")
 advertises the allowed current with the duty: 6-51 A -> A / 0.6 %, 51-80 A -> A / 2.5 + 64 %.
@@ -27,8 +27,8 @@ from hal.pilot.conversions import DUTY_HLC, MIN_CURRENT_A, PilotState, duty_for_
 STOP_TIMEOUT_S = 6.0
 FAULT_RETRY_S = 10.0
 
-# Fault codes the pilot itself raises; they are retried, the others are latched.
-PILOT_FAULTS = frozenset({"pilot_short", "pilot_invalid", "pilot_fault", "diode_fault"})
+# Faults retried after `fault_retry_s` (the pilot's own, and an EV drawing too much); the others are latched.
+PILOT_FAULTS = frozenset({"pilot_short", "pilot_invalid", "pilot_fault", "diode_fault", "over_current"})
 
 __all__ = ["Mode", "PilotChanged", "PilotMachine", "PilotState", "SetContactor", "SetPilotError", "SetPwm",
            "duty_for_current"]

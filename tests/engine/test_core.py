@@ -267,3 +267,29 @@ def test_a_new_session_before_the_end_reading_closes_the_old_ticket_first():
     rig.do(rig.core.tick(66.0))  # no HLC: PWM only
     rig.do(rig.core.authorize("erin", 66.0))
     assert [t.driver for t in rig.tickets()] == ["alice"] and rig.core.meter.driver == "erin"
+
+
+def test_an_ev_drawing_too_much_for_6_s_is_cut_off():
+    rig = Rig()
+    rig.do(rig.core.pilot_reading("B", 0.0))
+    rig.do(rig.core.tick(5.0))
+    rig.do(rig.core.authorize("greedy", 5.0))
+    rig.do(rig.core.pilot_reading("C", 6.0))
+    rig.do(rig.core.meter_reading(reading(100.1, 7.0, amps=17.5), 7.0))  # 16 A allowed: within 10 % + 1 A
+    assert rig.contactor() is True and rig.core.status == "CHARGING"
+    rig.do(rig.core.meter_reading(reading(100.2, 8.0, amps=25.0), 8.0))
+    rig.do(rig.core.meter_reading(reading(100.3, 13.9, amps=25.0), 13.9))
+    assert rig.contactor() is True  # the EV gets its time to follow
+    out = rig.do(rig.core.meter_reading(reading(100.4, 14.0, amps=25.0), 14.0))
+    assert SetContactor(False, "fault:over_current") in out and rig.core.status == "FAULTED"
+    assert rig.core.next_deadline() == 24.0  # retried like a pilot fault
+
+
+def test_an_ev_that_follows_a_lower_offer_in_time_is_fine():
+    rig = Rig()
+    rig.hlc_to_charging(now=1.0)
+    rig.do(rig.core.grant(8, math.inf, 10.0))
+    rig.do(rig.core.meter_reading(reading(100.1, 11.0, amps=16.0), 11.0))
+    rig.do(rig.core.meter_reading(reading(100.2, 15.0, amps=8.0), 15.0))
+    rig.do(rig.core.meter_reading(reading(100.3, 30.0, amps=8.0), 30.0))
+    assert rig.contactor() is True and rig.core.status == "CHARGING"
