@@ -165,8 +165,10 @@ def test_killed_then_hung_engines_cut_the_safety_line_and_fault_the_charge_point
 
 
 @pytest.mark.slow
-def test_an_engine_whose_control_loop_blocks_is_caught(monitor) -> None:
+def test_an_engine_whose_control_loop_blocks_is_caught(monitor, tmp_path) -> None:
     wd, safety_pin, topics = monitor
+    marker = tmp_path / "restart-asked"
+    wd.on_fault = [sys.executable, "-c", f"open({str(marker)!r}, 'w').write('restart')"]  # --on-fault CMD
     engine = Engine(wd.port.engine_url, "CHARGING")
     try:
         wait_health(wd, Health.HEALTHY)
@@ -174,6 +176,10 @@ def test_an_engine_whose_control_loop_blocks_is_caught(monitor) -> None:
         wait_health(wd, Health.FAULTED)
         assert safety_pin.state == 0 and wd.fault_code == "engine_hung" and engine.proc.poll() is None
         topics.wait_for(is_status("FAULTED", "engine_hung"), "FAULTED")
+        (child,) = wd._children or [None]
+        if child is not None:  # not yet reaped by the loop
+            child.wait(TIMEOUT)
+        assert marker.read_text() == "restart"
     finally:
         engine.close()
 
