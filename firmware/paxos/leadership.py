@@ -14,6 +14,8 @@ from firmware.paxos.batch import NOOP, Command, encode_batch
 from firmware.paxos.messages import Entry, Promise
 from firmware.paxos.types import Accepted, Ballot
 
+FOLLOWER, CANDIDATE, LEADER = "follower", "candidate", "leader"
+
 
 def recover(promises: Iterable[Promise], lower: int, known_chosen: dict[int, bytes]) -> tuple[list[Entry], int]:
     """The entries to re-propose in slots >= `lower`, and the next free slot."""

@@ -23,17 +23,17 @@ from evnet.logs import event_logger
 from firmware.paxos import messages as m
 from firmware.paxos.acceptor import Acceptor
 from firmware.paxos.batch import Command
+from firmware.paxos.catchup import CatchUp
 from firmware.paxos.dedup import Deduplicated, StateMachine
-from firmware.paxos.leadership import Leadership, recover
+from firmware.paxos.leadership import CANDIDATE, FOLLOWER, LEADER, Leadership, recover
 from firmware.paxos.learner import Learner
 from firmware.paxos.options import Options
-from firmware.paxos.ready import Applied, Ready
+from firmware.paxos.ready import Ready
+from firmware.paxos.routing import ClientRouting
 from firmware.paxos.types import ZERO_BALLOT, Ballot, DurableState
 
-FOLLOWER, CANDIDATE, LEADER = "follower", "candidate", "leader"
 
-
-class Replica:
+class Replica(CatchUp, ClientRouting):
     """One member of a site's Paxos group: acceptor, learner, and leader when elected."""
 
     def __init__(self, node_id: str, members: Sequence[str], site: str, machine: StateMachine, *,
@@ -318,118 +318,6 @@ class Replica:
         self._hint(r.sender, r.chosen_upto)
         if self.role == LEADER and self.lead is not None and r.ballot == self.lead.ballot:
             self.lead.acked_at[r.sender] = self.now
-
-    # ----------------------------------------------------------------- learning, catch-up, snapshots
-
-    def _learned(self, slot: int, value: bytes) -> None:
-        if self.lead is not None:
-            ours = self.lead.forget(slot)
-            if ours is not None and ours != value and self.role == LEADER:
-                self.log.info("paxos.step_down", ballot=self.lead.ballot, slot=slot, why="slot chosen elsewhere")
-                self._become_follower(None, self.now)
-        self.learner.learn(slot, value)
-
-    def _hint(self, peer: str, chosen_upto: int) -> None:
-        """`peer` knows slots below `chosen_upto` are chosen: catch up from it if we lag."""
-        if peer == self.id:
-            return
-        if chosen_upto > self.known_commit:
-            self.known_commit = chosen_upto
-            self.catchup_peer = peer
-        self._maybe_catch_up()
-
-    def _maybe_catch_up(self) -> None:
-        behind = self.known_commit > self.learner.chosen_upto
-        if behind and self.catchup_peer not in (None, self.id) and self.now >= self.catchup_next:
-            self.catchup_next = self.now + self.opts.heartbeat_interval
-            self._send(self.catchup_peer, m.CatchUpRequest(self.site, self.id, self.learner.chosen_upto))
-
-    def _on_CatchUpRequest(self, r: m.CatchUpRequest) -> None:  # noqa: N802
-        if r.from_slot < self.learner.log_start and self.learner.snapshot is not None:
-            self._send(r.sender, m.Snapshot(self.site, self.id, self.learner.log_start, self.learner.snapshot))
-            return
-        entries = self.learner.entries(r.from_slot, self.opts.catchup_batch)
-        self._send(r.sender, m.CatchUpReply(self.site, self.id, entries, self.learner.chosen_upto))
-
-    def _on_CatchUpReply(self, r: m.CatchUpReply) -> None:  # noqa: N802
-        for e in r.entries:
-            self._learned(e.slot, e.value)
-        if r.entries:
-            self.catchup_next = self.now  # more to fetch: ask again at once
-        self._hint(r.sender, r.chosen_upto)
-
-    def _on_Snapshot(self, s: m.Snapshot) -> None:  # noqa: N802
-        if not self.learner.install(s.slot, s.blob):
-            return
-        self.acceptor.compact(s.slot)
-        if self.lead is not None:
-            for slot in [x for x in self.lead.proposals if x < s.slot]:
-                self.lead.forget(slot)
-            self.lead.next_slot = max(self.lead.next_slot, s.slot)
-        self._out.snapshot = (s.slot, s.blob)
-        self.log.info("paxos.snapshot_installed", slot=s.slot, peer=s.sender, size=len(s.blob))
-        self.catchup_next = self.now
-        self._maybe_catch_up()
-
-    def _apply(self) -> None:
-        applied = self.learner.apply_chosen()
-        if not applied:
-            return
-        self._out.applied.extend(applied)
-        for a in applied:
-            self._answer(a)
-        every = self.opts.snapshot_every
-        if every and self.learner.applied - self.learner.log_start >= every:
-            slot, blob = self.learner.take_snapshot()
-            self.acceptor.compact(slot)
-            self._out.snapshot = (slot, blob)
-
-    def _answer(self, a: Applied) -> None:
-        key = (a.client, a.req)
-        self.queued.discard(key)
-        if key in self.waiting:
-            self.waiting.discard(key)
-            self._out.replies.append(m.ClientReply(self.site, self.id, a.client, a.req, a.result))
-
-    # ----------------------------------------------------------------- clients
-
-    def _client_command(self, c: Command, answer: bool) -> None:
-        cached = self.learner.machine.cached(c.client, c.req)
-        if cached is not None:
-            if answer:
-                self._out.replies.append(m.ClientReply(self.site, self.id, c.client, c.req, cached))
-            return
-        if self.learner.machine.is_stale(c.client, c.req):
-            self.log.info("paxos.stale_request", client=c.client, req=c.req)
-            return
-        key = (c.client, c.req)
-        if self.role == FOLLOWER and self.leader_id is not None:
-            self._send(self.leader_id, m.Forward(self.site, self.id, c.client, c.req, c.command))
-            return
-        # the leader, a candidate, or a follower that knows no leader yet: queue it (forwarded or
-        # proposed once there is a leader), and answer it when applied
-        if key in self.queued or len(self.queue) >= self.opts.max_pending:
-            return
-        self.waiting.add(key)
-        self.queued.add(key)
-        self.queue.append(c)
-
-    def _forward_queue(self) -> None:
-        if self.leader_id is None or self.leader_id == self.id:
-            return
-        while self.queue:
-            c = self.queue.popleft()
-            self.queued.discard((c.client, c.req))
-            self.waiting.discard((c.client, c.req))  # the leader answers it
-            self._send(self.leader_id, m.Forward(self.site, self.id, c.client, c.req, c.command))
-
-    def _on_Forward(self, f: m.Forward) -> None:  # noqa: N802
-        if self.role == FOLLOWER:
-            return  # never pass a request on twice (no forwarding loops): the client retries
-        self._client_command(Command(f.client, f.req, f.command), answer=False)
-
-    def _on_ClientRequest(self, r: m.ClientRequest) -> None:  # noqa: N802
-        self._client_command(Command(r.sender, r.req, r.command), answer=True)
 
     def _deadline(self) -> float:
         if self.role == LEADER:
