@@ -112,7 +112,8 @@ class CableEnd:
             self._linked = False
             self._link = None
             self._forget_peer()
-        self._log.warning("cable.peer_lost", role=self.role, reason=reason)
+        level = self._log.info if reason == "closed" else self._log.warning  # an orderly close is no news
+        level("cable.peer_lost", role=self.role, reason=reason)
         self._listeners.notify("link")
 
     def receive(self, kind: str, body: dict[str, Any]) -> None:
