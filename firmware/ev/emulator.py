@@ -54,6 +54,8 @@ class EvParams:
     departure_s: float = 8 * 3600.0
     evcc_id: str = "EV0001"
     ignore_stop: bool = False
+    ventilation: bool = False  # asks for energy in state D (charging that needs ventilation)
+    diode: bool = True  # False: a broken pilot diode, which the charge point must see as a fault
     status_period_s: float = 1.0  # ChargingStatusReq pace, and Authorization / CPD re-ask pace
     response_timeout_s: float = 30.0  # an HLC response later than this ends the session
 
@@ -63,9 +65,11 @@ class EvParams:
 
 @dataclass(frozen=True)
 class SetLoad:
-    """Put this load on the pilot (B: connected; C: asking for energy; NOT_CONNECTED: unplugged)."""
+    """Put this load on the pilot (B: connected; C, or D with ventilation: asking for energy;
+    NOT_CONNECTED: unplugged); `diode=False` is an EV with a broken pilot diode."""
 
     load: EvLoad
+    diode: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ class EvEmulator:
         self.events: list[str] = []  # a journal in words, for logs and tests
         self.evcc = evcc.Evcc(self.p.evcc_id, self._needs, self.p.status_period_s, self.p.response_timeout_s)
         self._plugged = self._hlc = self._power = self._pwm_stopped = False
+        self._diode = True
         self._now = 0.0
         self._wait_until: float | None = None
         self._wait_until_done: str | None = None  # "full": the charge to end; "stopped": the HLC stop to finish
@@ -240,15 +245,16 @@ class EvEmulator:
             self._note(f"state {self.state.value} -> {state.value}")
             self.state = state
         energy = self._power and self.want_charge and (not self._pwm_stopped or self.p.ignore_stop)
-        load = EvLoad.NOT_CONNECTED if not self._plugged else EvLoad.C if energy else EvLoad.B
+        asking = EvLoad.D if self.p.ventilation else EvLoad.C
+        load = EvLoad.NOT_CONNECTED if not self._plugged else asking if energy else EvLoad.B
         draw = max(0.0, min(self.allowed_a, self.p.max_current_a)) if energy else 0.0
         if energy and draw == 0 and self.p.ignore_stop and self._pwm_stopped:
             draw = self.draw_a  # the misbehaving EV keeps drawing when the charge point withdraws
         draw_change = [SetDraw(draw, self.p.phases)] if abs(draw - self.draw_a) > 1e-9 else []
-        load_change = [SetLoad(load)] if load is not self.load else []
-        self.draw_a, self.load = draw, load
-        # Into C before drawing; stop drawing before leaving C.
-        return out + (load_change + draw_change if load is EvLoad.C else draw_change + load_change)
+        load_change = [SetLoad(load, self.p.diode)] if (load, self.p.diode) != (self.load, self._diode) else []
+        self.draw_a, self.load, self._diode = draw, load, self.p.diode
+        # Into C (D) before drawing; stop drawing before leaving it.
+        return out + (load_change + draw_change if load is asking else draw_change + load_change)
 
     def _state_now(self) -> EvState:
         if not self._plugged:
@@ -336,6 +342,6 @@ class EvEmulator:
             return self.charge(now, arg)  # type: ignore[arg-type]
         attr = {"hlc": "hlc", "soc": "soc_pct", "capacity": "capacity_kwh", "need": "need_kwh",
                 "max": "max_current_a", "phases": "phases", "departure": "departure_s",
-                "ignore_stop": "ignore_stop"}[cmd]
+                "ignore_stop": "ignore_stop", "ventilation": "ventilation", "diode": "diode"}[cmd]
         setattr(self.p, attr, int(arg) if cmd == "phases" else arg)  # type: ignore[arg-type]
         return self._sync()

@@ -19,6 +19,8 @@ domain time unless they carry a unit (`90s`, `7m`, `1.5h`). The commands:
     phases 1|3           phases the on-board charger uses
     departure T          when the EV leaves, from the start of the charge (ChargeParameterDiscovery)
     ignore_stop on|off   keep drawing when the charge point withdraws the PWM (a misbehaving EV)
+    ventilation on|off   ask for energy in state D (needs ventilation) instead of C
+    diode on|off         off: the EV's pilot diode is broken (the charge point must fault)
 
 A mistake is a `PlanError` naming the line, the word and what was expected.
 """
@@ -100,6 +102,8 @@ _COMMANDS = {
     "phases": (lambda t: float(t) if t in ("1", "3") else _raise(f"expected 1 or 3, got {t!r}"), False),
     "departure": (_time, False),
     "ignore_stop": (_switch, False),
+    "ventilation": (_switch, False),
+    "diode": (_switch, False),
 }
 COMMANDS = tuple(_COMMANDS)
 

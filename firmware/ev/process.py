@@ -114,7 +114,7 @@ class EvDriver:
     def _apply(self, actions: list[Action]) -> None:
         for a in actions:
             if isinstance(a, SetLoad):
-                self.end.set_load(a.load)
+                self.end.set_load(a.load, diode=a.diode)
             elif isinstance(a, SetDraw):
                 self.end.set_current(a.current_a)
             elif isinstance(a, SendMessage):
@@ -137,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evnet ev", description="Plug an emulated EV into a charge point.",
                                 epilog="Plan commands: plug, unplug, wait T|full, charge [A], stop, hlc on|off, "
                                        "soc P, capacity KWH, need KWH, max A, phases 1|3, departure T, "
-                                       "ignore_stop on|off (see firmware/ev/plan.py).")
+                                       "ignore_stop on|off, ventilation on|off, diode on|off "
+                                       "(see firmware/ev/plan.py). After its plan the EV stays plugged in "
+                                       "until it is unplugged or the command is stopped (Ctrl-C unplugs).")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--plan", help='e.g. "plug; wait 60; charge 32; wait 420; stop; unplug"')
     src.add_argument("--plan-file", help="a file holding the plan")

@@ -270,3 +270,13 @@ def test_unplug_mid_session_drops_everything() -> None:
     assert log[-2:] == [(5, SetDraw(0.0, 3)), (5, SetLoad(EvLoad.NOT_CONNECTED))]
     assert ev.state is EvState.NOT_CONNECTED and ev.next_deadline() is None
     assert ev.on_message(iso.ChargingStatusRes(session_id="ab12").to_dict(), 6) == []  # a straggler
+
+
+def test_ventilation_asks_in_d_and_a_broken_diode_shows_on_every_load() -> None:
+    ev = EvEmulator(EvParams(max_current_a=16), parse_plan("ventilation on; diode off; plug; charge"))
+    out = ev.start(0)
+    assert loads(out) == [EvLoad.NOT_CONNECTED, EvLoad.B, EvLoad.D]  # the diode changed before the plug
+    assert all(not a.diode for a in out if isinstance(a, SetLoad))
+    assert draws(ev.on_duty(duty_for_current(10), 1)) == [pytest.approx(10)]
+    out = ev.stop(2)
+    assert draws(out) == [0] and loads(out) == [EvLoad.B]

@@ -117,3 +117,16 @@ def test_evnet_ev_usage_errors_are_one_clear_line(args: list[str], message: str)
 def test_evnet_ev_without_a_charge_point_says_so() -> None:
     res = run_cli("--cable", "tcp://127.0.0.1:1", "--plan", "plug")
     assert res.returncode == 1 and "cannot plug into the EVSE at tcp://127.0.0.1:1" in res.stderr
+
+
+def test_a_broken_diode_reaches_the_charge_point_as_a_diode_fault() -> None:
+    cable = VirtualCable()
+    watch = Watch(cable.evse)
+    driver = EvDriver(cable.ev, EvEmulator(plan=parse_plan("diode off; plug; wait 1000")), RealClock()).start()
+    try:
+        cable.evse.set_current(16)  # PWM on: the negative half shows the missing diode
+        watch.until(lambda: cable.evse.read().diode_fault, "a diode fault on the EVSE's reading")
+        assert cable.evse.read().state.value == "B"
+    finally:
+        driver.stop()
+        cable.close()
