@@ -90,8 +90,6 @@ class SendMessage:
 Action = SetLoad | SetDraw | SendMessage
 
 
-
-
 class EvEmulator:
     """One EV. Call `start(now)`, then `on_duty`, `on_message` and `tick` (at `next_deadline()`)."""
 

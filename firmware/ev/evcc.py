@@ -197,8 +197,7 @@ class Evcc:
             self.phase = Phase.CHARGING
             return [PowerOn()] + self._pace(iso.ChargingStatusReq(), now)
         if isinstance(msg, iso.ChargingStatusRes):
-            if msg.evse_max_current_a > 0 or self.evse_max_a is None:
-                self.evse_max_a = msg.evse_max_current_a
+            self.evse_max_a = msg.evse_max_current_a  # 0 means 0: never keep an older, higher limit
             if msg.evse_notification == "StopCharging":
                 self.want_power = False
                 return self._stop(now)

@@ -280,3 +280,16 @@ def test_ventilation_asks_in_d_and_a_broken_diode_shows_on_every_load() -> None:
     assert draws(ev.on_duty(duty_for_current(10), 1)) == [pytest.approx(10)]
     out = ev.stop(2)
     assert draws(out) == [0] and loads(out) == [EvLoad.B]
+
+
+def test_hlc_limit_dropping_to_zero_stops_the_draw() -> None:
+    secc = Secc(evse_max=16)
+    ev = EvEmulator(EvParams(hlc=True, status_period_s=1), parse_plan("plug; charge; wait 1000"))
+    run(ev, 2.5, duty=DUTY_HLC, secc=secc)
+    assert ev.draw_a == 16
+    secc.evse_max = 0
+    run_more(ev, secc, 3.5)
+    assert ev.draw_a == 0 and ev.state is EvState.CHARGING_WITH_PROFILE
+    secc.evse_max = 8
+    run_more(ev, secc, 4.5)
+    assert ev.draw_a == 8
