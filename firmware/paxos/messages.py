@@ -185,3 +185,4 @@ Message = (
 )
 PEER_MESSAGES = (Prepare, Promise, Accept, AcceptReply, Commit, Heartbeat, HeartbeatReply, Nack,
                  CatchUpRequest, CatchUpReply, Snapshot, Forward)
+MESSAGE_TYPES: dict[str, type] = {cls.__name__: cls for cls in (*PEER_MESSAGES, ClientRequest, ClientReply)}

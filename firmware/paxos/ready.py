@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from firmware.paxos.messages import ClientReply, Message
-from firmware.paxos.types import Accepted, Ballot
+from firmware.paxos.types import Accepted, Ballot, Storage
 
 
 class Applied(NamedTuple):
@@ -38,10 +38,17 @@ class Ready:
     messages: list[tuple[str, Message]] = field(default_factory=list)  # (to, message), after persisting
     applied: list[Applied] = field(default_factory=list)  # committed commands applied, in slot order
     replies: list[ClientReply] = field(default_factory=list)  # answers to clients
-    deadline: float | None = None  # call tick() at this time (replica's clock)
+    deadline: float | None = None  # call tick() at this time (on the clock that gives `now`)
 
     def must_persist(self) -> bool:
         return self.promised is not None or bool(self.accepted) or self.snapshot is not None
+
+    def persist(self, storage: Storage) -> None:
+        """Step 1, for any `Storage`: the promise and accepted entries, then the snapshot (it may drop entries)."""
+        if self.promised is not None or self.accepted:
+            storage.save(self.promised, self.accepted)
+        if self.snapshot is not None:
+            storage.save_snapshot(*self.snapshot)
 
     def is_empty(self) -> bool:
         return not (self.must_persist() or self.messages or self.applied or self.replies)

@@ -52,3 +52,14 @@ def test_a_request_is_applied_once_and_the_table_survives_a_snapshot() -> None:
     restored.restore(d.snapshot())
     assert restored.cached("c1", 2) == b'"ok"' and restored.machine.data == {"k": 2}
     assert restored.apply("c1", 2, kv.put("k", 3)) == (b'"ok"', False)
+
+
+def test_every_message_type_is_registered_by_name_and_carries_site_and_sender() -> None:
+    import dataclasses
+
+    from firmware.paxos import messages
+
+    assert len(messages.MESSAGE_TYPES) == 14
+    for name, cls in messages.MESSAGE_TYPES.items():
+        fields = [f.name for f in dataclasses.fields(cls)]
+        assert cls.__name__ == name and fields[:2] == ["site", "sender"], name

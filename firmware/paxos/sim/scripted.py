@@ -52,10 +52,7 @@ class Scripted:
     def collect(self, node: str) -> None:
         r = self.replicas[node]
         ready = r.ready()
-        if ready.promised is not None or ready.accepted:
-            self.disks[node].save(ready.promised, ready.accepted)
-        if ready.snapshot is not None:
-            self.disks[node].save_snapshot(*ready.snapshot)
+        ready.persist(self.disks[node])
         self.inflight += [(node, to, msg) for to, msg in ready.messages]
         self.replies += ready.replies
         self.applied[node] += ready.applied
