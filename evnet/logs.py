@@ -65,14 +65,25 @@ class _UtcFormatter(logging.Formatter):
         return f"{base}.{int(record.msecs):03d}Z"
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the moment, not the one there at set-up."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def setup_logging(level: str | int = "INFO", stream: Any = None) -> None:
-    """Send evnet's log lines to `stream` (stderr by default), one event per line."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Send evnet's log lines to `stream` (stderr by default), one event per line.
+
+    Records still propagate to the root logger, which has no handler in our processes, so
+    nothing is printed twice, and test tools that listen at the root still see them.
+    """
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(_UtcFormatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger("evnet")
     root.handlers[:] = [handler]
     root.setLevel(level if isinstance(level, int) else level.upper())
-    root.propagate = False
     # pymodbus logs a failed read as an error plus raw frame dumps over several lines; our
     # meter driver already logs each failure as one structured line.
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
