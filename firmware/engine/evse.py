@@ -134,6 +134,11 @@ class Evse:
                 self.log.error("evse.stop_failed", what=getattr(closer, "__qualname__", "?"), error=repr(exc))
         self.log.info("evse.stopped")
 
+    @property
+    def alive(self) -> bool:
+        """True while the control loop runs."""
+        return self._thread.is_alive()
+
     def wait(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
         return not self._thread.is_alive()
@@ -338,7 +343,7 @@ def main(argv: list[str]) -> int:
     evse.start()
     try:
         while not done.wait(0.5):
-            if not evse._thread.is_alive():
+            if not evse.alive:
                 print("evnet evse: the control loop died; see the log", file=sys.stderr)
                 return 1
     finally:

@@ -79,3 +79,27 @@ def test_meter_dying_mid_session_faults_and_closes_the_ticket(evse_factory):
     ticket = tickets.get(timeout=15)
     assert contactor_pin(evse) == 0 and evse.core.status == "FAULTED" and evse.core.fault_code == "meter"
     assert ticket.reason == "fault:meter" and ticket.end_kwh == evse.meter.last_reading.import_kwh
+
+
+def test_the_process_keeps_the_6_s_rule_on_an_injected_clock(evse_factory):
+    from evnet.clock import ManualClock
+
+    clock = ManualClock()
+    evse = evse_factory(clock=clock)
+    ev = evse.cable.ev
+    ev.set_load(EvLoad.B)
+    wait_for(lambda: evse.core.session.state.value == "BeginSession", what="plug-in seen")
+    clock.advance(5.0)  # no ISO 15118 from this EV: charging without profile
+    wait_for(lambda: evse.core.session.state.value == "Authentication", what="PWM fallback at 5 s")
+    evse.authorize("frank")
+    ev.set_load(EvLoad.C)
+    wait_for(lambda: contactor_pin(evse) == 1, what="contactor closed")
+    evse.request_stop("operator_stop")
+    wait_for(lambda: ev.duty == 100.0, what="PWM withdrawn")
+    clock.advance(5.9)  # the EV ignores it and stays in C
+    wait_for(lambda: evse.loop_iterations > 3, what="the loop to run")
+    iterations = evse.loop_iterations
+    wait_for(lambda: evse.loop_iterations > iterations + 3, what="the loop to look at the clock again")
+    assert contactor_pin(evse) == 1
+    clock.advance(0.1)
+    wait_for(lambda: contactor_pin(evse) == 0, what="contactor forced open 6 s after the PWM stop")
