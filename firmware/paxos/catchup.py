@@ -27,16 +27,19 @@ class CatchUp(ReplicaState):
         """`peer` knows slots below `chosen_upto` are chosen: catch up from it if we lag."""
         if peer == self.id:
             return
-        if chosen_upto > self.known_commit:
-            self.known_commit = chosen_upto
-            self.catchup_peer = peer
+        self.peer_commit[peer] = chosen_upto  # the latest word: a peer that restarted may know less now
         self._maybe_catch_up()
 
+    def _catchup_source(self) -> str | None:
+        """The peer that said it knows the most beyond our commit point (None if nobody does)."""
+        best = max(self.peer_commit.items(), key=lambda kv: (kv[1], kv[0]), default=None)
+        return best[0] if best is not None and best[1] > self.learner.chosen_upto else None
+
     def _maybe_catch_up(self) -> None:
-        behind = self.known_commit > self.learner.chosen_upto
-        if behind and self.catchup_peer not in (None, self.id) and self.now >= self.catchup_next:
+        peer = self._catchup_source()
+        if peer is not None and self.now >= self.catchup_next:
             self.catchup_next = self.now + self.opts.heartbeat_interval
-            self._send(self.catchup_peer, m.CatchUpRequest(self.site, self.id, self.learner.chosen_upto))
+            self._send(peer, m.CatchUpRequest(self.site, self.id, self.learner.chosen_upto))
 
     def _on_CatchUpRequest(self, r: m.CatchUpRequest) -> None:  # noqa: N802
         if r.from_slot < self.learner.log_start and self.learner.snapshot is not None:

@@ -60,8 +60,7 @@ class Replica(CatchUp, ClientRouting):
         self.queue: deque[Command] = deque()  # client commands waiting for a leader's slot
         self.queued: set[tuple[str, int]] = set()  # (client, req) queued or in flight here
         self.waiting: set[tuple[str, int]] = set()  # requests this replica answers when applied
-        self.known_commit = 0  # highest commit point heard of
-        self.catchup_peer: str | None = None
+        self.peer_commit: dict[str, int] = {}  # how far each peer last said its log is chosen
         self.catchup_next = 0.0
         self.next_heartbeat = 0.0
         self.now = now
@@ -326,7 +325,7 @@ class Replica(CatchUp, ClientRouting):
             deadline = min(self.election_deadline, self.next_heartbeat)
         else:
             deadline = self.election_deadline
-        if self.known_commit > self.learner.chosen_upto:
+        if self._catchup_source() is not None:
             deadline = min(deadline, max(self.catchup_next, self.now))
         return deadline
 

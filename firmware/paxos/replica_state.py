@@ -37,8 +37,7 @@ class ReplicaState:
     queue: deque[Command]  # client commands waiting for a leader's slot
     queued: set[tuple[str, int]]  # (client, req) queued or in flight here
     waiting: set[tuple[str, int]]  # requests this replica answers when applied
-    known_commit: int  # the highest commit point heard of
-    catchup_peer: str | None
+    peer_commit: dict[str, int]  # how far each peer last said its log is chosen
     catchup_next: float
     now: float
     _out: Ready
