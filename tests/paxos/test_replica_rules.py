@@ -233,3 +233,18 @@ def test_the_ready_holds_the_durable_writes_that_its_messages_depend_on(site: Sc
     assert fr.must_persist() and fr.accepted[0].ballot == Ballot(1, "a")
     assert [type(msg).__name__ for _, msg in fr.messages] == ["AcceptReply"]
     assert fr.deadline is not None and fr.deadline > site.now
+
+
+def test_catch_up_goes_to_the_peer_that_last_said_it_knows_the_most(site: Scripted) -> None:
+    for req in range(1, 6):
+        site.propose("a", "c1", req, kv.put("x", req))
+        site.deliver_all(cut=frozenset({"c"}))
+    site.crash("b")
+    c = site["c"]
+    c.step(m.CatchUpReply(SITE, "b", (), 5), site.now)  # b said it knew 5 slots ... then restarted knowing none
+    c.step(m.CatchUpReply(SITE, "b", (), 0), site.now)
+    site.collect("c")
+    site.drop()
+    site.advance(site.options.heartbeat_interval)  # a's heartbeat says 5: c must ask a, not b
+    site.deliver_all()
+    assert site.data("c") == {"x": 5}
