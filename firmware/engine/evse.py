@@ -83,6 +83,8 @@ class Evse:
         self.systemd = SystemdNotifier(cp=cp.id, component="evse")
         self._watchdog_every = self.systemd.ping_interval(IDLE_WAKE_S)
         self._next_watchdog = 0.0
+        self._stopped = False
+        self._final = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="evse-control", daemon=True)
         self._next_telemetry = 0.0
@@ -116,14 +118,23 @@ class Evse:
                       status=self.core.status)
 
     def stop(self) -> None:
-        """Open the contactor, stop the loop and release everything (safe state first)."""
+        """Stop the loop, open the contactor, close a running session's ticket, release everything."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stop.set()
         self.events.put(("wake",))
         if self._thread.is_alive():
             self._thread.join(timeout=5.0)
         self.systemd.stopping()
         self._set_contactor(False)
-        for closer in (self.poller.stop, self.monitor.stop if self.monitor else None,
+        try:
+            self.poller.stop()
+            self._final = True  # meter reads are now done here, at once
+            self._carry_out(self.core.fault("shutdown", self.clock.monotonic()))
+        except Exception as exc:
+            self.log.error("evse.final_ticket_failed", error=repr(exc))
+        for closer in (self.monitor.stop if self.monitor else None,
                        self.publisher.stop if self.publisher else None, self.pilot.close, self.board.close,
                        self.meter.close):
             if closer is None:
@@ -284,7 +295,10 @@ class Evse:
             elif isinstance(action, c.SendMessage):
                 self.pilot.send(action.data)  # type: ignore[attr-defined]
             elif isinstance(action, c.ReadMeter):
-                self.poller.request(action.token)
+                if self._final:
+                    self._read_now(action.token)
+                else:
+                    self.poller.request(action.token)
             elif isinstance(action, c.StatusChanged):
                 if self.board.led is not None:
                     self.board.led.show(action.status)
@@ -294,6 +308,15 @@ class Evse:
             elif isinstance(action, c.TicketClosed):
                 self._ticket(action.ticket)
         return pilot_changed
+
+    def _read_now(self, token: int) -> None:
+        now = self.clock.monotonic()
+        try:
+            reading = self.meter.read()
+        except MeterError as exc:
+            self._carry_out(self.core.meter_failed(str(exc), True, now))
+        else:
+            self._carry_out(self.core.meter_reading(reading, now, token=token))
 
     def _set_contactor(self, closed: bool) -> None:
         contactor = self.board.contactor

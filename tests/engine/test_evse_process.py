@@ -103,3 +103,20 @@ def test_the_process_keeps_the_6_s_rule_on_an_injected_clock(evse_factory):
     assert contactor_pin(evse) == 1
     clock.advance(0.1)
     wait_for(lambda: contactor_pin(evse) == 0, what="contactor forced open 6 s after the PWM stop")
+
+
+def test_stopping_the_engine_mid_session_opens_the_contactor_and_closes_the_ticket(evse_factory):
+    tickets: queue.SimpleQueue = queue.SimpleQueue()
+    evse = evse_factory(speed=50.0, on_ticket=tickets.put)
+    ev = evse.cable.ev
+    ev.set_load(EvLoad.B)
+    wait_for(lambda: evse.core.session.state.value == "Authentication", what="PWM fallback")
+    evse.authorize("gina")
+    ev.set_load(EvLoad.C)
+    ev.set_current(16.0)
+    wait_for(lambda: evse.core.meter.live is not None and evse.core.meter.live.energy_kwh > 0.01,
+             what="energy flowing")
+    evse.stop()
+    assert not evse.contactor_closed and not evse.core.pilot.contactor
+    ticket = tickets.get(timeout=1)
+    assert ticket.reason == "fault:shutdown" and ticket.driver == "gina" and ticket.kwh > 0.01
