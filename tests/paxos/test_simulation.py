@@ -39,7 +39,7 @@ def test_the_simulator_finds_a_deliberate_bug(bug: str) -> None:
     for seed in range(3000):
         r = run_seed(seed, frozenset({bug}), heavy=True)
         if not r.ok:
-            assert f"--bug {bug}" in r.replay()
+            assert f"--heavy --bug {bug}" in r.replay()
             assert run_seed(seed, frozenset({bug}), heavy=True).violations == r.violations  # it replays
             return
     pytest.fail(f"3000 seeds with the bug {bug!r} switched on found no violation")
@@ -52,5 +52,7 @@ def test_the_command_line_prints_a_summary_and_a_replay_command(capsys: pytest.C
     assert main(["--seeds", "0-40", "--jobs", "1", "--bug", "no_fsync"]) == 1
     out = capsys.readouterr().out
     assert "replay: python -m firmware.paxos.sim --seed " in out and "--bug no_fsync --verbose" in out
+    assert main(["--seeds", "5-6", "--heavy", "--jobs", "2"]) == 0
+    assert "2 seeds, 0 failed" in capsys.readouterr().out
     assert main(["--seed", "3", "--verbose"]) == 0
     assert "start r0" in capsys.readouterr().out

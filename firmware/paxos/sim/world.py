@@ -75,7 +75,8 @@ class RunResult:
 
     def replay(self) -> str:
         bugs = f" --bug {','.join(sorted(self.stats.get('bugs', ())))}" if self.stats.get("bugs") else ""
-        return f"python -m firmware.paxos.sim --seed {self.seed}{bugs} --verbose"
+        heavy = " --heavy" if self.stats.get("heavy") else ""
+        return f"python -m firmware.paxos.sim --seed {self.seed}{heavy}{bugs} --verbose"
 
 
 class _NoPromiseCheck(Acceptor):
@@ -321,7 +322,9 @@ class World:
         stats = {"ops": len(history), "slots": self.obs.max_applied, "events": self.events,
                  "messages": self.net.sent, "dropped": self.net.dropped, "crashes": self.crashes,
                  "leaders": leaders, "sim_time": self.now, "wall": wall, "bugs": sorted(self.faults.bugs),
-                 "faults": self.faults, "unanswered": sum(1 for op in history if math.isinf(op["ret"]))}
+                 "faults": self.faults, "unanswered": sum(1 for op in history if math.isinf(op["ret"])),
+                 "recovery": max([op["ret"] - self.faults.fault_time for op in history
+                                  if op["call"] < self.faults.fault_time < op["ret"] < math.inf], default=0.0)}
         return RunResult(self.seed, violations, stats)
 
     def _trace(self, text: str) -> None:
@@ -333,5 +336,6 @@ def run_seed(seed: int, bugs: frozenset[str] = frozenset(), verbose: bool = Fals
     """One run: the faults are drawn from the seed (bugs switched on as given) and every check made."""
     rng = random.Random(seed)
     faults = Faults.draw(rng, bugs, heavy)
-    world = World(seed, faults, verbose=verbose)
-    return world.run()
+    result = World(seed, faults, verbose=verbose).run()
+    result.stats["heavy"] = heavy
+    return result
