@@ -248,3 +248,22 @@ def test_catch_up_goes_to_the_peer_that_last_said_it_knows_the_most(site: Script
     site.advance(site.options.heartbeat_interval)  # a's heartbeat says 5: c must ask a, not b
     site.deliver_all()
     assert site.data("c") == {"x": 5}
+
+
+def test_the_election_back_off_comes_from_the_injected_random_source() -> None:
+    import random
+
+    def first_election(seed: int) -> float:
+        r = Replica("a", ["a", "b", "c"], SITE, kv.KVMachine(), rng=random.Random(seed))
+        return r.ready().deadline or 0.0
+
+    opts = Options()
+    assert first_election(1) == first_election(1)
+    assert first_election(1) != first_election(2)
+    assert all(opts.election_min <= first_election(s) < opts.election_max for s in range(20))
+
+
+@pytest.mark.parametrize("bad", [dict(heartbeat_interval=0.2), dict(election_min=0.4), dict(max_batch=0)])
+def test_impossible_timeouts_are_refused(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        Options(**bad)
