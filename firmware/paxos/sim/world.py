@@ -146,20 +146,19 @@ class World:
 
     def _schedule_faults(self) -> None:
         f, rng = self.faults, self.rng
+        # half the partitions and crashes hit whoever leads at that moment (None: decided then)
         for _ in range(f.partitions):
             t = rng.uniform(0, f.fault_time)
-            cut = frozenset(rng.sample(self.ids, rng.randint(1, len(self.ids) - 1)))
+            cut = None if rng.random() < 0.5 else frozenset(rng.sample(self.ids, rng.randint(1, len(self.ids) - 1)))
             self._push(t, CUT, cut, None)
             self._push(min(t + rng.uniform(0.05, 0.6), f.fault_time), CUT, frozenset(), None)
         for _ in range(f.crashes):
-            t, node = rng.uniform(0, f.fault_time), self.nodes[rng.choice(self.ids)]
-            self._push(t, ARM if rng.random() < 0.6 else CRASH, node, None)
-            self._push(t + rng.uniform(0.01, 0.8), RESTART, node, None)
+            t, node = rng.uniform(0, f.fault_time), None if rng.random() < 0.5 else self.nodes[rng.choice(self.ids)]
+            self._push(t, ARM if rng.random() < 0.6 else CRASH, node, rng.uniform(0.01, 0.8))
         if f.crash_all:
             t = rng.uniform(0, f.fault_time)
             for node in self.nodes.values():
-                self._push(t, CRASH, node, None)
-                self._push(t + rng.uniform(0.01, 0.5), RESTART, node, None)
+                self._push(t, CRASH, node, rng.uniform(0.01, 0.5))
         self._push(f.fault_time, HEAL, None, None)
 
     def run(self) -> RunResult:
@@ -200,16 +199,20 @@ class World:
         elif kind == RETRY:
             if a.current is not None and a.req == b:
                 self._send_request(a)
-        elif kind == CRASH:
-            self._crash(a)
-        elif kind == ARM:
-            a.crash_on_write = True
+        elif kind in (CRASH, ARM):
+            node = a or next((n for n in self.nodes.values() if n.replica is not None and n.replica.is_leader), None)
+            if node is not None:
+                if kind == CRASH:
+                    self._crash(node)
+                else:
+                    node.crash_on_write = True
+                self._push(self.now + b, RESTART, node, None)
         elif kind == RESTART:
             if a.replica is None and not (self.now >= self.faults.fault_time and a.id == self._kept_down()):
                 self._restart(a)
         elif kind == CUT:
-            self.net.cut = a
-            self._trace(f"partition {sorted(a)}")
+            self.net.cut = a if a is not None else self._leaders()
+            self._trace(f"partition {sorted(self.net.cut)}")
         elif kind == HEAL:
             self.net.heal()
             self._trace("heal")
@@ -217,6 +220,9 @@ class World:
                 node.crash_on_write = False
                 if node.replica is None and node.id != self._kept_down():
                     self._restart(node)
+
+    def _leaders(self) -> frozenset[str]:
+        return frozenset(n.id for n in self.nodes.values() if n.replica is not None and n.replica.is_leader)
 
     def _kept_down(self) -> str | None:
         return self.ids[-1] if self.faults.keep_one_down else None
