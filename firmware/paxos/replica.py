@@ -98,7 +98,7 @@ class Replica(CatchUp, ClientRouting):
     def propose(self, client: str, req: int, command: bytes, now: float) -> None:
         """A client's command: batched into the log by the leader, forwarded to it by a follower."""
         self.now = max(self.now, now)
-        self._client_command(Command(client, req, command), answer=True)
+        self._client_command(Command(client, req, command))
         self._drain()
 
     def tick(self, now: float) -> None:
@@ -213,7 +213,8 @@ class Replica(CatchUp, ClientRouting):
         self.lead.next_slot = max(next_slot, lower)
         self.lead.started = self.now
         for peer in self.promises:
-            self.lead.acked_at[peer] = self.now
+            if peer != self.id:
+                self.lead.acked_at[peer] = self.now
         self.log.info("paxos.leader", ballot=self.lead.ballot, lower=lower, reproposed=len(entries),
                       next_slot=self.lead.next_slot)
         self._heartbeat()  # announce at once

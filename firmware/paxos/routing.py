@@ -9,11 +9,10 @@ from firmware.paxos.replica_state import ReplicaState
 
 
 class ClientRouting(ReplicaState):
-    def _client_command(self, c: Command, answer: bool) -> None:
+    def _client_command(self, c: Command) -> None:
         cached = self.learner.machine.cached(c.client, c.req)
-        if cached is not None:
-            if answer:
-                self._out.replies.append(m.ClientReply(self.site, self.id, c.client, c.req, cached))
+        if cached is not None:  # a retry of a request already applied: the first answer, straight away
+            self._out.replies.append(m.ClientReply(self.site, self.id, c.client, c.req, cached))
             return
         if self.learner.machine.is_stale(c.client, c.req):
             self.log.info("paxos.stale_request", client=c.client, req=c.req)
@@ -42,8 +41,8 @@ class ClientRouting(ReplicaState):
     def _on_Forward(self, f: m.Forward) -> None:  # noqa: N802
         if self.role == FOLLOWER:
             return  # never pass a request on twice (no forwarding loops): the client retries
-        self._client_command(Command(f.client, f.req, f.command), answer=False)
+        self._client_command(Command(f.client, f.req, f.command))
 
     def _on_ClientRequest(self, r: m.ClientRequest) -> None:  # noqa: N802
-        self._client_command(Command(r.sender, r.req, r.command), answer=True)
+        self._client_command(Command(r.sender, r.req, r.command))
 

@@ -267,3 +267,14 @@ def test_the_election_back_off_comes_from_the_injected_random_source() -> None:
 def test_impossible_timeouts_are_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         Options(**bad)
+
+
+def test_a_retry_through_a_lagging_follower_gets_the_first_answer_from_the_leader(site: Scripted) -> None:
+    site.propose("a", "c1", 1, kv.cas("k", None, "first"))
+    site.deliver_all(cut=frozenset({"c"}))  # c never hears of it
+    site.replies.clear()  # ... and the answer to the client is lost
+    site.request("c", "c1", 1, kv.cas("k", None, "first"))
+    assert site.kinds(src="c") == ["Forward"]
+    site.deliver(src="c", kind=m.Forward)
+    assert [(r.sender, json.loads(r.result)) for r in site.replies] == [("a", True)]
+    assert "Accept" not in site.kinds(src="a")  # answered from the de-duplication table, not the log
