@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware.engine import iso15118 as iso
 from firmware.ev.emulator import EvEmulator, EvParams, EvState, SendMessage, SetDraw, SetLoad
@@ -293,3 +295,40 @@ def test_hlc_limit_dropping_to_zero_stops_the_draw() -> None:
     secc.evse_max = 8
     run_more(ev, secc, 4.5)
     assert ev.draw_a == 8
+
+
+DUTIES = st.sampled_from([DUTY_OFF, DUTY_HLC, DUTY_STEADY, 8.5, 10.0, 26.7, 50.0, 85.0, 90.0, 96.0])
+OPS = st.lists(st.one_of(
+    st.tuples(st.just("plug")), st.tuples(st.just("unplug")), st.tuples(st.just("stop")),
+    st.tuples(st.just("charge"), st.one_of(st.none(), st.floats(1, 80))),
+    st.tuples(st.just("duty"), DUTIES), st.tuples(st.just("wait"), st.floats(0, 7200)),
+), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ops=OPS, hlc=st.booleans(), capacity=st.floats(1, 100), soc=st.floats(0, 100))
+def test_the_draw_never_exceeds_what_is_allowed_or_the_evs_own_maximum(ops, hlc, capacity, soc) -> None:
+    secc = Secc(evse_max=20)
+    ev = EvEmulator(EvParams(hlc=hlc, capacity_kwh=capacity, soc_pct=soc, status_period_s=1))
+    now = 0.0
+    for op in ops:
+        if op[0] == "wait":
+            end = now + op[1]
+            while (nxt := ev.next_deadline()) is not None and nxt <= end:
+                now = max(now, nxt)
+                out = ev.tick(now)
+                while out:  # the SECC answers at once
+                    replies = [secc(m, now) for m in sent(out)]
+                    out = [a for r in replies if r is not None for a in ev.on_message(r.to_dict(), now)]
+            now = end
+        elif op[0] == "duty":
+            ev.on_duty(op[1], now)
+        elif op[0] == "charge":
+            ev.charge(now, op[1])
+        else:
+            getattr(ev, op[0])(now)
+        assert 0 <= ev.draw_a <= ev.p.max_current_a + 1e-9
+        assert ev.draw_a <= ev.allowed_a + 1e-9
+        assert ev.draw_a == 0 or ev.load in (EvLoad.C, EvLoad.D)
+        assert (ev.load is EvLoad.NOT_CONNECTED) == (ev.state is EvState.NOT_CONNECTED)
+        assert 0 <= ev.p.soc_pct <= 100 and ev.delivered_kwh >= 0
