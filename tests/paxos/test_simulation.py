@@ -56,3 +56,28 @@ def test_the_command_line_prints_a_summary_and_a_replay_command(capsys: pytest.C
     assert "2 seeds, 0 failed" in capsys.readouterr().out
     assert main(["--seed", "3", "--verbose"]) == 0
     assert "start r0" in capsys.readouterr().out
+
+
+def test_the_end_checks_report_each_kind_of_violation() -> None:
+    import math
+
+    from firmware.paxos import kv
+    from firmware.paxos.batch import Command, encode_batch
+    from firmware.paxos.sim.checks import Observer, check_end
+
+    put = ("c1", 1, kv.put("k", "v"))
+    obs = Observer({put})
+    obs.on_apply("r0", 0, encode_batch([Command(*put)]))
+    obs.on_apply("r1", 0, b"")  # another value in the same slot
+    obs.on_apply("r1", 1, encode_batch([Command("c9", 1, b"forged")]))
+    obs.on_fresh("r0", 0, "c1", 1)
+    obs.on_fresh("r0", 3, "c1", 1)
+    history = [
+        {"client": "c1", "op": "put", "key": "k", "value": "v", "call": 0.0, "ret": 1.0, "result": "ok", "req": 1},
+        {"client": "c2", "op": "get", "key": "k", "call": 2.0, "ret": 3.0, "result": None, "req": 1},  # stale read
+        {"client": "c3", "op": "get", "key": "k", "call": 2.0, "ret": math.inf, "result": None, "req": 1},
+    ]
+    found = check_end(obs, {"r0": (2, {"k": "v"}), "r1": (1, {})}, history, check_liveness=True)
+    kinds = sorted({v.split(":")[0] for v in found})
+    assert kinds == ["agreement", "convergence", "durability", "exactly-once", "linearizability", "liveness",
+                     "validity"]
