@@ -1,0 +1,256 @@
+"""The wire forms of Paxos messages, each signed with HMAC-SHA256 under the site key.
+
+Replica to replica (the internal inbox topics): a compact binary frame, packed field by
+field from the message dataclass's own type hints, so a field added to a message needs no
+codec change as long as its type is one of those below:
+
+    frame = version:u8 tag:u8 fields... mac:32      mac = HMAC(key, "evnet-paxos\\0" site "\\0" version..fields)
+
+Clients (the public `request` and `reply` topics): JSON objects carrying `"v": 1` and a hex
+`mac` over the canonical JSON of the other fields (sorted keys, no spaces, ASCII).
+
+The MAC is checked before anything else is parsed; a frame that fails is a `CodecError`
+whose `reason` the transport counts ("mac", "malformed", "version").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import struct
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from firmware.paxos import messages as m
+from firmware.paxos.types import Accepted, Ballot
+
+VERSION = 1
+MAC_SIZE = 32
+# Wire tags: append only, never reorder (a tag is on the wire in every frame).
+TAGS: tuple[type, ...] = (m.Prepare, m.Promise, m.Accept, m.AcceptReply, m.Commit, m.Heartbeat, m.HeartbeatReply,
+                          m.Nack, m.CatchUpRequest, m.CatchUpReply, m.Snapshot, m.ClientRequest, m.Forward,
+                          m.ClientReply)
+_U8, _U16, _U32, _U64 = struct.Struct(">B"), struct.Struct(">H"), struct.Struct(">I"), struct.Struct(">Q")
+
+
+class CodecError(ValueError):
+    """A frame that is not a valid, authentic message; `reason` is a short counter name."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {detail}")
+
+
+def read_site_key(path: str) -> bytes:
+    """The site key: a file holding hex (as `config/demo/site.key`) or, failing that, raw bytes."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    text = raw.strip()
+    try:
+        key = bytes.fromhex(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        key = raw
+    if len(key) < 16:
+        raise ValueError(f"{path}: a site key needs at least 16 bytes (32 hex digits), found {len(key)}")
+    return key
+
+
+# ------------------------------------------------------------------ binary field packing
+
+class _Out:
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def uint(self, v: int) -> None:
+        if v < 0:
+            raise ValueError(f"negative integer {v} cannot be sent")
+        self.parts.append(_U64.pack(v))
+
+    def str(self, v: str) -> None:
+        b = v.encode()
+        self.parts.append(_U16.pack(len(b)) + b)
+
+    def bytes(self, v: bytes) -> None:
+        self.parts.append(_U32.pack(len(v)) + v)
+
+
+class _In:
+    def __init__(self, data: memoryview) -> None:
+        self.data, self.pos = data, 0
+
+    def _take(self, n: int) -> memoryview:
+        if self.pos + n > len(self.data):
+            raise ValueError("frame ends inside a field")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def uint(self) -> int:
+        return _U64.unpack(self._take(8))[0]
+
+    def str(self) -> str:
+        return bytes(self._take(_U16.unpack(self._take(2))[0])).decode()
+
+    def bytes(self) -> bytes:
+        return bytes(self._take(_U32.unpack(self._take(4))[0]))
+
+
+def _ballot_enc(o: _Out, b: Ballot) -> None:
+    o.uint(b.round)
+    o.str(b.node)
+
+
+def _ballot_dec(i: _In) -> Ballot:
+    return Ballot(i.uint(), i.str())
+
+
+def _seq(enc: Callable[[_Out, Any], None], dec: Callable[[_In], Any]) -> tuple[Callable, Callable]:
+    def e(o: _Out, items: tuple) -> None:
+        o.parts.append(_U32.pack(len(items)))
+        for x in items:
+            enc(o, x)
+
+    def d(i: _In) -> tuple:
+        (n,) = _U32.unpack(i._take(4))
+        return tuple(dec(i) for _ in range(n))
+    return e, d
+
+
+def _accepted_enc(o: _Out, a: Accepted) -> None:
+    o.uint(a.slot)
+    _ballot_enc(o, a.ballot)
+    o.bytes(a.value)
+
+
+def _accepted_dec(i: _In) -> Accepted:
+    return Accepted(i.uint(), _ballot_dec(i), i.bytes())
+
+
+def _entry_enc(o: _Out, e: m.Entry) -> None:
+    o.uint(e.slot)
+    o.bytes(e.value)
+
+
+def _entry_dec(i: _In) -> m.Entry:
+    return m.Entry(i.uint(), i.bytes())
+
+
+_FIELD_CODECS: dict[Any, tuple[Callable, Callable]] = {
+    str: (_Out.str, _In.str),
+    int: (_Out.uint, _In.uint),
+    bytes: (_Out.bytes, _In.bytes),
+    Ballot: (_ballot_enc, _ballot_dec),
+    tuple[int, ...]: _seq(_Out.uint, _In.uint),
+    tuple[Accepted, ...]: _seq(_accepted_enc, _accepted_dec),
+    tuple[m.Entry, ...]: _seq(_entry_enc, _entry_dec),
+}
+
+
+def _plan(cls: type) -> list[tuple[str, Callable, Callable]]:
+    hints = typing.get_type_hints(cls)
+    plan = []
+    for name in cls.__dataclass_fields__:
+        tp = hints[name]
+        if tp not in _FIELD_CODECS:
+            raise TypeError(f"{cls.__name__}.{name}: no wire form for type {tp}")
+        plan.append((name, *_FIELD_CODECS[tp]))
+    return plan
+
+
+_PLANS = {cls: (tag, _plan(cls)) for tag, cls in enumerate(TAGS)}
+
+
+class Codec:
+    """Encode, sign, verify and decode the messages of one site under its key."""
+
+    def __init__(self, site: str, key: bytes) -> None:
+        self.site = site
+        self._key = key
+        self._domain = b"evnet-paxos\0" + site.encode() + b"\0"
+
+    def _mac(self, body: bytes | memoryview) -> bytes:
+        return hmac.new(self._key, self._domain + bytes(body), hashlib.sha256).digest()
+
+    def encode(self, msg: m.Message) -> bytes:
+        tag, plan = _PLANS[type(msg)]
+        out = _Out()
+        out.parts.append(bytes((VERSION, tag)))
+        for name, enc, _ in plan:
+            enc(out, getattr(msg, name))
+        body = b"".join(out.parts)
+        return body + self._mac(body)
+
+    def decode(self, frame: bytes) -> m.Message:
+        if len(frame) < 2 + MAC_SIZE:
+            raise CodecError("malformed", f"frame of {len(frame)} bytes is too short")
+        view = memoryview(frame)
+        body, mac = view[:-MAC_SIZE], view[-MAC_SIZE:]
+        if not hmac.compare_digest(self._mac(body), mac):
+            raise CodecError("mac", "bad MAC (another site's key, or tampered)")
+        if body[0] != VERSION:
+            raise CodecError("version", f"wire version {body[0]}, expected {VERSION}")
+        if body[1] >= len(TAGS):
+            raise CodecError("malformed", f"unknown message tag {body[1]}")
+        cls = TAGS[body[1]]
+        i = _In(body[2:])
+        try:
+            fields = {name: dec(i) for name, _, dec in _PLANS[cls][1]}
+        except (ValueError, struct.error, UnicodeDecodeError) as e:
+            raise CodecError("malformed", f"{cls.__name__}: {e}") from None
+        if i.pos != len(i.data):
+            raise CodecError("malformed", f"{cls.__name__}: {len(i.data) - i.pos} trailing bytes")
+        return cls(**fields)
+
+    # ------------------------------------------------------------ the public JSON topics
+
+    def _sign_json(self, body: dict[str, Any]) -> bytes:
+        canon = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        mac = hmac.new(self._key, b"evnet-json\0" + self.site.encode() + b"\0" + canon, hashlib.sha256).hexdigest()
+        return json.dumps({**body, "mac": mac}, sort_keys=True, separators=(",", ":")).encode()
+
+    def _verify_json(self, data: bytes) -> dict[str, Any]:
+        try:
+            body = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CodecError("malformed", f"not UTF-8 JSON: {e}") from None
+        if not isinstance(body, dict) or not isinstance(body.get("mac"), str):
+            raise CodecError("malformed", "expected a JSON object with a \"mac\"")
+        mac = body.pop("mac")
+        canon = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        good = hmac.new(self._key, b"evnet-json\0" + self.site.encode() + b"\0" + canon, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(good, mac):
+            raise CodecError("mac", "bad MAC on a JSON message")
+        if body.get("v") != VERSION:
+            raise CodecError("version", f"\"v\": {body.get('v')!r}, expected {VERSION}")
+        return body
+
+    def encode_request(self, client: str, req: int, op: str, args: dict[str, Any], to: str | None = None) -> bytes:
+        """A client's request: `op` and `args` become the command `{"op": op, **args}` (canonical JSON)."""
+        return self._sign_json({"v": VERSION, "client": client, "req": req, "op": op, "args": args, "to": to})
+
+    def decode_request(self, data: bytes) -> tuple[m.ClientRequest, str | None]:
+        """The request and the replica it was addressed to (None: whoever leads)."""
+        b = self._verify_json(data)
+        client, req, op, args, to = b.get("client"), b.get("req"), b.get("op"), b.get("args"), b.get("to")
+        if not (isinstance(client, str) and client and isinstance(req, int) and req >= 0 and isinstance(op, str)
+                and isinstance(args, dict) and (to is None or isinstance(to, str))):
+            raise CodecError("malformed", "a request needs client (str), req (int >= 0), op (str), args (object)")
+        command = json.dumps({**args, "op": op}, sort_keys=True, separators=(",", ":")).encode()
+        return m.ClientRequest(self.site, client, req, command), to
+
+    def encode_reply(self, reply: m.ClientReply) -> bytes:
+        try:
+            result = json.loads(reply.result) if reply.result else None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            result = {"error": "result is not JSON", "raw": reply.result.decode("latin-1")}
+        return self._sign_json({"v": VERSION, "client": reply.client, "req": reply.req, "result": result,
+                                "leader": reply.sender, "stale": not reply.result})
+
+    def decode_reply(self, data: bytes) -> dict[str, Any]:
+        """`client`, `req`, `result` (JSON), `leader` (who answered), `stale` (an older request's retry)."""
+        b = self._verify_json(data)
+        if not (isinstance(b.get("client"), str) and isinstance(b.get("req"), int)):
+            raise CodecError("malformed", "a reply needs client (str) and req (int)")
+        return b
