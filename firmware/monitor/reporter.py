@@ -13,6 +13,7 @@ paho queues QoS 1 messages while the broker is away and sends them on reconnecti
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from evnet.clock import Clock
@@ -37,7 +38,10 @@ class MonitorReporter:
                              will=(self.monitor_topic, {"cp": cp.id, "event": "monitor_offline"}, True))
         self.link.client.max_queued_messages_set(MAX_QUEUED)
         self.fault: dict[str, Any] | None = None  # the FAULTED status we hold, while we hold one
+        self.seen: dict[str, Any] | None = None  # the last status seen on the topic (retained, at first)
+        self.engine_status: str | None = None  # what the engine answers while it is healthy
         self.republished = 0
+        self._lock = threading.Lock()  # the watchdog's thread and paho's both change the fault
 
     def start(self) -> None:
         """Connect in the background (never waits for the broker) and watch the status topic."""
@@ -68,30 +72,52 @@ class MonitorReporter:
 
     def faulted(self, code: str) -> None:
         """Show the charge point FAULTED (retained) and keep it so until `cleared`."""
-        self.fault = {**self._identity, "status": "FAULTED", "fault": code, "source": "monitor"}
-        self._publish_fault()
+        with self._lock:
+            self.fault = {**self._identity, "status": "FAULTED", "fault": code, "source": "monitor"}
+            self.engine_status = None
+            self._publish_fault()
 
     def cleared(self, engine_status: str) -> None:
         """The engine answers again: its own status goes back on the status topic."""
-        self.fault = None
+        with self._lock:
+            self._clear(engine_status)
+
+    def engine_up(self, engine_status: str) -> None:
+        """The engine's first answer since this monitor started: lift a FAULTED an earlier monitor left."""
+        with self._lock:
+            self.engine_status = engine_status
+            if self._stale_fault(self.seen):
+                self.log.info("monitor.stale_fault_cleared", status=engine_status)
+                self._clear(engine_status)
+
+    def _clear(self, engine_status: str) -> None:
+        self.fault, self.engine_status = None, engine_status
         self.link.publish_json(self.status_topic, {**self._identity, "status": engine_status, "fault": None,
                                                    "source": "monitor", "ts": self.clock.time()},
                                qos=1, retain=True)
 
+    def _stale_fault(self, body: dict[str, Any] | None) -> bool:
+        """A monitor's FAULTED on the topic while this monitor holds no fault and the engine answers."""
+        return (body is not None and body.get("status") == "FAULTED" and body.get("source") == "monitor"
+                and self.fault is None and self.engine_status is not None)
+
     def _publish_fault(self) -> None:
-        fault = self.fault
-        if fault is not None:
-            self.link.publish_json(self.status_topic, {**fault, "ts": self.clock.time()}, qos=1, retain=True)
+        if self.fault is not None:
+            self.link.publish_json(self.status_topic, {**self.fault, "ts": self.clock.time()}, qos=1, retain=True)
 
     def _on_status(self, topic: str, payload: bytes) -> None:
-        """Runs on paho's thread: re-assert FAULTED over anything else (e.g. the hung engine's Last Will)."""
-        if self.fault is None:
-            return
+        """Runs on paho's thread: re-assert FAULTED over anything else (e.g. the hung engine's Last Will),
+        and lift a FAULTED left by an earlier monitor once the engine answers."""
         try:
             body = decode_payload(payload)
         except PayloadError:
             body = {}
-        if body.get("status") != "FAULTED":
-            self.republished += 1
-            self.log.warning("monitor.status_overridden", seen=body.get("status"), republish="FAULTED")
-            self._publish_fault()
+        with self._lock:
+            self.seen = body
+            if self.fault is not None and body.get("status") != "FAULTED":
+                self.republished += 1
+                self.log.warning("monitor.status_overridden", seen=body.get("status"), republish="FAULTED")
+                self._publish_fault()
+            elif self._stale_fault(body):
+                self.log.info("monitor.stale_fault_cleared", status=self.engine_status)
+                self._clear(self.engine_status)  # type: ignore[arg-type]

@@ -153,6 +153,8 @@ class Watchdog:
         if self.reporter is not None:
             if ok.recovered:
                 self.reporter.cleared(ok.status)
+            else:
+                self.reporter.engine_up(ok.status)
             self.reporter.alert("engine_back" if ok.recovered else "engine_up", status=ok.status,
                                 safety_line="restored" if closed else "refused")
         self.fault_code = None

@@ -273,3 +273,31 @@ def test_monitor_on_a_serial_device_catches_a_stopped_engine(tmp_path: Path, pty
         thread.join(TIMEOUT)
         port.close()
         relay.close()
+
+
+@pytest.mark.slow
+def test_a_fault_left_by_an_earlier_monitor_is_lifted_when_the_engine_answers(tmp_path, mosquitto, mock_factory):
+    cfg = load_config(write_config(tmp_path, mosquitto.url))
+    topics = Topics(cfg, "evnet/t/cp/cp1/status")
+    stale = {"cp": "cp1", "status": "FAULTED", "fault": "engine_down", "source": "monitor"}
+    topics.link.publish_json("evnet/t/cp/cp1/status", stale, retain=True).wait_for_publish(TIMEOUT)
+    topics.wait_for(is_status("FAULTED", "engine_down"), "the stale FAULTED, retained")
+    port = MonitorPort(cfg.monitor.serial_url, cp="cp1")
+    relay = Relay("safety", cfg.hal.pins.safety, pin_factory=mock_factory, cp="cp1")
+    wd = Watchdog(cfg, port=port, safety=relay, reporter=MonitorReporter(cfg, RealClock()), startup_grace_s=30)
+    stop = threading.Event()
+    thread = threading.Thread(target=wd.run, args=(stop,), daemon=True)
+    thread.start()
+    engine = Engine(port.engine_url, "AVAILABLE")
+    try:
+        wait_health(wd, Health.HEALTHY)
+        body = topics.wait_for(is_status("AVAILABLE"), "the engine's status instead of the stale fault")
+        assert body["source"] == "monitor" and wd.faults == 0
+    finally:
+        engine.close()
+        stop.set()
+        thread.join(TIMEOUT)
+        wd.reporter.stop()
+        port.close()
+        relay.close()
+        topics.link.stop()
