@@ -7,9 +7,11 @@ blocks while its process and link stay up; and clear the fault when an engine an
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -301,3 +303,32 @@ def test_a_fault_left_by_an_earlier_monitor_is_lifted_when_the_engine_answers(tm
         port.close()
         relay.close()
         topics.link.stop()
+
+
+@pytest.mark.slow
+def test_evnet_monitor_reports_to_systemd(tmp_path) -> None:
+    """READY=1 at start, WATCHDOG=1 at half the watchdog period, STATUS=FAULTED when no engine answers."""
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(TIMEOUT)
+    path = write_config(tmp_path, "mqtt://127.0.0.1:1")  # no broker: systemd hears it anyway
+    path.write_text(path.read_text().replace("socket://127.0.0.1:0", f"socket://127.0.0.1:{free_port()}"))
+    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "400000"}
+    proc = subprocess.Popen([sys.executable, "-m", "evnet.cli", "monitor", "--config", str(path),
+                             "--startup-grace", "0"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        got: list[bytes] = []
+        while not any(m.startswith(b"STATUS=FAULTED") for m in got):
+            got.append(notify.recv(4096))
+        assert got[0] == b"READY=1\nSTATUS=waiting for the engine; safety line cut"
+        assert got.count(b"WATCHDOG=1") >= 2  # 0.2 s apart; the fault comes after about 0.6 s
+        assert b"engine_down after 2 missed heartbeats; safety line cut" in got[-1]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0
+        while (msg := notify.recv(4096)) != b"STOPPING=1":
+            assert msg == b"WATCHDOG=1"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        notify.close()
