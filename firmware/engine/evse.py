@@ -36,7 +36,7 @@ from hal.gpio import GpioBoard, GpioError
 from hal.meter import MeterError, open_meter
 from hal.pilot import CableError, ControlPilot, VirtualCable, open_pilot
 
-TELEMETRY_S = 1.0  # domain seconds between telemetry messages while charging
+TELEMETRY_S = 1.0  # real seconds between telemetry messages while charging (what a dashboard wants)
 IDLE_WAKE_S = 1.0  # real seconds: the loop wakes at least this often (watchdog, lease, clock checks)
 MANUAL_CLOCK_WAKE_S = 0.005  # real seconds: a ManualClock moves without telling anyone; look often
 
@@ -207,26 +207,29 @@ class Evse:
             self._do(self.core.tick(now), now)
         if now >= self._next_renewal:
             self._renew_lease(now)
-        if self.core.status == "CHARGING" and now >= self._next_telemetry:
-            self._next_telemetry = now + TELEMETRY_S
+        real_now = time.monotonic()
+        if self.core.status == "CHARGING" and real_now >= self._next_telemetry:
+            self._next_telemetry = real_now + TELEMETRY_S
             body = self.core.telemetry()
             if body is not None and self.publisher is not None:
                 self.publisher.telemetry(body)
-        real_now = time.monotonic()
         if real_now >= self._next_watchdog:
             self._next_watchdog = real_now + self._watchdog_every
             self.systemd.watchdog()
         self.loop_iterations += 1
 
     def _wait_s(self, now: float) -> float:
+        """Real seconds until something is due: a core timer, the lease renewal (domain time), telemetry,
+        the systemd watchdog (real time)."""
         moments = [t for t in (self.core.next_deadline(), self._next_renewal) if t is not None]
-        if self.core.status == "CHARGING":
-            moments.append(self._next_telemetry)
         domain = max(0.0, min(moments, default=now + IDLE_WAKE_S) - now)
         real_seconds = getattr(self.clock, "real_seconds", None)
         if real_seconds is None:
             return min(domain, MANUAL_CLOCK_WAKE_S)
-        return min(real_seconds(domain), IDLE_WAKE_S, self._watchdog_every)
+        waits = [real_seconds(domain), IDLE_WAKE_S, self._next_watchdog - time.monotonic()]
+        if self.core.status == "CHARGING":
+            waits.append(self._next_telemetry - time.monotonic())
+        return max(0.0, min(waits))
 
     def _handle(self, event: tuple[Any, ...], now: float) -> None:
         kind = event[0]

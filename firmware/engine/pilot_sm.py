@@ -96,11 +96,13 @@ class PilotMachine:
         if state is not self.reading:
             actions.append(PilotChanged(self.reading, state))
             self.reading = state
-        if state is PilotState.E:
+        if self.pilot_error:
+            pass  # while the EVSE itself drives -12 V the reading says little (a broken diode pulls it up)
+        elif state is PilotState.E:
             self.faults.setdefault("pilot_short", now)
         elif state is PilotState.INVALID:
             self.faults.setdefault("pilot_invalid", now)
-        elif state is PilotState.F and not self.pilot_error:
+        elif state is PilotState.F:
             self.faults.setdefault("pilot_fault", now)
         return actions + self._evaluate(now)
 

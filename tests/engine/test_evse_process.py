@@ -120,3 +120,18 @@ def test_stopping_the_engine_mid_session_opens_the_contactor_and_closes_the_tick
     assert not evse.contactor_closed and not evse.core.pilot.contactor
     ticket = tickets.get(timeout=1)
     assert ticket.reason == "fault:shutdown" and ticket.driver == "gina" and ticket.kwh > 0.01
+
+
+def test_a_broken_diode_seen_on_the_pilot_puts_the_evse_in_f(evse_factory):
+    evse = evse_factory(speed=50.0)
+    ev = evse.cable.ev
+    ev.set_load(EvLoad.B)
+    wait_for(lambda: evse.core.session.state.value == "Authentication", what="PWM fallback")
+    evse.authorize("hank")
+    ev.set_load(EvLoad.C)
+    wait_for(lambda: contactor_pin(evse) == 1, what="contactor closed")
+    ev.set_load(EvLoad.C, diode=False)  # the negative half of the PWM is now loaded too
+    wait_for(lambda: contactor_pin(evse) == 0, what="contactor open on a diode fault")
+    assert evse.core.status == "FAULTED" and evse.core.fault_code == "diode_fault"
+    assert ev.duty == 0.0  # the EVSE drives -12 V: state F
+    assert evse.board.led.status == "FAULTED"

@@ -136,10 +136,11 @@ def test_diode_fault_leads_to_f():
     assert sm.next_deadline() == 11.0
 
 
-def test_f_while_the_evse_itself_drives_f_is_no_new_fault():
+@pytest.mark.parametrize("reading", ["F", "INVALID", "E"])
+def test_readings_while_the_evse_itself_drives_f_raise_no_new_fault(reading):
     sm = charging()
     sm.fault("meter", 0)
-    sm.pilot("F", 0.001)
+    sm.pilot(reading, 0.001)
     assert set(sm.faults) == {"meter"}
 
 
