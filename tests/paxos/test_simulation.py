@@ -45,6 +45,15 @@ def test_the_simulator_finds_a_deliberate_bug(bug: str) -> None:
     pytest.fail(f"3000 seeds with the bug {bug!r} switched on found no violation")
 
 
+def test_the_end_to_end_checks_alone_catch_a_broken_promise() -> None:
+    """Not only the acceptor invariant: agreement or linearizability breaks too, in some seed."""
+    for seed in range(3000):
+        r = run_seed(seed, frozenset({"no_promise_check"}), heavy=True)
+        if any(not v.startswith("promise:") for v in r.violations):
+            return
+    pytest.fail("3000 seeds without the promise check broke no end-to-end property")
+
+
 def test_the_command_line_prints_a_summary_and_a_replay_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert parse_seeds("0-3,7,9-10") == [0, 1, 2, 3, 7, 9, 10]
     assert main(["--seeds", "0-5", "--jobs", "1"]) == 0

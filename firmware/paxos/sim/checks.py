@@ -1,6 +1,7 @@
 """What must hold after every simulated run, whatever the faults.
 
-Safety: agreement (one value per slot, at every replica, across restarts), validity (only
+Safety: the acceptor's promise (what it writes never goes below a promise it made durable, so
+never below one it announced), agreement (one value per slot, at every replica, across restarts), validity (only
 commands a client issued), exactly-once (a request is applied fresh in one slot only),
 durability (every slot ever applied is applied again by the surviving replicas, which end with
 the same state), linearizability of the clients' history. Liveness: once the network healed
@@ -13,6 +14,7 @@ import math
 from typing import Any
 
 from firmware.paxos.batch import BatchError, decode_batch
+from firmware.paxos.types import ZERO_BALLOT, Accepted, Ballot
 
 try:  # the storage engineer's WGL checker; until it lands, runs say it was not checked
     from firmware.paxos.linearizability import check_kv_history
@@ -29,6 +31,21 @@ class Observer:
         self.fresh_slot: dict[tuple[str, int], int] = {}
         self.violations: list[str] = []
         self.max_applied = 0
+        self.promised: dict[str, Ballot] = {}  # per replica, the highest promise its disk ever synced
+
+    def on_synced(self, node: str, promised: Ballot) -> None:
+        self.promised[node] = max(self.promised.get(node, ZERO_BALLOT), promised)
+
+    def on_write(self, node: str, promised: Ballot | None, accepted: list[Accepted]) -> None:
+        """A replica writes acceptor state: it must keep every promise it made durable."""
+        floor = self.promised.get(node, ZERO_BALLOT)
+        if promised is not None and promised < floor:
+            self.violations.append(f"promise: {node} wrote promise {tuple(promised)} after promising {tuple(floor)}")
+        for a in accepted:
+            if a.ballot < floor:
+                self.violations.append(f"promise: {node} accepted slot {a.slot} under {tuple(a.ballot)} after "
+                                       f"promising {tuple(floor)}")
+                break
 
     def on_apply(self, node: str, slot: int, value: bytes) -> None:
         self.max_applied = max(self.max_applied, slot + 1)

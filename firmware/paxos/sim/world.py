@@ -29,6 +29,9 @@ from firmware.paxos.sim.network import Network
 SITE = "sim"
 BUGS = ("no_promise_check", "send_before_fsync", "no_fsync")
 SIM_OPTIONS = Options(max_batch=4, max_inflight=4, catchup_batch=8, snapshot_every=12)
+# timeouts close to the network's slow tail: spurious elections, duelling leaders, stale messages
+TIGHT_OPTIONS = Options(heartbeat_interval=0.01, election_min=0.03, election_max=0.06, max_batch=4,
+                        max_inflight=4, catchup_batch=8, snapshot_every=12)
 DELIVER, TIMER, FSYNC, EMIT, START, RETRY, CRASH, ARM, RESTART, CUT, HEAL = range(11)
 
 
@@ -50,6 +53,7 @@ class Faults:
     slow_max: float = 0.04  # 5 % of messages are delayed by up to this much more (reordering, stale messages)
     drift: float = 0.01  # each replica's clock rate is 1 +- up to this
     retry: float = 0.25  # a client re-sends its request (same id) to a random replica after this
+    tight: bool = False  # run the replicas with TIGHT_OPTIONS
     bugs: frozenset[str] = frozenset()
 
     @classmethod
@@ -60,7 +64,7 @@ class Faults:
                    slow_max=rng.choice((0.01, 0.04, 0.15, 0.4)),
                    partitions=rng.randint(6, 12) if heavy else rng.randint(0, 8),
                    crashes=rng.randint(5, 10) if heavy else rng.randint(0, 6), crash_all=rng.random() < 0.1,
-                   keep_one_down=rng.random() < 0.3, bugs=bugs)
+                   keep_one_down=rng.random() < 0.3, tight=heavy and rng.random() < 0.5, bugs=bugs)
 
 
 @dataclass
@@ -108,12 +112,12 @@ class SimNode:
 
 class World:
     def __init__(self, seed: int, faults: Faults | None = None, verbose: bool = False,
-                 options: Options = SIM_OPTIONS) -> None:
+                 options: Options | None = None) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
         self.faults = f = faults or Faults.draw(self.rng)
         self.verbose = verbose
-        self.options = options
+        self.options = options or (TIGHT_OPTIONS if self.faults.tight else SIM_OPTIONS)
         self.now = 0.0
         self._queue: list[tuple[float, int, int, Any, Any]] = []
         self._seq = 0
@@ -187,6 +191,7 @@ class World:
         elif kind == FSYNC:
             if a.epoch == b[0]:
                 a.disk.fsync()
+                self.obs.on_synced(a.id, a.disk.synced.promised)
                 if b[1] is not None:
                     self._emit(a, b[1])
         elif kind == EMIT:
@@ -247,6 +252,7 @@ class World:
                 self.obs.on_fresh(node.id, a.slot, a.client, a.req)
         send_first = "send_before_fsync" in self.faults.bugs
         if ready.must_persist():
+            self.obs.on_write(node.id, ready.promised, ready.accepted)
             node.disk.write(ready.promised, ready.accepted, ready.snapshot)
             node.busy_until = max(self.now, node.busy_until) + self.rng.uniform(0.00005, 0.0005)
             if send_first:
