@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ev": ("firmware.ev.process:main", "plug an emulated EV (a plan) into a charge point's virtual cable"),
     "evse": ("firmware.engine.evse:main", "run one charge point's charging engine (pilot, session, meter, tickets)"),
     "monitor": ("firmware.monitor.watchdog:main", "the monitor watchdog: heartbeats, safety line, FAULTED"),
+    "replica": ("firmware.paxos.process:replica_main", "run one Paxos replica of the site (key-value machine)"),
+    "kv": ("firmware.paxos.process:kv_main", "put/get/cas on the site's replicated key-value store"),
 }
 
 

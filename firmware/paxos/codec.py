@@ -248,6 +248,18 @@ class Codec:
         return self._sign_json({"v": VERSION, "client": reply.client, "req": reply.req, "result": result,
                                 "leader": reply.sender, "stale": not reply.result})
 
+    def gone_body(self, replica: str) -> dict[str, Any]:
+        """The signed body of a replica's Last Will (published by the broker when its connection dies)."""
+        body = {"v": VERSION, "replica": replica, "event": "gone"}
+        return {**body, "mac": json.loads(self._sign_json(body))["mac"]}
+
+    def decode_gone(self, data: bytes) -> str:
+        """Which replica's connection died: a hint only (a paused process keeps its connection)."""
+        b = self._verify_json(data)
+        if b.get("event") != "gone" or not isinstance(b.get("replica"), str):
+            raise CodecError("malformed", "a Last Will needs event 'gone' and replica (str)")
+        return b["replica"]
+
     def decode_reply(self, data: bytes) -> dict[str, Any]:
         """`client`, `req`, `result` (JSON), `leader` (who answered), `stale` (an older request's retry)."""
         b = self._verify_json(data)

@@ -1,0 +1,134 @@
+"""The Paxos replica's MQTT transport: signed frames in, signed frames out, nothing else decided here.
+
+Topics (under the configured prefix): each replica's inbox `{site}/paxos/{replica}`, client
+requests `{site}/request` (every replica listens; a request may name the replica it is for),
+replies `{site}/reply/{client}`, and `{site}/paxos/{replica}/gone`, where the broker publishes
+a replica's Last Will when its connection dies: a hint that a leader may be gone, never proof.
+
+QoS 0 everywhere: the protocol already retransmits (heartbeats, stale Accepts, Prepare rounds,
+catch-up, client retries with the same request id) and de-duplicates, so QoS 1 would only add a
+PUBACK to every hop and replay stale messages queued across a reconnect. Nothing is retained.
+
+Frames with a bad MAC, from a sender that is not a member (or, for requests, not a plausible
+client id), or for another site are dropped, counted by reason in `dropped`, and logged at
+most once per `log_every` seconds per reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from evnet.clock import Clock, RealClock
+from evnet.logs import event_logger
+from evnet.mqtt import MqttLink
+from firmware.paxos import messages as m
+from firmware.paxos.codec import Codec, CodecError
+
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+QOS = 0
+
+
+class PaxosTopics:
+    """The topic names of one site under one prefix."""
+
+    def __init__(self, prefix: str, site: str) -> None:
+        self.base = f"{prefix}/{site}"
+
+    def inbox(self, replica: str) -> str:
+        return f"{self.base}/paxos/{replica}"
+
+    def gone(self, replica: str = "+") -> str:
+        return f"{self.base}/paxos/{replica}/gone"
+
+    @property
+    def request(self) -> str:
+        return f"{self.base}/request"
+
+    def reply(self, client: str) -> str:
+        return f"{self.base}/reply/{client}"
+
+
+class MqttTransport:
+    """Carries one replica's messages over an `MqttLink`; calls `deliver(kind, payload)` on paho's thread.
+
+    `deliver` gets ("peer", Message), ("request", ClientRequest) — only those addressed to us or to
+    whoever leads — or ("gone", replica id);
+    it must not block (the runner puts them on its queue).
+    """
+
+    def __init__(self, link: MqttLink, codec: Codec, node_id: str, members: list[str] | tuple[str, ...],
+                 deliver: Callable[[str, Any], None], clock: Clock | None = None, log_every: float = 5.0) -> None:
+        self.link, self.codec, self.id = link, codec, node_id
+        self.members = frozenset(members)
+        self.topics = PaxosTopics(link.cfg.prefix, codec.site)
+        self.deliver = deliver
+        self.clock = clock or RealClock()
+        self.log = event_logger("paxos.transport", cp=node_id, site=codec.site)
+        self.log_every = log_every
+        self.dropped: Counter[str] = Counter()
+        self._last_log: dict[str, tuple[float, int]] = {}
+        self.sent = 0
+
+    @staticmethod
+    def will(topics: PaxosTopics, codec: Codec, node_id: str) -> tuple[str, dict[str, Any], bool]:
+        """The Last Will to give `MqttLink` (not retained: a retained 'gone' would outlive the restart)."""
+        return topics.gone(node_id), codec.gone_body(node_id), False
+
+    def start(self, wait: float = 5.0) -> None:
+        for topic, handler in ((self.topics.inbox(self.id), self._on_peer), (self.topics.request, self._on_request),
+                               (self.topics.gone(), self._on_gone)):
+            self.link.subscribe(topic, handler, qos=QOS, wait=wait)
+
+    def send(self, to: str, msg: m.Message) -> None:
+        self.link.publish(self.topics.inbox(to), self.codec.encode(msg), qos=QOS)
+        self.sent += 1
+
+    def reply(self, reply: m.ClientReply) -> None:
+        self.link.publish(self.topics.reply(reply.client), self.codec.encode_reply(reply), qos=QOS)
+
+    # -------------------------------------------------------------- inbound (paho's thread)
+
+    def _drop(self, reason: str, topic: str, detail: str) -> None:
+        self.dropped[reason] += 1
+        now = self.clock.monotonic()
+        last, count_then = self._last_log.get(reason, (-1e18, 0))
+        if now - last >= self.log_every:
+            self.log.warning("paxos.frame_dropped", reason=reason, topic=topic, detail=detail,
+                             since_last_log=self.dropped[reason] - count_then, total=self.dropped[reason])
+            self._last_log[reason] = (now, self.dropped[reason])
+
+    def _on_peer(self, topic: str, payload: bytes) -> None:
+        try:
+            msg = self.codec.decode(payload)
+        except CodecError as e:
+            self._drop(e.reason, topic, str(e))
+            return
+        if msg.site != self.codec.site:
+            self._drop("foreign_site", topic, f"site {msg.site!r}")
+        elif msg.sender not in self.members or msg.sender == self.id or isinstance(msg, m.ClientRequest):
+            self._drop("unknown_sender", topic, f"{type(msg).__name__} from {msg.sender!r}")
+        else:
+            self.deliver("peer", msg)
+
+    def _on_request(self, topic: str, payload: bytes) -> None:
+        try:
+            req, to = self.codec.decode_request(payload)
+        except CodecError as e:
+            self._drop(e.reason, topic, str(e))
+            return
+        if not CLIENT_ID_RE.match(req.sender) or req.sender in self.members:
+            self._drop("unknown_sender", topic, f"request from client id {req.sender!r}")
+        elif to is None or to == self.id or to not in self.members:
+            self.deliver("request", req)
+
+    def _on_gone(self, topic: str, payload: bytes) -> None:
+        try:
+            node = self.codec.decode_gone(payload)
+        except CodecError as e:
+            self._drop(e.reason, topic, str(e))
+            return
+        if node in self.members and node != self.id and topic == self.topics.gone(node):
+            self.deliver("gone", node)
