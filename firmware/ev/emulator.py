@@ -26,7 +26,7 @@ from enum import StrEnum
 from firmware.engine import iso15118 as iso
 from firmware.ev import evcc
 from firmware.ev.plan import Step
-from hal.pilot.conversions import DUTY_OFF, PilotValueError, current_for_duty
+from hal.pilot.conversions import DUTY_HLC, DUTY_OFF, PilotValueError, current_for_duty
 from hal.pilot.physics import EvLoad
 
 VOLTS_PER_PHASE = 230.0
@@ -105,7 +105,7 @@ class EvEmulator:
         self.delivered_kwh = 0.0  # into the battery since plugged in
         self.events: list[str] = []  # a journal in words, for logs and tests
         self.evcc = evcc.Evcc(self.p.evcc_id, self._needs, self.p.status_period_s, self.p.response_timeout_s)
-        self._plugged = self._hlc = self._power = self._pwm_stopped = False
+        self._plugged = self._hlc = self._power = self._pwm_stopped = self._session_lost = False
         self._diode = True
         self._now = 0.0
         self._wait_until: float | None = None
@@ -127,7 +127,22 @@ class EvEmulator:
         elif self._pwm_stopped and self._offered():
             self._pwm_stopped = False
             self._note(f"PWM back (duty {duty:g} %)")
+        if self._hlc and self._plugged:
+            out += self._hlc_pilot(duty, now)
         return out + self._sync() + self._run_plan(now)
+
+    def _hlc_pilot(self, duty: float, now: float) -> list[Action]:
+        """No pilot (-12 V: the charge point failed or went away) ends the HLC session; when 5 % is back,
+        the EV opens a new one and carries on with what it wanted."""
+        if duty == DUTY_OFF and self.evcc.phase is not evcc.Phase.IDLE:
+            self.evcc.abandon()
+            self._power, self._session_lost = False, True
+            self._note("pilot off: HLC session dropped")
+        elif duty == DUTY_HLC and self._session_lost and self.evcc.phase is evcc.Phase.IDLE:
+            self._session_lost = False
+            self._note("5 % again: opening a new HLC session")
+            return self._handle(self.evcc.begin(now, self.want_charge))
+        return []
 
     def on_message(self, data: dict, now: float) -> list[Action]:
         """A message from the charge point; anything malformed or unexpected ends the HLC session."""
@@ -185,6 +200,7 @@ class EvEmulator:
             return out
         self.evcc.abandon()
         self._plugged = self.want_charge = self._power = self._hlc = self._pwm_stopped = False
+        self._session_lost = False
         self._note(f"unplugged after {self.delivered_kwh:.3f} kWh")
         return out + self._sync()
 

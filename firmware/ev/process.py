@@ -14,6 +14,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,13 +26,22 @@ from hal.pilot.cable import EvEnd
 from hal.pilot.conversions import DUTY_OFF
 
 POLL_S = 0.05  # longest real wait between two looks at the clock
+RETRY_S = 1.0  # real seconds between attempts to plug into a charge point that went away
 
 
 class EvDriver:
-    """Runs one `EvEmulator` against `end` on `clock` until the plan is done and the EV unplugged."""
+    """Runs one `EvEmulator` against `end` on `clock` until the plan is done and the EV unplugged.
 
-    def __init__(self, end: EvEnd, ev: EvEmulator, clock: Clock, *, cp: str | None = None) -> None:
+    When the charge point goes away (its process died), the EV unplugs and the driver ends with
+    an error; with `reconnect` (a factory of new ends), it stays plugged in instead, as a real
+    EV's cable would, and plugs into the charge point again when it is back (every `RETRY_S`).
+    """
+
+    def __init__(self, end: EvEnd, ev: EvEmulator, clock: Clock, *, cp: str | None = None,
+                 reconnect: Callable[[], EvEnd] | None = None) -> None:
         self.end, self.ev, self.clock = end, ev, clock
+        self.reconnect = reconnect
+        self._retry_at = 0.0
         self.log = event_logger("ev", cp=cp, ev=ev.p.evcc_id)
         self._wake = threading.Condition()
         self._stop = threading.Event()
@@ -41,6 +51,7 @@ class EvDriver:
         self._logged = 0
         self._duty: float | None = None
         self._had_peer = False
+        self._outage_logged = False
         self._dirty = False
         end.on_change(self._changed)
 
@@ -84,6 +95,9 @@ class EvDriver:
         duty = self.end.duty
         if self.end.linked:
             self._had_peer = True
+        elif self._had_peer and self.reconnect is not None:
+            self._replug()
+            duty = self.end.duty
         elif self._had_peer and self.ev.load.value != "not_connected":
             self.error = "the charge point went away"
             self.log.warning("ev.evse_lost")
@@ -99,6 +113,28 @@ class EvDriver:
         if deadline is not None and deadline <= now:
             self._apply(self.ev.tick(now))
         self._journal()
+
+    def _replug(self) -> None:
+        """The charge point is gone: try a new cable end, carrying over the EV's load and draw."""
+        if time.monotonic() < self._retry_at:
+            return
+        if not self._outage_logged:
+            self.log.warning("ev.evse_lost", reconnect_every_s=RETRY_S)
+            self._outage_logged = True
+        self._retry_at = time.monotonic() + RETRY_S
+        assert self.reconnect is not None
+        try:
+            end = self.reconnect()
+        except Exception as exc:  # the charge point is not back yet
+            self.log.debug("ev.reconnect_failed", error=str(exc))
+            return
+        self.end.close()
+        self.end = end
+        end.on_change(self._changed)
+        end.set_load(self.ev.load, diode=self.ev.p.diode)
+        end.set_current(self.ev.draw_a)
+        self._had_peer = self._outage_logged = False
+        self.log.info("ev.evse_back")
 
     def _sleep(self) -> None:
         deadline = self.ev.next_deadline()
@@ -148,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--config", help="a charge point's TOML file: plug into its [hal.pilot] cable")
     p.add_argument("--speed", type=float, default=1.0, help="domain time speed factor (60: a minute a second)")
     p.add_argument("--id", default="EV0001", help="the EV's EVCC id")
+    p.add_argument("--no-reconnect", action="store_true",
+                   help="unplug and exit when the charge point goes away (default: stay plugged in and "
+                        "plug in again when it is back, as after a restart by its monitor)")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -186,14 +225,15 @@ def main(argv: list[str], *, end_factory: Callable[[str], EvEnd] | None = None) 
         print(f"evnet ev: {exc}", file=sys.stderr)
         return 1
     ev = EvEmulator(EvParams(evcc_id=args.id, **protocol_params(args.speed)), plan)
-    driver = EvDriver(end, ev, RealClock(args.speed))
+    driver = EvDriver(end, ev, RealClock(args.speed),
+                      reconnect=None if args.no_reconnect else lambda: (end_factory or TcpEvEnd)(url))
     signal.signal(signal.SIGTERM, lambda *_: driver.stop(timeout=0))
     try:
         driver.run()
     except KeyboardInterrupt:
         pass
     finally:
-        end.close()
+        driver.end.close()
     print(f"ev {args.id}: {'plan done' if ev.finished else 'stopped'}: delivered {ev.delivered_kwh:.3f} kWh, "
           f"state of charge {ev.p.soc_pct:.1f} %" + (f" ({driver.error})" if driver.error else ""))
     return 0 if driver.error is None else 1

@@ -332,3 +332,23 @@ def test_the_draw_never_exceeds_what_is_allowed_or_the_evs_own_maximum(ops, hlc,
         assert ev.draw_a == 0 or ev.load in (EvLoad.C, EvLoad.D)
         assert (ev.load is EvLoad.NOT_CONNECTED) == (ev.state is EvState.NOT_CONNECTED)
         assert 0 <= ev.p.soc_pct <= 100 and ev.delivered_kwh >= 0
+
+
+def test_hlc_session_dropped_when_the_pilot_goes_off_and_reopened_at_5_percent() -> None:
+    secc = Secc(evse_max=16)
+    ev = EvEmulator(EvParams(hlc=True, status_period_s=1), parse_plan("plug; charge; wait 1000"))
+    run(ev, 2.5, duty=DUTY_HLC, secc=secc)
+    assert ev.state is EvState.CHARGING_WITH_PROFILE and ev.draw_a == 16
+    out = ev.on_duty(DUTY_OFF, 3)  # the charge point died (its end of the cable reads -12 V / nothing)
+    assert draws(out) == [0] and loads(out) == [EvLoad.B] and ev.state is EvState.CONNECTED_NOT_CHARGING
+    assert ev.want_charge and "pilot off: HLC session dropped" in ev.events
+    out = ev.on_duty(DUTY_HLC, 4)  # a restarted charge point offers HLC again
+    assert sent(out) == [iso.SessionSetupReq(evcc_id="EV0001")]  # a new session, no old id
+    run_more_with(ev, secc, out, 4)
+    assert ev.state is EvState.CHARGING_WITH_PROFILE and ev.draw_a == 16
+
+
+def run_more_with(ev: EvEmulator, secc: Secc, out: list, now: float) -> None:
+    while out:
+        replies = [secc(m, now) for m in sent(out)]
+        out = [a for r in replies if r is not None for a in ev.on_message(r.to_dict(), now)]

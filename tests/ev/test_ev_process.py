@@ -130,3 +130,22 @@ def test_a_broken_diode_reaches_the_charge_point_as_a_diode_fault() -> None:
     finally:
         driver.stop()
         cable.close()
+
+
+def test_driver_with_reconnect_stays_plugged_in_and_plugs_into_the_restarted_charge_point() -> None:
+    first, second = VirtualCable(), VirtualCable()
+    ev = EvEmulator(EvParams(max_current_a=20), parse_plan("plug; charge; wait 1000"))
+    driver = EvDriver(first.ev, ev, RealClock(), reconnect=lambda: second.ev).start()
+    try:
+        watch1, watch2 = Watch(first.evse), Watch(second.evse)
+        first.evse.set_current(16)
+        watch1.until(lambda: first.evse.ev_current_a == pytest.approx(16), "drawing from the first")
+        second.evse.set_current(10)
+        first.evse.close()  # the engine died; its monitor has it restarted
+        watch2.until(lambda: second.evse.ev_load is EvLoad.C and second.evse.ev_current_a == pytest.approx(10),
+                     "charging again on the restarted charge point")
+        assert driver.error is None and not driver.done.is_set()
+    finally:
+        driver.stop()
+        first.close()
+        second.close()
