@@ -220,6 +220,12 @@ class EngineCore:
 
     # ------------------------------------------------------------------ queries
 
+    def pending_end_read(self) -> ReadMeter | None:
+        """The meter read a finished session's ticket still waits for (a process stopping must do it now)."""
+        if self._pending_close is None or self.pilot.contactor:
+            return None
+        return ReadMeter(self._close_token)
+
     def next_deadline(self) -> float | None:
         moments = (self.pilot.next_deadline(), self.session.next_deadline(), self.lease.expires_at)
         return min((t for t in moments if t is not None), default=None)

@@ -132,6 +132,9 @@ class Evse:
             self.poller.stop()
             self._final = True  # meter reads are now done here, at once
             self._carry_out(self.core.fault("shutdown", self.clock.monotonic()))
+            pending = self.core.pending_end_read()  # a session that ended just before: its ticket
+            if pending is not None:
+                self._read_now(pending.token)
         except Exception as exc:
             self.log.error("evse.final_ticket_failed", error=repr(exc))
         for closer in (self.monitor.stop if self.monitor else None,

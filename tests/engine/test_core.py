@@ -293,3 +293,14 @@ def test_an_ev_that_follows_a_lower_offer_in_time_is_fine():
     rig.do(rig.core.meter_reading(reading(100.2, 15.0, amps=8.0), 15.0))
     rig.do(rig.core.meter_reading(reading(100.3, 30.0, amps=8.0), 30.0))
     assert rig.contactor() is True and rig.core.status == "CHARGING"
+
+
+def test_pending_end_read_names_the_read_a_ticket_waits_for():
+    rig = Rig()
+    assert rig.core.pending_end_read() is None
+    rig.hlc_to_charging()
+    rig.do(rig.core.pilot_reading("A", 30.0))
+    read = rig.core.pending_end_read()
+    assert read is not None
+    rig.do(rig.core.meter_reading(reading(101.0, 30.0), 30.0, token=read.token))
+    assert rig.tickets()[0].end_kwh == 101.0 and rig.core.pending_end_read() is None
