@@ -140,7 +140,8 @@ def bench_latency(events: int, folder: Path) -> None:
     speed = 50.0  # domain time for the 5 s HLC wait and the meter; the latencies are real time
     for cable in ("inproc", "tcp://127.0.0.1:0"):
         cfg = load_config(write_config(folder, cable))
-        evse = Evse(cfg, clock=RealClock(speed), mqtt=False, monitor=False, standing_driver="bench")
+        evse = Evse(cfg, clock=RealClock(speed), mqtt=False, monitor=False, standing_driver="bench",
+                    print_tickets=False)
         evse.start()
         ev = evse.cable.ev if evse.cable is not None else TcpEvEnd(evse.pilot.url)  # type: ignore[attr-defined]
         try:

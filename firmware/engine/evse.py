@@ -54,7 +54,8 @@ class Evse:
 
     def __init__(self, cfg: Config, *, clock: Clock | None = None, mqtt: bool = True, monitor: bool = True,
                  gpio: GpioBoard | None = None, pilot: ControlPilot | None = None,
-                 on_ticket: Callable[[Any], None] | None = None, standing_driver: str | None = None) -> None:
+                 on_ticket: Callable[[Any], None] | None = None, standing_driver: str | None = None,
+                 print_tickets: bool = True) -> None:
         self.cfg = cfg
         self.clock = clock or RealClock()
         self.log = event_logger("evse", cp=cfg.cp_id)
@@ -66,6 +67,7 @@ class Evse:
                                  **protocol_timeouts(getattr(self.clock, "speed", 1.0)))
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.on_ticket = on_ticket
+        self.print_tickets = print_tickets
         self.standing_driver = standing_driver  # authorizes every session (a private point, the laptop demo)
         self.contactor_closed = False
         self.board = gpio or GpioBoard(cfg.hal, cp=cp.id)
@@ -337,7 +339,8 @@ class Evse:
         self.contactor_closed = True
 
     def _ticket(self, ticket: Any) -> None:
-        print(ticket.line(), flush=True)
+        if self.print_tickets:
+            print(ticket.line(), flush=True)
         if self.publisher is not None:
             self.publisher.ticket(ticket)
         if self.on_ticket is not None:
