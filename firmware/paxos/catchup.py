@@ -84,7 +84,9 @@ class CatchUp(ReplicaState):
     def _answer(self, a: Applied) -> None:
         key = (a.client, a.req)
         self.queued.discard(key)
-        if key in self.waiting:
-            self.waiting.discard(key)
+        waiting = self.waiting.get(a.client)
+        if waiting is not None and waiting <= a.req:  # answered, or the client has moved on
+            del self.waiting[a.client]
+        if waiting == a.req:
             self._out.replies.append(m.ClientReply(self.site, self.id, a.client, a.req, a.result))
 

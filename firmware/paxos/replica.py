@@ -59,7 +59,7 @@ class Replica(CatchUp, ClientRouting):
         self.promises: dict[str, m.Promise] = {}
         self.queue: deque[Command] = deque()  # client commands waiting for a leader's slot
         self.queued: set[tuple[str, int]] = set()  # (client, req) queued or in flight here
-        self.waiting: set[tuple[str, int]] = set()  # requests this replica answers when applied
+        self.waiting: dict[str, int] = {}  # client -> the request this replica answers when applied
         self.peer_commit: dict[str, int] = {}  # how far each peer last said its log is chosen
         self.catchup_next = 0.0
         self.next_heartbeat = 0.0

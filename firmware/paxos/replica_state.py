@@ -36,7 +36,7 @@ class ReplicaState:
     lead: Leadership | None
     queue: deque[Command]  # client commands waiting for a leader's slot
     queued: set[tuple[str, int]]  # (client, req) queued or in flight here
-    waiting: set[tuple[str, int]]  # requests this replica answers when applied
+    waiting: dict[str, int]  # client -> the request this replica answers when applied
     peer_commit: dict[str, int]  # how far each peer last said its log is chosen
     catchup_next: float
     now: float

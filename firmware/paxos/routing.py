@@ -25,7 +25,7 @@ class ClientRouting(ReplicaState):
         # proposed once there is a leader), and answer it when applied
         if key in self.queued or len(self.queue) >= self.opts.max_pending:
             return
-        self.waiting.add(key)
+        self.waiting[c.client] = c.req  # one request outstanding per client
         self.queued.add(key)
         self.queue.append(c)
 
@@ -35,7 +35,8 @@ class ClientRouting(ReplicaState):
         while self.queue:
             c = self.queue.popleft()
             self.queued.discard((c.client, c.req))
-            self.waiting.discard((c.client, c.req))  # the leader answers it
+            if self.waiting.get(c.client) == c.req:
+                del self.waiting[c.client]  # the leader answers it
             self._send(self.leader_id, m.Forward(self.site, self.id, c.client, c.req, c.command))
 
     def _on_Forward(self, f: m.Forward) -> None:  # noqa: N802
