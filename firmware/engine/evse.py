@@ -72,12 +72,18 @@ class Evse:
         self.contactor_closed = False
         self.board = gpio or GpioBoard(cfg.hal, cp=cp.id)
         self.cable: VirtualCable | None = None
-        if pilot is None:
-            if cfg.hal.pilot.backend == "simulated" and cfg.hal.pilot.cable == "inproc":
-                self.cable = VirtualCable(cp=cp.id)  # the EV emulator in this process plugs into `cable.ev`
-            pilot = open_pilot(cfg.hal, pin_factory=self.board.pin_factory, cable=self.cable, cp=cp.id)
-        self.pilot = pilot
-        self.meter = open_meter(cfg.meter, clock=self.clock, cp_id=cp.id, load=self._meter_load)
+        try:
+            if pilot is None:
+                if cfg.hal.pilot.backend == "simulated" and cfg.hal.pilot.cable == "inproc":
+                    self.cable = VirtualCable(cp=cp.id)  # the EV emulator in this process plugs into `cable.ev`
+                pilot = open_pilot(cfg.hal, pin_factory=self.board.pin_factory, cable=self.cable, cp=cp.id)
+            self.pilot = pilot
+            self.meter = open_meter(cfg.meter, clock=self.clock, cp_id=cp.id, load=self._meter_load)
+        except BaseException:  # release what was built: the GPIO lines, the cable's port
+            if pilot is not None:
+                pilot.close()
+            self.board.close()
+            raise
         self.poller = MeterPoller(self.meter, self.clock, cfg.meter.poll_interval_s, self.events.put)
         self.responder = HeartbeatResponder()
         self.monitor = MonitorLink(cfg.monitor.serial_url, self.events.put, cp=cp.id) if monitor else None

@@ -135,3 +135,29 @@ def test_a_broken_diode_seen_on_the_pilot_puts_the_evse_in_f(evse_factory):
     assert evse.core.status == "FAULTED" and evse.core.fault_code == "diode_fault"
     assert ev.duty == 0.0  # the EVSE drives -12 V: state F
     assert evse.board.led.status == "FAULTED"
+
+
+def test_a_port_already_taken_gives_a_clear_error_and_releases_the_gpio(tmp_path):
+    import socket
+
+    from evnet.config import load_config
+    from firmware.engine.evse import main
+
+    from .conftest import make_config
+
+    import logging
+
+    root = logging.getLogger("evnet")
+    saved = (list(root.handlers), root.propagate, root.level)  # main() sets up logging for the process
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        cfg = make_config(tmp_path)
+        path = tmp_path / "tcp.toml"
+        path.write_text(open(cfg.path).read().replace('cable = "inproc"',
+                                                      f'cable = "tcp://127.0.0.1:{taken.getsockname()[1]}"'))
+        assert load_config(path).hal.pilot.cable.startswith("tcp://")
+        assert main(["--config", str(path), "--no-mqtt", "--no-monitor"]) == 1
+        assert main(["--config", str(path), "--no-mqtt", "--no-monitor"]) == 1  # the pins were released
+    finally:
+        taken.close()
+        root.handlers[:], root.propagate, root.level = saved[0], saved[1], saved[2]
