@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+from pathlib import Path
 
 import pytest
 
@@ -138,6 +139,7 @@ def test_a_broken_diode_seen_on_the_pilot_puts_the_evse_in_f(evse_factory):
 
 
 def test_a_port_already_taken_gives_a_clear_error_and_releases_the_gpio(tmp_path):
+    import logging
     import socket
 
     from evnet.config import load_config
@@ -145,16 +147,14 @@ def test_a_port_already_taken_gives_a_clear_error_and_releases_the_gpio(tmp_path
 
     from .conftest import make_config
 
-    import logging
-
     root = logging.getLogger("evnet")
     saved = (list(root.handlers), root.propagate, root.level)  # main() sets up logging for the process
     taken = socket.create_server(("127.0.0.1", 0))
     try:
         cfg = make_config(tmp_path)
         path = tmp_path / "tcp.toml"
-        path.write_text(open(cfg.path).read().replace('cable = "inproc"',
-                                                      f'cable = "tcp://127.0.0.1:{taken.getsockname()[1]}"'))
+        text = Path(cfg.path).read_text()
+        path.write_text(text.replace('cable = "inproc"', f'cable = "tcp://127.0.0.1:{taken.getsockname()[1]}"'))
         assert load_config(path).hal.pilot.cable.startswith("tcp://")
         assert main(["--config", str(path), "--no-mqtt", "--no-monitor"]) == 1
         assert main(["--config", str(path), "--no-mqtt", "--no-monitor"]) == 1  # the pins were released
