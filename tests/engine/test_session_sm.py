@@ -326,3 +326,22 @@ def test_a_new_session_on_a_cable_still_plugged_in():
     assert sm.state is S.WAITING_EV
     res = ev.setup(4)
     assert res.response_code == m.OK_NEW_SESSION and res.session_id == "cp1-0002"
+
+
+def test_a_paused_session_ends_when_the_ev_is_unplugged():
+    sm, ev = hlc_charging()
+    ev.power("Stop", 10)
+    ev.ask(m.SessionStopReq(session_id=ev.sid, charging_session="Pause"), 11)
+    actions = sm.unplugged(20)
+    assert of(actions, SessionEnded) == [SessionEnded(ev.sid, "unplugged")] and sm.state is S.WAITING_EV
+
+
+def test_a_paused_session_replaced_by_a_new_one_is_ended_first():
+    sm, ev = hlc_charging()
+    old = ev.sid
+    ev.power("Stop", 10)
+    ev.ask(m.SessionStopReq(session_id=old, charging_session="Pause"), 11)
+    actions = sm.receive(m.SessionSetupReq(evcc_id="ev-1"), 12)  # no session id: a new session
+    assert of(actions, SessionEnded) == [SessionEnded(old, "replaced")]
+    assert one_response(actions).response_code == m.OK_NEW_SESSION and sm.session_id != old
+    assert sm.driver is None and sm.state is S.AUTHENTICATION
