@@ -20,6 +20,7 @@ from evnet.clock import Clock
 from evnet.config import Config
 from evnet.logs import event_logger
 from evnet.mqtt import MqttLink, PayloadError, decode_payload
+from evnet.topics import SiteTopics, cp_identity
 
 MAX_QUEUED = 256
 
@@ -29,11 +30,10 @@ class MonitorReporter:
         self.cfg, self.clock = cfg, clock
         cp = cfg.charge_point
         self.log = event_logger("monitor", cp=cp.id)
-        self._identity = {"cp": cp.id, "location": cp.location, "price_eur_kwh": cp.price_eur_kwh,
-                          "max_current_a": cp.max_current_a}
-        base = (cfg.mqtt.prefix, cfg.site_id, "cp", cp.id)
-        self.status_topic = "/".join((*base, "status"))
-        self.monitor_topic = "/".join((*base, "monitor"))
+        self._identity = cp_identity(cfg)
+        topics = SiteTopics.of(cfg)
+        self.status_topic = topics.cp_status(cp.id)
+        self.monitor_topic = topics.cp_monitor(cp.id)
         self.link = MqttLink(cfg.mqtt, f"monitor-{cfg.site_id}-{cp.id}", cp=cp.id,
                              will=(self.monitor_topic, {"cp": cp.id, "event": "monitor_offline"}, True))
         self.link.client.max_queued_messages_set(MAX_QUEUED)
