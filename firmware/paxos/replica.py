@@ -126,6 +126,21 @@ class Replica(CatchUp, ClientRouting):
         self._maybe_catch_up()
         self._drain()
 
+    def leader_gone(self, node: str, now: float) -> bool:
+        """A hint (e.g. the broker's Last Will) that `node`'s connection died; True if it was our leader.
+
+        Only a hint: we stop sticking to that leader and hold an election within a heartbeat
+        interval. An election is always safe; a leader that is in fact alive wins back or is replaced.
+        """
+        self.now = max(self.now, now)
+        if self.leader_id != node or self.role == LEADER:
+            return False
+        self.last_heard = -1e18
+        soon = self.now + self.rng.uniform(0, self.opts.heartbeat_interval)
+        self.election_deadline = min(self.election_deadline, soon)
+        self.log.info("paxos.leader_gone_hint", leader=node)
+        return True
+
     def ready(self) -> Ready:
         """Everything to do since the last call; the adapter must carry it out in order."""
         self._flush()

@@ -278,3 +278,14 @@ def test_a_retry_through_a_lagging_follower_gets_the_first_answer_from_the_leade
     site.deliver(src="c", kind=m.Forward)
     assert [(r.sender, json.loads(r.result)) for r in site.replies] == [("a", True)]
     assert "Accept" not in site.kinds(src="a")  # answered from the de-duplication table, not the log
+
+
+def test_a_hint_that_the_leader_is_gone_brings_the_election_forward(site: Scripted) -> None:
+    b, c = site["b"], site["c"]
+    assert not b.leader_gone("c", site.now) and not site["a"].leader_gone("a", site.now)
+    assert b.leader_gone("a", site.now) and c.leader_gone("a", site.now)  # every follower gets the Last Will
+    assert b.ready().deadline <= site.now + site.options.heartbeat_interval
+    site.crash("a")
+    site.advance(site.options.heartbeat_interval)  # well before any election timeout
+    site.deliver_all()
+    assert {b.role, c.role} == {LEADER, "follower"}
