@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -53,6 +56,25 @@ def amqtt_broker() -> Iterator[EmbeddedBroker]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two linked ptys from socat, as two wired UARTs would be: what one end writes the other reads."""
+    if shutil.which("socat") is None:
+        pytest.fail("socat is not installed: run ./bootstrap (it installs it with apt)")
+    a, b = tmp_path / "ttyA", tmp_path / "ttyB"
+    proc = subprocess.Popen(["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not (a.exists() and b.exists()):  # socat gives no other sign that its ptys are there
+        assert time.monotonic() < deadline, "socat did not create its ptys"
+        time.sleep(0.01)
+    try:
+        yield str(a), str(b)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
 
 
 @pytest.fixture

@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 import tty
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from hal.serial_link import FrameError, SerialLink, SerialLinkError, encode
-
-
-@pytest.fixture
-def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Two linked ptys from socat: what one end writes the other reads."""
-    if shutil.which("socat") is None:
-        pytest.fail("socat is not installed (apt-get install socat)")
-    a, b = tmp_path / "ttyA", tmp_path / "ttyB"
-    proc = subprocess.Popen(["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not (a.exists() and b.exists()):
-        assert time.monotonic() < deadline, "socat did not create its ptys"
-        time.sleep(0.01)
-    try:
-        yield str(a), str(b)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=5)
 
 
 @pytest.fixture

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -224,25 +222,6 @@ def test_evnet_monitor_command_runs_and_stops_cleanly(tmp_path, mosquitto) -> No
         if engine is not None:
             engine.close()
         topics.link.stop()
-
-
-@pytest.fixture
-def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Two linked ptys from socat, as a UART pair would be on a Pi (monitor on one, engine on the other)."""
-    if shutil.which("socat") is None:
-        pytest.fail("socat is not installed (apt-get install socat)")
-    a, b = tmp_path / "ttyMON", tmp_path / "ttyENG"
-    proc = subprocess.Popen(["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + TIMEOUT
-    while not (a.exists() and b.exists()):  # socat gives no other sign that its ptys are there
-        assert time.monotonic() < deadline, "socat did not create its ptys"
-        time.sleep(0.01)
-    try:
-        yield str(a), str(b)
-    finally:
-        proc.terminate()
-        proc.wait(TIMEOUT)
 
 
 @pytest.mark.slow
