@@ -289,3 +289,21 @@ def test_a_hint_that_the_leader_is_gone_brings_the_election_forward(site: Script
     site.advance(site.options.heartbeat_interval)  # well before any election timeout
     site.deliver_all()
     assert {b.role, c.role} == {LEADER, "follower"}
+
+
+def test_a_replica_restarted_from_its_snapshot_keeps_the_state_and_the_first_answers() -> None:
+    s = Scripted(options=Options(snapshot_every=4))
+    s.elect("a")
+    for n in range(1, 7):
+        s.propose("a", f"c{n}", 1, kv.cas("k", None if n == 1 else n - 1, n))
+        s.deliver_all()
+    assert s.disks["b"].synced.snapshot_slot >= 4
+    s.crash("b")
+    b = s.start("b")
+    assert b.learner.applied == s.disks["b"].synced.snapshot_slot and b.learner.machine.machine.data["k"] >= 4
+    s.replies.clear()
+    s.request("b", "c1", 1, kv.cas("k", None, 1))  # c1's retry, long after: answered from the restored table
+    assert [(r.sender, json.loads(r.result)) for r in s.replies] == [("b", True)]
+    s.advance(s.options.heartbeat_interval)
+    s.deliver_all()
+    assert s.data("b") == s.data("a") == {"k": 6}
