@@ -70,8 +70,6 @@ class CatchUp(ReplicaState):
 
     def _apply(self) -> None:
         applied = self.learner.apply_chosen()
-        if not applied:
-            return
         self._out.applied.extend(applied)
         for a in applied:
             self._answer(a)
