@@ -43,9 +43,9 @@ MANUAL_CLOCK_WAKE_S = 0.005  # real seconds: a ManualClock moves without telling
 
 def protocol_timeouts(speed: float) -> dict[str, float]:
     """ISO 15118 waits in domain seconds that stay sane in real time when domain time runs fast:
-    at least the standard's (60 s sequence, 5 s for an EV to start HLC) and 4 s / 0.5 s of real time; a
+    at least the standard's (60 s sequence, 5 s for an EV to start HLC) and 4 s / 1 s of real time; a
     driver gets at least a real minute to authorize."""
-    return {"sequence_timeout_s": max(SEQUENCE_TIMEOUT_S, 4.0 * speed), "hlc_wait_s": max(HLC_WAIT_S, 0.5 * speed),
+    return {"sequence_timeout_s": max(SEQUENCE_TIMEOUT_S, 4.0 * speed), "hlc_wait_s": max(HLC_WAIT_S, 1.0 * speed),
             "auth_timeout_s": max(AUTH_TIMEOUT_S, 60.0 * speed)}
 
 

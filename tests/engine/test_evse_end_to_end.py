@@ -39,12 +39,13 @@ def test_an_emulated_ev_charges_and_the_ticket_matches_the_meter(evse_factory, h
     finally:
         driver.stop()
     meter_kwh = evse.meter.read().import_kwh
+    assert [(st.driver, st.hlc) for st in evse.core.sessions] == [("alice", hlc)]
     assert ticket.driver == "alice" and ticket.start_kwh == pytest.approx(start_kwh)
     assert ticket.end_kwh == pytest.approx(meter_kwh, abs=1e-6)  # all the meter counted, nothing after
     # 16 A x 3 phases x 230 V for at most 4 minutes: at most 0.74 kWh (PWM only starts after the HLC wait)
-    assert 0.4 < ticket.kwh < 0.75 and ticket.kwh == pytest.approx(ev.delivered_kwh, rel=0.05)
+    assert 0.25 < ticket.kwh < 0.75
+    assert ticket.kwh == pytest.approx(ev.delivered_kwh, rel=0.05)  # what the meter counted is what the EV got
     assert ticket.cost_eur == round(ticket.kwh * 0.30, 2)
-    assert [(st.driver, st.hlc) for st in evse.core.sessions] == [("alice", hlc)]
     assert evse.core.status == "AVAILABLE"
     assert not evse.core.pilot.contactor
 

@@ -56,8 +56,8 @@ def test_emergency_stop_opens_the_contactor_and_faults(evse_factory):
     estop_pin = evse.board.pin_factory.pin(evse.cfg.hal.pins.button_estop.pin)
     estop_pin.drive_low()  # pressed (active low)
     assert contactor_pin(evse) == 0  # opened by the button itself, on the GPIO thread
-    wait_for(lambda: evse.core.status == "FAULTED", what="FAULTED")
-    assert evse.board.led.status == "FAULTED" and evse.core.fault_code == "emergency_stop"
+    wait_for(lambda: evse.board.led.status == "FAULTED", what="FAULTED on the LED")
+    assert evse.core.fault_code == "emergency_stop"
     estop_pin.drive_high()
     wait_for(lambda: evse.core.status == "AVAILABLE", what="fault cleared on release")
     assert contactor_pin(evse) == 0  # the session ended in Failure: no energy until unplugged
@@ -134,8 +134,8 @@ def test_a_broken_diode_seen_on_the_pilot_puts_the_evse_in_f(evse_factory):
     ev.set_load(EvLoad.C, diode=False)  # the negative half of the PWM is now loaded too
     wait_for(lambda: contactor_pin(evse) == 0, what="contactor open on a diode fault")
     assert evse.core.status == "FAULTED" and evse.core.fault_code == "diode_fault"
-    assert ev.duty == 0.0  # the EVSE drives -12 V: state F
-    assert evse.board.led.status == "FAULTED"
+    wait_for(lambda: ev.duty == 0.0, what="the EVSE driving -12 V: state F")  # the loop's next actions
+    wait_for(lambda: evse.board.led.status == "FAULTED", what="the LED showing FAULTED")
 
 
 def test_a_port_already_taken_gives_a_clear_error_and_releases_the_gpio(tmp_path):
