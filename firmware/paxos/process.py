@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sys
-import threading
 
 from evnet.config import load_config
 from evnet.logs import event_logger, setup_logging
@@ -56,12 +55,11 @@ def replica_main(argv: list[str]) -> int:
     except (OSError, ValueError) as e:
         log.error("paxos.start_failed", error=str(e))
         return 1
-    done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    runner.start()
+        signal.signal(sig, lambda *_: runner.request_stop())
+    runner.connect()
     print(f"replica {cfg.cp_id} of site {cfg.site_id} running", flush=True)
-    done.wait()
+    runner.run()  # on the main thread, until SIGTERM or SIGINT
     runner.stop()
     log.info("paxos.stopped", dropped=dict(runner.transport.dropped), applied_slots=runner.applied_slots)
     return 0

@@ -77,17 +77,26 @@ class ReplicaRunner:
 
     # -------------------------------------------------------------- life cycle
 
-    def start(self, wait: float = 10.0) -> ReplicaRunner:
-        """Connect and subscribe (waiting up to `wait` s for the broker), then run the loop on a thread."""
+    def connect(self, wait: float = 10.0) -> bool:
+        """Connect and subscribe, waiting up to `wait` s for the broker (the loop keeps trying after)."""
         self.transport.start(wait=None)  # remembered; sent by MqttLink's on_connect, now and on reconnects
         end = time.monotonic() + wait
         while time.monotonic() < end and not (self.link.connected.is_set() and self._subacks):
             self._pump(0.05)
         if not self._subacks:
             self.log.warning("paxos.broker_unreachable", url=self.cfg.mqtt.url, waited_s=wait)
+        return bool(self._subacks)
+
+    def start(self, wait: float = 10.0) -> ReplicaRunner:
+        """Connect, then run the loop on a thread of its own (`evnet replica` runs it on the main thread)."""
+        self.connect(wait)
         self._thread = threading.Thread(target=self.run, name=f"paxos-{self.id}", daemon=True)
         self._thread.start()
         return self
+
+    def request_stop(self) -> None:
+        """Ask the loop to end (safe from a signal handler or another thread)."""
+        self._stop.set()
 
     def stop(self) -> None:
         self._stop.set()

@@ -9,6 +9,12 @@ end, or a zero-filled tail) is a torn write: it is dropped and the file truncate
 good record. Damage followed by more data is not a crash artefact but corruption, and load
 raises `StorageCorruptError` naming the file and the byte offset.
 
+The file is preallocated with real zeros in chunks (`PREALLOC` bytes, one fsync per chunk), and
+records are written in place at the end of the log: an fdatasync then flushes data only, with
+no file-size change to commit to the filesystem journal. That matters once several replicas
+share a disk: appends measured ~2.6 ms per fdatasync under a 3-replica load, in-place writes far
+less. The log ends at the first all-zero header followed only by zeros.
+
 `save_snapshot` rewrites the file (snapshot + promise + the entries at or above the snapshot
 slot) to a temporary file, fsyncs it, renames it over the log and fsyncs the directory, so
 a crash leaves either the old log or the new one.
@@ -27,6 +33,7 @@ MAGIC = b"EVPXLOG1"
 _HEAD = struct.Struct(">III")  # payload length, crc32(payload), crc32(length and payload crc)
 _BATCH, _SNAPSHOT = 1, 2
 MAX_RECORD = 256 * 1024 * 1024
+PREALLOC = 4 * 1024 * 1024
 
 
 class StorageCorruptError(Exception):
@@ -141,16 +148,19 @@ def _fsync_dir(path: str) -> None:
 class FileStorage:
     """`Storage` as an append-only log file at `path` (created with its directory if missing)."""
 
-    def __init__(self, path: str, sync: bool = True) -> None:
+    def __init__(self, path: str, sync: bool = True, prealloc: int = PREALLOC) -> None:
         self.path = path
+        self.prealloc = prealloc
         self.sync = sync  # False only for benchmarks that measure the cost of fsync itself
         self.truncated_bytes = 0  # how much of a torn tail the last load dropped
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._state = DurableState()
         if not os.path.exists(path):
             self._rewrite()
+        self._end = 0  # where the next record goes
         self._state = self._read()
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._fd = os.open(path, os.O_WRONLY)
+        self._allocated = os.fstat(self._fd).st_size
 
     def _read(self) -> DurableState:
         with open(self.path, "rb") as f:
@@ -158,12 +168,14 @@ class FileStorage:
         if data[:len(MAGIC)] != MAGIC:
             if len(data) < len(MAGIC) and MAGIC.startswith(data):
                 # A crash while the very first header was written: nothing was ever saved.
-                self._truncate(0, len(data))
+                self.truncated_bytes = len(data)
                 self._rewrite()
+                self._end = len(MAGIC)
                 return DurableState()
             raise StorageCorruptError(self.path, 0, "not an evnet paxos log (bad magic)")
         state, pos = DurableState(), len(MAGIC)
-        while pos < len(data):
+        dirty = len(data.rstrip(b"\0"))  # past this, only zeros: preallocated space
+        while pos < dirty:
             problem = None
             if pos + _HEAD.size > len(data):
                 problem, end = "record header cut short", len(data)
@@ -185,19 +197,23 @@ class FileStorage:
                     raise StorageCorruptError(self.path, pos, f"undecodable record with a good CRC: {e}") from None
                 pos = end
                 continue
-            torn = end >= len(data) or not any(data[pos:])
-            if not torn:
-                raise StorageCorruptError(self.path, pos, f"{problem}, with {len(data) - end} more bytes after it")
-            self._truncate(pos, len(data) - pos)
+            # A torn write is the last thing written: nothing but zeros may follow it.
+            if end < dirty:
+                raise StorageCorruptError(self.path, pos, f"{problem}, with {dirty - end} more bytes after it")
+            self.truncated_bytes = dirty - pos
+            self._zero(pos, dirty - pos)
             break
+        self._end = pos
         return state
 
-    def _truncate(self, pos: int, dropped: int) -> None:
-        self.truncated_bytes = dropped
-        with open(self.path, "r+b") as f:
-            f.truncate(pos)
-            f.flush()
-            os.fsync(f.fileno())
+    def _zero(self, pos: int, count: int) -> None:
+        """Overwrite a torn tail with zeros, so later records are followed by nothing but zeros."""
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, bytes(count), pos)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _rewrite(self) -> None:
         """Write the whole live state to a new file and rename it over the log, atomically."""
@@ -206,15 +222,24 @@ class FileStorage:
         if s.snapshot is not None or s.snapshot_slot:
             body.append(frame(encode_snapshot(s.snapshot_slot, s.snapshot or b"")))
         body.append(frame(encode_batch(s.promised, sorted(s.accepted.values(), key=lambda a: a.slot))))
+        data = b"".join(body)
         tmp = self.path + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, b"".join(body))
+            os.write(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.path)
         _fsync_dir(self.path)
+        self._end = len(data)
+
+    def _preallocate(self, need: int) -> None:
+        """Extend the file with real zeros (not a hole, not fallocate: both change metadata on first write)."""
+        grow = max(self.prealloc, need - self._allocated)
+        os.pwrite(self._fd, bytes(grow), self._allocated)
+        os.fsync(self._fd)  # the new size is durable before any record relies on it
+        self._allocated += grow
 
     def load(self) -> DurableState:
         s = self._state
@@ -224,11 +249,14 @@ class FileStorage:
         if promised is None and not accepted:
             return
         record = frame(encode_batch(promised, accepted))
-        written = os.write(self._fd, record)
-        if written != len(record):  # a short write to a regular file: disk full
+        if self._end + len(record) > self._allocated:
+            self._preallocate(self._end + len(record))
+        written = os.pwrite(self._fd, record, self._end)
+        if written != len(record):
             raise OSError(f"{self.path}: short write ({written} of {len(record)} bytes)")
         if self.sync:
             os.fdatasync(self._fd)
+        self._end += len(record)
         if promised is not None:
             self._state.promised = promised
         for a in accepted:
@@ -247,7 +275,8 @@ class FileStorage:
         """Rewrite the log to hold only the live state (done after every snapshot)."""
         os.close(self._fd)
         self._rewrite()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self._fd = os.open(self.path, os.O_WRONLY)
+        self._allocated = os.fstat(self._fd).st_size
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -78,50 +78,67 @@ def test_compaction_shrinks_the_log_and_an_old_temp_file_is_harmless(tmp_path):
     assert state.promised == Ballot(199, "cp1")
 
 
-def _two_record_log(tmp_path) -> tuple[str, int]:
+def _two_record_log(tmp_path) -> tuple[str, int, int]:
+    """A log of two records: the path, where the second record starts, where it ends."""
     path = str(tmp_path / "a.log")
     store = FileStorage(path)
     store.save(Ballot(1, "cp1"), [acc(1)])
-    good_end = os.path.getsize(path)
+    good_end = store._end
     store.save(Ballot(2, "cp1"), [acc(2)])
     store.close()
-    return path, good_end
+    return path, good_end, store._end
 
 
-def test_a_log_cut_anywhere_inside_its_last_record_loads_the_records_before_it(tmp_path):
-    path, good_end = _two_record_log(tmp_path)
+@pytest.mark.parametrize("after", ["nothing", "zeros"])
+def test_a_log_cut_anywhere_inside_its_last_record_loads_the_records_before_it(tmp_path, after):
+    path, good_end, full_end = _two_record_log(tmp_path)
     full = Path(path).read_bytes()
-    for cut in range(good_end, len(full)):
+    for cut in range(good_end, full_end):
         with open(path, "wb") as f:
             f.write(full[:cut])
-        store = FileStorage(path)
+            if after == "zeros":  # the torn write landed in preallocated space
+                f.write(bytes(4096))
+        store = FileStorage(path, prealloc=4096)
         state = store.load()
         assert state.promised == Ballot(1, "cp1") and sorted(state.accepted) == [1], cut
-        assert store.truncated_bytes == cut - good_end
-        assert os.path.getsize(path) == good_end  # the torn tail is gone, appends start clean
-        store.save(None, [acc(3)])
+        assert store.truncated_bytes == len(full[good_end:cut].rstrip(b"\0"))
+        store.save(None, [acc(3)])  # written where the torn record was
         store.close()
-        assert sorted(FileStorage(path).load().accepted) == [1, 3]
+        again = FileStorage(path)
+        assert sorted(again.load().accepted) == [1, 3] and again.truncated_bytes == 0
 
 
-def test_a_bad_crc_or_a_zero_filled_tail_at_the_end_is_a_torn_write(tmp_path):
-    path, good_end = _two_record_log(tmp_path)
+def test_a_bad_crc_on_the_last_record_is_a_torn_write_even_inside_preallocated_space(tmp_path):
+    path, good_end, full_end = _two_record_log(tmp_path)
     data = bytearray(Path(path).read_bytes())
-    data[-1] ^= 0xFF
+    last_byte = full_end - 1
+    data[last_byte] ^= 0xFF
     Path(path).write_bytes(bytes(data))
-    assert sorted(FileStorage(path).load().accepted) == [1]
-    with open(path, "ab") as f:
-        f.write(b"\0" * 4096)
     store = FileStorage(path)
-    assert sorted(store.load().accepted) == [1] and store.truncated_bytes == 4096
+    assert sorted(store.load().accepted) == [1] and store.truncated_bytes == last_byte + 1 - good_end
+    store.close()
+    assert Path(path).read_bytes()[good_end:].count(0) == len(data) - good_end  # zeroed for later records
+
+
+def test_the_log_is_preallocated_and_its_zeros_are_a_clean_end(tmp_path):
+    path = str(tmp_path / "a.log")
+    store = FileStorage(path)
+    store.save(Ballot(1, "cp1"), [acc(1)])
+    size = os.path.getsize(path)
+    for s in range(2, 50):
+        store.save(None, [acc(s)])
+    assert os.path.getsize(path) == size >= 1024 * 1024  # writes in place, no growth per save
+    store.close()
+    again = FileStorage(path)
+    assert len(again.load().accepted) == 49 and again.truncated_bytes == 0
 
 
 @pytest.mark.parametrize("where", ["payload", "length"])
 def test_damage_in_the_middle_of_the_log_is_an_error_that_says_where(tmp_path, where):
-    path, good_end = _two_record_log(tmp_path)
+    path, _, _ = _two_record_log(tmp_path)
     data = bytearray(Path(path).read_bytes())
     first = len(b"EVPXLOG1")
-    data[first + (20 if where == "payload" else 1)] ^= 0x40
+    data[first + (20 if where == "payload" else 1)] ^= 0x40  # damage in the first record; the second follows
     Path(path).write_bytes(bytes(data))
     with pytest.raises(StorageCorruptError) as err:
         FileStorage(path)
