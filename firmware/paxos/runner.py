@@ -147,6 +147,8 @@ class ReplicaRunner:
             if deadline is None or now >= deadline:
                 self.replica.tick(now)
             deadline = self._carry_out(self.replica.ready())
+            r = self.replica
+            self.transport.want_requests(r.is_leader or r.leader is None)
 
     def _handle(self, item: tuple[str, Any], now: float) -> None:
         kind, payload = item

@@ -1,7 +1,9 @@
 """The Paxos replica's MQTT transport: signed frames in, signed frames out, nothing else decided here.
 
 Topics (under the configured prefix): each replica's inbox `{site}/paxos/{replica}`, client
-requests `{site}/request` (every replica listens; a request may name the replica it is for),
+requests `{site}/request` (heard by the leader, and by any replica that knows no leader: a
+follower of a known leader unsubscribes, so requests cost only the leader; a request may also
+name the replica it is for),
 replies `{site}/reply/{client}`, and `{site}/paxos/{replica}/gone`, where the broker publishes
 a replica's Last Will when its connection dies: a hint that a leader may be gone, never proof.
 
@@ -77,10 +79,35 @@ class MqttTransport:
         """The Last Will to give `MqttLink` (not retained: a retained 'gone' would outlive the restart)."""
         return topics.gone(node_id), codec.gone_body(node_id), False
 
-    def start(self, wait: float = 5.0) -> None:
-        for topic, handler in ((self.topics.inbox(self.id), self._on_peer), (self.topics.request, self._on_request),
-                               (self.topics.gone(), self._on_gone)):
+    def start(self, wait: float | None = 5.0) -> None:
+        for topic, handler in ((self.topics.inbox(self.id), self._on_peer), (self.topics.gone(), self._on_gone)):
             self.link.subscribe(topic, handler, qos=QOS, wait=wait)
+        # The request topic is subscribed to only while wanted (see `want_requests`), so it is not
+        # one of the link's remembered subscriptions; `_on_connected` renews it after a reconnect.
+        self.link.client.message_callback_add(self.topics.request,
+                                              lambda _c, _u, msg: self._on_request(msg.topic, msg.payload))
+        self.link.on_connected = self._on_connected
+        self.requests_wanted = True
+        self.requests_subscribed = False
+
+    def want_requests(self, wanted: bool) -> None:
+        """Hear client requests or not (call from the thread that runs the link's loop)."""
+        if wanted == self.requests_wanted:
+            return
+        self.requests_wanted = wanted
+        if self.link.connected.is_set():
+            self._apply_request_subscription()
+
+    def _apply_request_subscription(self) -> None:
+        if self.requests_wanted:
+            self.link.client.subscribe(self.topics.request, QOS)
+        else:
+            self.link.client.unsubscribe(self.topics.request)
+        self.requests_subscribed = self.requests_wanted
+
+    def _on_connected(self) -> None:
+        if self.requests_wanted:
+            self._apply_request_subscription()
 
     def send(self, to: str, msg: m.Message) -> None:
         self.link.publish(self.topics.inbox(to), self.codec.encode(msg), qos=QOS)
