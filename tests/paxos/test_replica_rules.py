@@ -307,3 +307,18 @@ def test_a_replica_restarted_from_its_snapshot_keeps_the_state_and_the_first_ans
     s.advance(s.options.heartbeat_interval)
     s.deliver_all()
     assert s.data("b") == s.data("a") == {"k": 6}
+
+
+def test_two_candidates_at_once_end_with_one_leader() -> None:
+    s = Scripted()
+    for node in ("b", "c"):  # both time out at the same moment
+        s[node].tick(s.now + s.options.election_max)
+        s.collect(node)
+    for _ in range(20):
+        s.deliver_all()
+        s.advance(s.options.heartbeat_interval)
+    leaders = [n for n in s.ids if s[n].role == LEADER]
+    assert len(leaders) == 1 and all(s[n].leader == leaders[0] for n in s.ids)
+    s.propose(leaders[0], "c1", 1, kv.put("x", 1))
+    s.deliver_all()
+    assert s.data("a") == s.data("b") == s.data("c") == {"x": 1}
