@@ -1,6 +1,9 @@
 """A small client of a site's replicated key-value machine, through the broker.
 
-One request at a time per client id (the site's de-duplication table keeps one answer per
+The client runs its broker connection on the calling thread (`LinkPump`): a request is written
+to the socket and its answer read back with no hand-off to paho's network thread. So a
+`KvClient` belongs to one thread at a time (the lock enforces it), and one request at a time per
+client id (the site's de-duplication table keeps one answer per
 client): a request is retried with the SAME request id until answered, so a retry that
 reaches the site twice is applied once and gets the first answer. Request ids start from the
 wall clock in microseconds, so a restarted client never reuses one.
@@ -8,7 +11,6 @@ wall clock in microseconds, so a restarted client never reuses one.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from typing import Any
@@ -18,7 +20,7 @@ from evnet.config.schema import MqttConfig
 from evnet.logs import event_logger
 from evnet.mqtt import MqttLink
 from firmware.paxos.codec import Codec, CodecError
-from firmware.paxos.transport import PaxosTopics
+from firmware.paxos.transport import LinkPump, PaxosTopics
 
 
 class KvTimeout(TimeoutError):  # noqa: N818 - reads as what it is: a timeout
@@ -40,7 +42,8 @@ class KvClient:
         self.retries = 0
         self.log = event_logger("paxos.client", client=client_id, site=site)
         self.link = MqttLink(mqtt_cfg, f"kv-{site}-{client_id}")
-        self._replies: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self.pump = LinkPump(self.link)
+        self._replies: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._started = False
 
@@ -48,13 +51,16 @@ class KvClient:
         if self._started:
             return self
         self._started = True
-        if not self.link.start(wait=wait):
-            raise ConnectionError(f"no broker at {self.link.cfg.url} after {wait} s")
-        self.link.subscribe(self.topics.reply(self.id), self._on_reply, qos=0, wait=wait)
+        self.link.subscribe(self.topics.reply(self.id), self._on_reply, qos=0)  # sent on (re)connect
+        with self._lock:
+            if not self.pump.connect(wait):
+                raise ConnectionError(f"no broker at {self.link.cfg.url} after {wait} s")
         return self
 
     def close(self) -> None:
-        self.link.stop()
+        with self._lock:
+            self.link.connected.clear()  # a disconnect we asked for: no warning
+            self.link.client.disconnect()
 
     def __enter__(self) -> KvClient:
         return self.start()
@@ -64,7 +70,7 @@ class KvClient:
 
     def _on_reply(self, _topic: str, payload: bytes) -> None:
         try:
-            self._replies.put(self.codec.decode_reply(payload))
+            self._replies.append(self.codec.decode_reply(payload))
         except CodecError as e:
             self.log.warning("paxos.reply_dropped", reason=e.reason, detail=str(e))
 
@@ -86,6 +92,7 @@ class KvClient:
             end = start + (self.timeout if timeout is None else timeout)
             interval = self.retry
             to = self.leader
+            self.pump.pump(0)  # keepalive, a reconnect, stale replies: whatever happened while idle
             while True:
                 now = self.clock.monotonic()
                 if now >= end:
@@ -94,16 +101,15 @@ class KvClient:
                 self.link.publish(self.topics.request, self.codec.encode_request(self.id, req, op, args, to), qos=0)
                 retry_at = min(end, now + interval)
                 while True:
+                    while self._replies:
+                        reply = self._replies.pop(0)
+                        if reply["client"] == self.id and reply["req"] == req:
+                            self.leader = reply.get("leader")
+                            return reply["result"]
                     left = retry_at - self.clock.monotonic()
                     if left <= 0:
                         break
-                    try:
-                        reply = self._replies.get(timeout=left)
-                    except queue.Empty:
-                        break
-                    if reply["client"] == self.id and reply["req"] == req:
-                        self.leader = reply.get("leader")
-                        return reply["result"]
+                    self.pump.pump(left)
                 self.retries += 1
                 to = None  # whoever leads now: every replica hears it; followers forward it
                 interval = min(interval * 2, self.max_retry)

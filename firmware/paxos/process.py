@@ -29,6 +29,8 @@ def replica_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat", type=float, default=d.heartbeat_interval, help="leader heartbeat, s")
     p.add_argument("--election-min", type=float, default=d.election_min, help="shortest election timeout, s")
     p.add_argument("--election-max", type=float, default=d.election_max, help="longest election timeout, s")
+    p.add_argument("--max-batch", type=int, default=d.max_batch, help="client commands per slot")
+    p.add_argument("--max-inflight", type=int, default=d.max_inflight, help="slots proposed and not yet chosen")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -42,7 +44,7 @@ def replica_main(argv: list[str]) -> int:
     log = event_logger("paxos.replica", cp=cfg.cp_id, site=cfg.site_id)
     try:
         options = Options(heartbeat_interval=args.heartbeat, election_min=args.election_min,
-                          election_max=args.election_max)
+                          election_max=args.election_max, max_batch=args.max_batch, max_inflight=args.max_inflight)
     except ValueError as e:
         print(f"evnet replica: {e}", file=sys.stderr)
         return 2

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections import deque
 from typing import Any
-
-import paho.mqtt.client as mqtt
 
 from evnet.clock import Clock, RealClock
 from evnet.config.schema import Config
@@ -29,7 +26,7 @@ from firmware.paxos.kv import KVMachine
 from firmware.paxos.options import Options
 from firmware.paxos.replica import Replica
 from firmware.paxos.storage import DEFAULT_KIND, open_storage
-from firmware.paxos.transport import MqttTransport, PaxosTopics
+from firmware.paxos.transport import LinkPump, MqttTransport, PaxosTopics
 from firmware.paxos.types import Storage
 
 # Messages that promise nothing about this replica's acceptor state (Promise, AcceptReply, Nack,
@@ -67,14 +64,7 @@ class ReplicaRunner:
         self.hints = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._subacks = 0
-        on_subscribe = self.link.client.on_subscribe
-
-        def counted(*args: Any) -> None:
-            self._subacks += 1
-            on_subscribe(*args)
-        self.link.client.on_subscribe = counted
-        self._next_reconnect = 0.0
+        self.pump = LinkPump(self.link)
 
     def _enqueue(self, kind: str, item: Any) -> None:
         self.inbox.append((kind, item))
@@ -84,12 +74,9 @@ class ReplicaRunner:
     def connect(self, wait: float = 10.0) -> bool:
         """Connect and subscribe, waiting up to `wait` s for the broker (the loop keeps trying after)."""
         self.transport.start(wait=None)  # remembered; sent by MqttLink's on_connect, now and on reconnects
-        end = time.monotonic() + wait
-        while time.monotonic() < end and not (self.link.connected.is_set() and self._subacks):
-            self._pump(0.05)
-        if not self._subacks:
+        if not self.pump.connect(wait):
             self.log.warning("paxos.broker_unreachable", url=self.cfg.mqtt.url, waited_s=wait)
-        return bool(self._subacks)
+        return self.pump.ready()
 
     def start(self, wait: float = 10.0) -> ReplicaRunner:
         """Connect, then run the loop on a thread of its own (`evnet replica` runs it on the main thread)."""
@@ -110,29 +97,14 @@ class ReplicaRunner:
         self.storage.close()
 
     def _pump(self, wait: float) -> None:
-        """Run paho's loop on this thread for up to `wait` s, reading every message waiting."""
-        client = self.link.client
-        if not self.link.connected.is_set() and client.socket() is None:
-            now = time.monotonic()
-            if now < self._next_reconnect:
-                time.sleep(min(wait, self._next_reconnect - now))
-                return
-            self._next_reconnect = now + 0.1
-            try:
-                kw = {"clean_start": True} if self.link.v5 else {}
-                client.connect(self.link.address.host, self.link.address.port, self.cfg.mqtt.keepalive_s, **kw)
-            except OSError as e:
-                self.log.debug("paxos.connect_failed", error=str(e))
-                return
-        before = len(self.inbox)
-        rc = client.loop(wait)
-        while rc == mqtt.MQTT_ERR_SUCCESS and len(self.inbox) > before and len(self.inbox) < self.max_drain:
-            before = len(self.inbox)
-            rc = client.loop(0)
-        if rc != mqtt.MQTT_ERR_SUCCESS and client.socket() is not None:
-            self.link.connected.clear()
-            self.log.warning("paxos.broker_lost", rc=str(rc))
-            client.disconnect()
+        """Read the socket for up to `wait` s, then every message already waiting (up to `max_drain`)."""
+        seen = [len(self.inbox)]
+
+        def more() -> bool:
+            grew = seen[0] < len(self.inbox) < self.max_drain
+            seen[0] = len(self.inbox)
+            return grew
+        self.pump.pump(wait, more)
 
     def run(self) -> None:
         """The loop: input -> core -> Ready (persist, send, reply); returns when `stop()` is called."""
