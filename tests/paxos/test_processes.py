@@ -8,8 +8,11 @@ acknowledged write or a stale read makes it non-linearizable.
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -179,3 +182,19 @@ def test_five_replicas_lose_the_leader_and_a_paused_one(tmp_path, mosquitto):
             site.start(leader)
             load.wait_acked(120)
         check(load, site)
+
+
+def test_evnet_kv_commands_talk_to_a_site_of_evnet_replica_processes(site3):
+    cfg = site3.paths["cp2"]
+
+    def kv(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "evnet.cli", "kv", "--config", cfg, *args],
+                              capture_output=True, text=True, timeout=60)
+
+    assert kv("put", "door", '{"state": "open"}').stdout.strip() == '"ok"'
+    assert json.loads(kv("get", "door").stdout) == {"state": "open"}
+    assert kv("cas", "door", '{"state": "shut"}', "x").stdout.strip() == "false"
+    assert kv("get", "nothing").stdout.strip() == "null"
+    site3.stop_all()
+    gone = kv("--timeout", "0.5", "get", "door")  # no replica left: the client says so and fails
+    assert gone.returncode == 1 and "no answer" in gone.stderr
