@@ -12,6 +12,7 @@ from typing import Any
 from evnet.clock import Clock
 from evnet.config import Config
 from evnet.mqtt import MqttLink
+from evnet.topics import SiteTopics, cp_identity
 from firmware.engine.metering import Ticket
 
 MAX_QUEUED = 64
@@ -22,11 +23,10 @@ class Publisher:
         self.cfg = cfg
         self.clock = clock
         cp = cfg.charge_point
-        self._identity = {"cp": cp.id, "location": cp.location, "price_eur_kwh": cp.price_eur_kwh,
-                          "max_current_a": cp.max_current_a}
-        topic_base = (cfg.mqtt.prefix, cfg.site_id, "cp", cp.id)
-        self.status_topic = "/".join((*topic_base, "status"))
-        self.telemetry_topic = "/".join((*topic_base, "telemetry"))
+        self._identity = cp_identity(cfg)
+        topics = SiteTopics.of(cfg)
+        self.status_topic = topics.cp_status(cp.id)
+        self.telemetry_topic = topics.cp_telemetry(cp.id)
         self.link = MqttLink(cfg.mqtt, f"evse-{cfg.site_id}-{cp.id}", cp=cp.id,
                              will=(self.status_topic, {**self._identity, "status": "DISCONNECTED"}, True))
         self.link.client.max_queued_messages_set(MAX_QUEUED)
