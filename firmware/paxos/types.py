@@ -7,8 +7,9 @@ encoded batch of client commands); the state machine above decides what they mea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol, Sequence
+from typing import NamedTuple, Protocol
 
 
 class Ballot(NamedTuple):
