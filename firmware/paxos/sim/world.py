@@ -59,7 +59,7 @@ class Faults:
     @classmethod
     def draw(cls, rng: random.Random, bugs: frozenset[str] = frozenset(), heavy: bool = False) -> Faults:
         """A random mix; `heavy` keeps partitions and crashes coming all the time (to hunt bugs)."""
-        return cls(replicas=rng.choice((3, 3, 5)), clients=rng.randint(2, 4), keys=rng.randint(1, 3),
+        return cls(replicas=rng.choice((3, 3, 5)), clients=rng.randint(3, 6), keys=rng.randint(1, 3),
                    loss=rng.choice((0.0, 0.02, 0.1, 0.25)), duplicate=rng.choice((0.0, 0.03)),
                    slow_max=rng.choice((0.01, 0.04, 0.15, 0.4)), drift=rng.choice((0.001, 0.01, 0.05)),
                    partitions=rng.randint(6, 12) if heavy else rng.randint(0, 8),
