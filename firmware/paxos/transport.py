@@ -19,6 +19,7 @@ most once per `log_every` seconds per reason.
 from __future__ import annotations
 
 import re
+import select
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -68,9 +69,15 @@ class LinkPump:
         return self.ready()
 
     def pump(self, wait: float, more: Callable[[], bool] | None = None) -> None:
-        """Run the loop for up to `wait` s; while `more()` says so, go on reading without waiting."""
+        """Wait up to `wait` s for the socket; while `more()` says so, go on reading what is waiting.
+
+        Uses paho's external-loop calls (loop_read / loop_write / loop_misc) around our own select:
+        paho's `loop()` would also create its wake-up socket pair, and every publish would then
+        write a byte to it — a second send() per message that a single thread never needs.
+        """
         link, client = self.link, self.link.client
-        if not link.connected.is_set() and client.socket() is None:
+        sock = client.socket()
+        if sock is None:
             now = time.monotonic()
             if now < self._next_connect:
                 time.sleep(max(0.0, min(wait, self._next_connect - now)))
@@ -82,13 +89,29 @@ class LinkPump:
             except OSError as e:
                 self.log.debug("mqtt.connect_failed", url=link.cfg.url, error=str(e))
                 return
-        rc = client.loop(wait)
-        while rc == mqtt.MQTT_ERR_SUCCESS and more is not None and more():
-            rc = client.loop(0)
-        if rc != mqtt.MQTT_ERR_SUCCESS and client.socket() is not None:
-            link.connected.clear()
-            self.log.warning("mqtt.broker_lost", url=link.cfg.url, rc=str(rc))
-            client.disconnect()
+            sock = client.socket()
+            if sock is None:
+                return
+        rc = mqtt.MQTT_ERR_SUCCESS
+        try:
+            readable, writable, _ = select.select([sock], [sock] if client.want_write() else [], [], wait)
+            if writable:
+                rc = client.loop_write()
+            while readable and rc == mqtt.MQTT_ERR_SUCCESS and client.socket() is not None:
+                rc = client.loop_read()
+                if more is None or not more():
+                    break
+                readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            rc = mqtt.MQTT_ERR_CONN_LOST  # the socket was closed under us
+        if rc == mqtt.MQTT_ERR_SUCCESS and client.socket() is not None:
+            rc = client.loop_misc()  # keepalive pings, and a dead broker noticed
+        if rc != mqtt.MQTT_ERR_SUCCESS or client.socket() is None:
+            if link.connected.is_set():
+                link.connected.clear()
+                self.log.warning("mqtt.broker_lost", url=link.cfg.url, rc=str(rc))
+            # Close without a DISCONNECT packet (that would cancel our Last Will); the next pump reconnects.
+            client._sock_close()
 
 
 class PaxosTopics:
