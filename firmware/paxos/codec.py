@@ -208,7 +208,7 @@ class Codec:
     def _sign_json(self, body: dict[str, Any]) -> bytes:
         canon = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         mac = hmac.new(self._key, b"evnet-json\0" + self.site.encode() + b"\0" + canon, hashlib.sha256).hexdigest()
-        return json.dumps({**body, "mac": mac}, sort_keys=True, separators=(",", ":")).encode()
+        return canon[:-1] + b',"mac":"' + mac.encode() + b'"}'  # body is never empty: it has "v"
 
     def _verify_json(self, data: bytes) -> dict[str, Any]:
         try:
