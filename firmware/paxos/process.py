@@ -61,7 +61,11 @@ def replica_main(argv: list[str]) -> int:
         signal.signal(sig, lambda *_: runner.request_stop())
     runner.connect()
     print(f"replica {cfg.cp_id} of site {cfg.site_id} running", flush=True)
-    runner.run()  # on the main thread, until SIGTERM or SIGINT
+    try:
+        runner.run()  # on the main thread, until SIGTERM or SIGINT
+    except OSError as e:  # the disk failed under the acceptor: stop rather than answer without it
+        log.error("paxos.storage_failed", error=str(e))
+        return 1
     runner.stop()
     log.info("paxos.stopped", dropped=dict(runner.transport.dropped), applied_slots=runner.applied_slots)
     return 0

@@ -1,9 +1,9 @@
 """Runs one replica: a single thread owns the core AND the broker connection; it reads the socket,
 keeps time, and carries out each Ready strictly in order — persist (fsync) -> publish -> reply.
 
-The thread drives paho's `loop()` itself instead of paho's own network thread: a message then
-reaches the core, and the core's answer reaches the socket, with no hand-off between threads
-(each one costs tens of microseconds and a GIL switch; a consensus round crosses four of them).
+The thread drives the paho client itself (`LinkPump`) instead of paho's own network thread: a
+message then reaches the core, and the core's answer reaches the socket, with no hand-off between
+threads (each one costs tens of microseconds and a GIL switch; a consensus round crosses several).
 It reads every message waiting (up to `max_drain`) before asking the core for its Ready, so one
 fsync covers all the Accepts that arrived together (group commit).
 """
