@@ -147,24 +147,30 @@ class ReplicaRunner:
         self.log.info("paxos.leader_gone_hint", leader=node)
 
     def _carry_out(self, ready: Any) -> float | None:
-        if ready.must_persist():
-            # Messages that carry no vote of this acceptor may leave before the fsync: the leader's
-            # Accepts then reach the followers while its own disk write runs (Raft thesis 10.2.1).
-            # Safe because every answer to them is handled after this persist returns (one thread),
-            # and a crash before the fsync only loses our own acceptance, as if it never happened.
-            votes = []
+        if not ready.must_persist():
+            # Nothing to make durable: answer the clients first (their commands are chosen, by a
+            # quorum of acceptors that persisted before voting), then the Commit notices and the rest.
+            for reply in ready.replies:
+                self.transport.reply(reply)
             for to, msg in ready.messages:
-                if isinstance(msg, NO_VOTE):
-                    self.transport.send(to, msg)
-                else:
-                    votes.append((to, msg))
-            ready.persist(self.storage)  # returns once fsynced: the votes below promise it
-            self.persists += 1
-        else:
-            votes = ready.messages
+                self.transport.send(to, msg)
+            self.applied_slots += len(ready.applied)
+            return ready.deadline
+        # Messages that carry no vote of this acceptor may leave before the fsync: the leader's
+        # Accepts then reach the followers while its own disk write runs (Raft thesis 10.2.1).
+        # Safe because every answer to them is handled after this persist returns (one thread),
+        # and a crash before the fsync only loses our own acceptance, as if it never happened.
+        votes = []
+        for to, msg in ready.messages:
+            if isinstance(msg, NO_VOTE):
+                self.transport.send(to, msg)
+            else:
+                votes.append((to, msg))
+        ready.persist(self.storage)  # returns once fsynced: the votes and replies below rely on it
+        self.persists += 1
         for to, msg in votes:
             self.transport.send(to, msg)
         self.applied_slots += len(ready.applied)
-        for reply in ready.replies:
+        for reply in ready.replies:  # after the fsync: a one-member site chooses in the same step
             self.transport.reply(reply)
         return ready.deadline
