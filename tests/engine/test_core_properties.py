@@ -1,5 +1,5 @@
-"""Property: whatever the EV, the meter and the people do, energy flows only for an authorized session,
-and every session gets at most one ticket, never negative."""
+"""Property: whatever the EV, the meter and the people do, energy flows only for an authorized session
+(or in the 6 s an EV has to obey a stop), and every session gets at most one ticket, never negative."""
 
 import math
 from typing import NamedTuple
@@ -75,8 +75,14 @@ def test_energy_only_for_an_authorized_session_and_one_sane_ticket_each(ops):
             run(core.tick(now))
         assert closed == core.pilot.contactor
         if closed:
-            assert core.session.started and core.session.driver is not None
             assert not core.pilot.faults
+            if core.session.started:
+                assert core.session.driver is not None
+            else:
+                # The session was stopped: the PWM is withdrawn and the EV has until the stop deadline
+                # (6 s) to go back to B; the contactor is never opened under load before that.
+                assert core.pilot.stopping and core.pilot.duty is None
+                assert now < core.pilot.stop_deadline <= now + core.pilot.stop_timeout_s
     ids = [t.session_id for t in tickets]
     assert len(ids) == len(set(ids))
     assert all(t.kwh >= 0 and t.cost_eur >= 0 and t.end_ts >= t.start_ts for t in tickets)
