@@ -5,6 +5,7 @@ field from the message dataclass's own type hints, so a field added to a message
 codec change as long as its type is one of those below:
 
     frame = version:u8 tag:u8 fields... mac:32      mac = HMAC(key, "evnet-paxos\\0" site "\\0" version..fields)
+    bundle = 0xB1 (len:u32 frame)*                  several frames for one peer in one MQTT message
 
 Clients (the public `request` and `reply` topics): JSON objects carrying `"v": 1` and a hex
 `mac` over the canonical JSON of the other fields (sorted keys, no spaces, ASCII).
@@ -27,6 +28,7 @@ from firmware.paxos import messages as m
 from firmware.paxos.types import Accepted, Ballot
 
 VERSION = 1
+BUNDLE = 0xB1  # first byte of a message that carries several frames (a frame starts with VERSION)
 MAC_SIZE = 32
 # Wire tags: append only, never reorder (a tag is on the wire in every frame).
 TAGS: tuple[type, ...] = (m.Prepare, m.Promise, m.Accept, m.AcceptReply, m.Commit, m.Heartbeat, m.HeartbeatReply,
@@ -202,6 +204,31 @@ class Codec:
         if i.pos != len(i.data):
             raise CodecError("malformed", f"{cls.__name__}: {len(i.data) - i.pos} trailing bytes")
         return cls(**fields)
+
+    # ------------------------------------------------------------ several frames in one publish
+
+    @staticmethod
+    def bundle(frames: list[bytes]) -> bytes:
+        """Frames for one peer in one MQTT message: `BUNDLE (len:u32 frame)*`; each frame keeps its own MAC."""
+        if len(frames) == 1:
+            return frames[0]
+        return bytes((BUNDLE,)) + b"".join(_U32.pack(len(f)) + f for f in frames)
+
+    @staticmethod
+    def unbundle(payload: bytes) -> list[bytes]:
+        """The frames in one MQTT message (a bundle, or a single frame)."""
+        if payload[:1] != bytes((BUNDLE,)):
+            return [payload]
+        frames, pos = [], 1
+        while pos < len(payload):
+            if pos + 4 > len(payload):
+                raise CodecError("malformed", "bundle ends inside a frame length")
+            (n,) = _U32.unpack_from(payload, pos)
+            if pos + 4 + n > len(payload):
+                raise CodecError("malformed", f"bundle frame of {n} bytes runs past the end")
+            frames.append(payload[pos + 4:pos + 4 + n])
+            pos += 4 + n
+        return frames
 
     # ------------------------------------------------------------ the public JSON topics
 

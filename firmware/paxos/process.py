@@ -31,6 +31,8 @@ def replica_parser() -> argparse.ArgumentParser:
     p.add_argument("--election-max", type=float, default=d.election_max, help="longest election timeout, s")
     p.add_argument("--max-batch", type=int, default=d.max_batch, help="client commands per slot")
     p.add_argument("--max-inflight", type=int, default=d.max_inflight, help="slots proposed and not yet chosen")
+    p.add_argument("--commit-delay", type=float, default=None,
+                   help="longest wait of a Commit notice for a ride with the next Accept, s (default: heartbeat/10)")
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -50,7 +52,8 @@ def replica_main(argv: list[str]) -> int:
         return 2
     data_dir = args.data_dir or default_data_dir(cfg.site_id, cfg.cp_id)
     try:
-        runner = ReplicaRunner(cfg, data_dir, storage_kind=args.storage, options=options)
+        runner = ReplicaRunner(cfg, data_dir, storage_kind=args.storage, options=options,
+                               commit_delay=args.commit_delay)
     except StorageCorruptError as e:
         log.error("paxos.storage_corrupt", path=e.path, offset=e.offset, problem=e.problem)
         return 1

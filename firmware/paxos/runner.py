@@ -39,7 +39,7 @@ class ReplicaRunner:
 
     def __init__(self, cfg: Config, data_dir: str, *, storage_kind: str = DEFAULT_KIND,
                  options: Options | None = None, machine: StateMachine | None = None,
-                 clock: Clock | None = None, max_drain: int = 512) -> None:
+                 clock: Clock | None = None, max_drain: int = 512, commit_delay: float | None = None) -> None:
         self.cfg = cfg
         self.id, self.site = cfg.cp_id, cfg.site_id
         self.clock = clock or RealClock()
@@ -65,6 +65,9 @@ class ReplicaRunner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.pump = LinkPump(self.link)
+        self.commit_delay = self.replica.opts.heartbeat_interval / 10 if commit_delay is None else commit_delay
+        self._deferred: list[tuple[str, m.Message]] = []  # Commit notices waiting for a ride
+        self._commit_due: float | None = None
 
     def _enqueue(self, kind: str, item: Any) -> None:
         self.inbox.append((kind, item))
@@ -116,6 +119,7 @@ class ReplicaRunner:
             while self.inbox:
                 self._handle(self.inbox.popleft(), self.clock.monotonic())
             now = self.clock.monotonic()
+            self._flush_commits(now)
             if deadline is None or now >= deadline:
                 self.replica.tick(now)
             deadline = self._carry_out(self.replica.ready())
@@ -147,30 +151,61 @@ class ReplicaRunner:
         self.log.info("paxos.leader_gone_hint", leader=node)
 
     def _carry_out(self, ready: Any) -> float | None:
-        if not ready.must_persist():
+        now = self.clock.monotonic()
+        early: list[tuple[str, m.Message]] = []
+        votes: list[tuple[str, m.Message]] = []
+        persist = ready.must_persist()
+        for to, msg in ready.messages:
+            if isinstance(msg, m.Commit):
+                self._deferred.append((to, msg))  # rides with the next message to that peer
+            elif persist and not isinstance(msg, NO_VOTE):
+                votes.append((to, msg))
+            else:
+                early.append((to, msg))
+        if self._deferred and self._commit_due is None:
+            self._commit_due = now + self.commit_delay
+        if not persist:
             # Nothing to make durable: answer the clients first (their commands are chosen, by a
-            # quorum of acceptors that persisted before voting), then the Commit notices and the rest.
+            # quorum of acceptors that persisted before voting), then the rest.
             for reply in ready.replies:
                 self.transport.reply(reply)
-            for to, msg in ready.messages:
-                self.transport.send(to, msg)
-            self.applied_slots += len(ready.applied)
-            return ready.deadline
-        # Messages that carry no vote of this acceptor may leave before the fsync: the leader's
-        # Accepts then reach the followers while its own disk write runs (Raft thesis 10.2.1).
-        # Safe because every answer to them is handled after this persist returns (one thread),
-        # and a crash before the fsync only loses our own acceptance, as if it never happened.
-        votes = []
-        for to, msg in ready.messages:
-            if isinstance(msg, NO_VOTE):
-                self.transport.send(to, msg)
-            else:
-                votes.append((to, msg))
-        ready.persist(self.storage)  # returns once fsynced: the votes and replies below rely on it
-        self.persists += 1
-        for to, msg in votes:
-            self.transport.send(to, msg)
+            self._send(early, now)
+        else:
+            # Messages that carry no vote of this acceptor may leave before the fsync: the leader's
+            # Accepts then reach the followers while its own disk write runs (Raft thesis 10.2.1).
+            # Safe because every answer to them is handled after this persist returns (one thread),
+            # and a crash before the fsync only loses our own acceptance, as if it never happened.
+            self._send(early, now)
+            ready.persist(self.storage)  # returns once fsynced: the votes and replies below rely on it
+            self.persists += 1
+            self._send(votes, now)
+            for reply in ready.replies:  # after the fsync: a one-member site chooses in the same step
+                self.transport.reply(reply)
         self.applied_slots += len(ready.applied)
-        for reply in ready.replies:  # after the fsync: a one-member site chooses in the same step
-            self.transport.reply(reply)
+        if self._commit_due is not None:
+            return self._commit_due if ready.deadline is None else min(ready.deadline, self._commit_due)
         return ready.deadline
+
+    def _send(self, batch: list[tuple[str, m.Message]], now: float) -> None:
+        """Send `batch`, one MQTT message per peer, with the Commit notices waiting for those peers.
+
+        Commit notices only tell followers what is chosen (a hint: they can also learn it by
+        catch-up), so they wait up to `commit_delay` to ride in the same MQTT message as the next
+        Accept to that peer: half the publishes per command at the leader, half the wake-ups at a
+        follower.
+        """
+        if self._deferred:
+            due = self._commit_due is not None and now >= self._commit_due
+            peers = {to for to, _ in batch}
+            ride = [(to, c) for to, c in self._deferred if due or to in peers]
+            if ride:
+                self._deferred = [] if due else [(to, c) for to, c in self._deferred if to not in peers]
+                batch = ride + batch
+                if not self._deferred:
+                    self._commit_due = None
+        if batch:
+            self.transport.send_all(batch)
+
+    def _flush_commits(self, now: float) -> None:
+        if self._deferred and self._commit_due is not None and now >= self._commit_due:
+            self._send([], now)

@@ -194,6 +194,15 @@ class MqttTransport:
         self.link.publish(self.topics.inbox(to), self.codec.encode(msg), qos=QOS)
         self.sent += 1
 
+    def send_all(self, messages: list[tuple[str, m.Message]]) -> None:
+        """Send in one MQTT message per peer (a bundle): fewer publishes, fewer wake-ups at each end."""
+        frames: dict[str, list[bytes]] = {}
+        for to, msg in messages:
+            frames.setdefault(to, []).append(self.codec.encode(msg))
+        for to, fs in frames.items():
+            self.link.publish(self.topics.inbox(to), self.codec.bundle(fs), qos=QOS)
+            self.sent += len(fs)
+
     def reply(self, reply: m.ClientReply) -> None:
         self.link.publish(self.topics.reply(reply.client), self.codec.encode_reply(reply), qos=QOS)
 
@@ -209,6 +218,15 @@ class MqttTransport:
             self._last_log[reason] = (now, self.dropped[reason])
 
     def _on_peer(self, topic: str, payload: bytes) -> None:
+        try:
+            frames = self.codec.unbundle(payload)
+        except CodecError as e:
+            self._drop(e.reason, topic, str(e))
+            return
+        for frame in frames:
+            self._on_frame(topic, frame)
+
+    def _on_frame(self, topic: str, payload: bytes) -> None:
         try:
             msg = self.codec.decode(payload)
         except CodecError as e:

@@ -97,3 +97,17 @@ def test_the_site_key_file_is_hex_or_raw_and_long_enough(tmp_path):
     (tmp_path / "short").write_text("abcd")
     with pytest.raises(ValueError, match="at least 16 bytes"):
         read_site_key(str(tmp_path / "short"))
+
+
+def test_a_bundle_carries_several_frames_each_with_its_own_mac():
+    codec = Codec("s", KEY)
+    frames = [codec.encode(msg) for msg in SAMPLES[:4]]
+    assert Codec.bundle(frames[:1]) == frames[0]  # one frame travels as itself
+    assert [codec.decode(f) for f in Codec.unbundle(Codec.bundle(frames))] == SAMPLES[:4]
+    forged = Codec.bundle([frames[0], Codec("s", bytes(32)).encode(SAMPLES[1])])
+    good, bad = Codec.unbundle(forged)
+    assert codec.decode(good) == SAMPLES[0]
+    with pytest.raises(CodecError, match="mac"):
+        codec.decode(bad)
+    with pytest.raises(CodecError, match="runs past the end"):
+        Codec.unbundle(Codec.bundle(frames)[:-1])
