@@ -115,6 +115,50 @@ def sequential(put: Callable[[str, str], Any], n: int) -> tuple[float, float]:
     return statistics.median(lat) * 1e3, pct(lat, 0.99) * 1e3
 
 
+def echo_worker(url: str, started: Any, stop: Any) -> None:
+    """Answer every message on bench/ping with the same payload on bench/pong (the broker floor)."""
+    from evnet.mqtt import MqttLink
+    from firmware.paxos.transport import LinkPump
+
+    link = MqttLink(MqttConfig(url=url), "bench-echo")
+    link.subscribe("bench/ping", lambda _t, payload: link.publish("bench/pong", payload, qos=0), qos=0)
+    pump = LinkPump(link)
+    pump.connect(10)
+    started.set()
+    while not stop.is_set():
+        pump.pump(0.1)
+
+
+def broker_round_trip(url: str, n: int = 2000) -> float:
+    """p50 of one publish -> broker -> echo process -> broker -> back: what one protocol round costs at least."""
+    from evnet.mqtt import MqttLink
+    from firmware.paxos.transport import LinkPump
+
+    ctx = mp.get_context("spawn")
+    started, stop = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=echo_worker, args=(url, started, stop))
+    proc.start()
+    started.wait(30)
+    got: list[bytes] = []
+    link = MqttLink(MqttConfig(url=url), "bench-ping")
+    link.subscribe("bench/pong", lambda _t, payload: got.append(payload), qos=0)
+    pump = LinkPump(link)
+    pump.connect(10)
+    lat = []
+    for i in range(n):
+        t = time.perf_counter()
+        link.publish("bench/ping", b"%d" % i, qos=0)
+        while not got:
+            pump.pump(1.0)
+        got.clear()
+        lat.append(time.perf_counter() - t)
+    stop.set()
+    proc.join(10)
+    link.connected.clear()  # a disconnect we asked for: no warning line
+    link.client.disconnect()
+    return statistics.median(lat[n // 10:]) * 1e3
+
+
 # ------------------------------------------------------------------ evnet
 
 def bench_evnet(args: argparse.Namespace, storage: str, full: bool = True) -> dict[str, float]:
@@ -127,6 +171,7 @@ def bench_evnet(args: argparse.Namespace, storage: str, full: bool = True) -> di
             out["p50"], out["p99"] = sequential(lambda k, v: c.put(k, v), args.seq if full else args.seq // 2)
         if not full:
             return out
+        out["rtt"] = broker_round_trip(broker.url)
         spec = {"url": broker.url, "prefix": site.cfg.mqtt.prefix, "site": site.cfg.site_id, "key": site.key.hex()}
         out["tput"] = throughput("evnet", spec, args.seconds)
         times = []
@@ -324,6 +369,8 @@ def main() -> None:
     ev = bench_evnet(args, "file")
     print(f"evnet (file store)  : p50 {ev['p50']:.3f} ms  p99 {ev['p99']:.3f} ms  {ev['tput']:.0f} puts/s  "
           f"failover {ev['failover']:.0f} ms (max {ev['failover_max']:.0f} ms)", flush=True)
+    print(f"  (floor: one round trip client -> Mosquitto -> another process -> back, p50 {ev['rtt']:.3f} ms;"
+          f" a commit crosses two such round trips plus a follower's fsync)", flush=True)
     sq = bench_evnet(args, "sqlite", full=False)
     print(f"evnet (SQLite store): p50 {sq['p50']:.3f} ms  p99 {sq['p99']:.3f} ms  (sequential only)", flush=True)
     if args.no_etcd:
