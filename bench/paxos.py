@@ -4,7 +4,9 @@
 
 For each: sequential put latency p50/p99 (one client), throughput with 16 concurrent clients
 (4 processes x 4 threads, the same load shape for both), and the time from kill -9 of the leader
-to the first put committed through a new leader (median of --failovers). Then the ratios.
+to the first put committed through a new leader (median of --failovers); for evnet also after a
+SIGSTOP of the leader (its connection stays up: no Last Will, the election timeout alone). Then
+the ratios.
 etcd (Debian `etcd-server`) is installed with apt-get if missing, or skipped with a clear line.
 It talks to etcd through its v3 JSON gateway with http.client: no new Python dependency.
 Never fails on a time: it prints figures.
