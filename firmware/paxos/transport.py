@@ -187,6 +187,7 @@ class MqttTransport:
         self.requests_subscribed = self.requests_wanted
 
     def _on_connected(self) -> None:
+        self.requests_subscribed = False  # a clean start: the broker kept no subscription of ours
         if self.requests_wanted:
             self._apply_request_subscription()
 
