@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from central_broker.brokers import MosquittoBroker, free_port, wait_listening  # noqa: E402
 from evnet.config.schema import MqttConfig  # noqa: E402
-from firmware.paxos.client import KvClient, KvTimeout  # noqa: E402
+from firmware.paxos.client import KvClient, KvSession, KvTimeout  # noqa: E402
 from firmware.paxos.localsite import LocalSite  # noqa: E402
 
 MEMBERS = ["cp1", "cp2", "cp3"]
@@ -47,13 +47,15 @@ def pct(samples: list[float], q: float) -> float:
 
 # ------------------------------------------------------------------ load workers (both systems)
 
-def _evnet_put_fn(spec: dict[str, Any], name: str) -> tuple[Callable[[str, str], Any], Callable[[], None]]:
+def _evnet_put_fn(spec: dict[str, Any], name: str,
+                  session: KvSession | None) -> tuple[Callable[[str, str], Any], Callable[[], None]]:
     c = KvClient(MqttConfig(url=spec["url"], prefix=spec["prefix"]), spec["site"], name, bytes.fromhex(spec["key"]),
-                 timeout=5.0, retry=0.2).start()
+                 timeout=5.0, retry=0.2, session=session).start()
     return (lambda k, v: c.put(k, v)), c.close
 
 
-def _etcd_put_fn(spec: dict[str, Any], name: str) -> tuple[Callable[[str, str], Any], Callable[[], None]]:
+def _etcd_put_fn(spec: dict[str, Any], name: str,
+                 _session: None) -> tuple[Callable[[str, str], Any], Callable[[], None]]:
     e = EtcdClient(spec["endpoints"], leader=spec.get("leader"))
     return e.put, e.close
 
@@ -64,7 +66,14 @@ def load_worker(kind: str, spec: dict[str, Any], index: int, threads: int, start
     import threading
 
     make = _evnet_put_fn if kind == "evnet" else _etcd_put_fn
-    clients = [make(spec, f"load{index}-{t}") for t in range(threads)]
+    # evnet: the process's clients share one broker connection (`KvSession`), each with its own client
+    # id and one request at a time; etcd: one HTTP connection per client (its gateway answers one
+    # request at a time per connection).
+    session = None
+    if kind == "evnet" and spec.get("shared", True):
+        session = KvSession(MqttConfig(url=spec["url"], prefix=spec["prefix"]), spec["site"], f"load{index}",
+                            bytes.fromhex(spec["key"]))
+    clients = [make(spec, f"load{index}-{t}", session) for t in range(threads)]
     counts = [0] * threads
 
     def run(t: int) -> None:
@@ -87,6 +96,8 @@ def load_worker(kind: str, spec: dict[str, Any], index: int, threads: int, start
         th.join()
     for _, close in clients:
         close()
+    if session is not None:
+        session.close()
     out.put(sum(counts))
 
 

@@ -1,16 +1,22 @@
 """A small client of a site's replicated key-value machine, through the broker.
 
-The client runs its broker connection on the calling thread (`LinkPump`): a request is written
-to the socket and its answer read back with no hand-off to paho's network thread. So a
-`KvClient` belongs to one thread at a time (the lock enforces it), and one request at a time per
-client id (the site's de-duplication table keeps one answer per
-client): a request is retried with the SAME request id until answered, so a retry that
-reaches the site twice is applied once and gets the first answer. Request ids start from the
-wall clock in microseconds, so a restarted client never reuses one.
+A `KvSession` is one broker connection; several `KvClient`s — logical clients, each with its own
+client id and one request at a time — may share it, one per thread. The session sends their
+requests as binary frames (`codec.py`) and the site answers all the clients of a session that a
+commit settles in one message: fewer broker messages, connections and wake-ups per request than
+a connection per client, with de-duplication and linearizability unchanged (those are per client
+id). Nobody runs a network thread: whichever waiting thread finds no other one reading the socket
+reads it (`LinkPump`) and hands the replies it finds to their threads; publishes go out on the
+caller's thread. A `KvClient` without a session gets one of its own.
+
+A request is retried with the SAME request id until answered, so a retry that reaches the site
+twice is applied once and gets the first answer. Request ids start from the wall clock in
+microseconds, so a restarted client never reuses one.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -27,52 +33,114 @@ class KvTimeout(TimeoutError):  # noqa: N818 - reads as what it is: a timeout
     """No answer in time: the request may or may not have taken effect."""
 
 
-class KvClient:
-    """`put/get/cas` on the site's kv machine; `leader` is the replica that answered last."""
+class KvSession:
+    """One broker connection for the `KvClient`s of one process (any number of threads)."""
 
-    def __init__(self, mqtt_cfg: MqttConfig, site: str, client_id: str, key: bytes, *, timeout: float = 5.0,
-                 retry: float = 0.25, max_retry: float = 1.0, clock: Clock | None = None) -> None:
-        self.site, self.id = site, client_id
+    def __init__(self, mqtt_cfg: MqttConfig, site: str, session_id: str, key: bytes, *,
+                 clock: Clock | None = None) -> None:
+        self.site, self.id = site, session_id
         self.codec = Codec(site, key)
         self.topics = PaxosTopics(mqtt_cfg.prefix, site)
-        self.timeout, self.retry, self.max_retry = timeout, retry, max_retry
         self.clock = clock or RealClock()
-        self.req = time.time_ns() // 1000
-        self.leader: str | None = None
-        self.retries = 0
-        self.log = event_logger("paxos.client", client=client_id, site=site)
-        self.link = MqttLink(mqtt_cfg, f"kv-{site}-{client_id}")
+        self.log = event_logger("paxos.client", client=session_id, site=site)
+        self.link = MqttLink(mqtt_cfg, f"kv-{site}-{session_id}")
         self.pump = LinkPump(self.link)
-        self._replies: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()  # held around every paho call; guards the fields below
+        self._answers: dict[str, dict[str, Any]] = {}  # client -> its latest reply
+        self._pumping = False
         self._started = False
 
-    def start(self, wait: float = 10.0) -> KvClient:
-        if self._started:
-            return self
-        self._started = True
-        self.link.subscribe(self.topics.reply(self.id), self._on_reply, qos=0)  # sent on (re)connect
-        with self._lock:
+    def start(self, wait: float = 10.0) -> KvSession:
+        with self._cond:
+            if self._started:
+                return self
+            self._started = True
+            self.link.subscribe(self.topics.reply(self.id), self._on_reply, qos=0)  # sent on (re)connect
             if not self.pump.connect(wait):
                 raise ConnectionError(f"no broker at {self.link.cfg.url} after {wait} s")
         return self
 
+    def add(self, client_id: str) -> None:
+        """Also hear `client_id`'s own reply topic: a replica that got its request forwarded answers there."""
+        if client_id != self.id:
+            with self._cond:
+                self.link.subscribe(self.topics.reply(client_id), self._on_reply, qos=0)
+
     def close(self) -> None:
-        with self._lock:
+        with self._cond:
             self.link.connected.clear()  # a disconnect we asked for: no warning
             self.link.client.disconnect()
+
+    def _on_reply(self, _topic: str, payload: bytes) -> None:  # under self._cond (the pump's guard)
+        try:
+            replies = self.codec.decode_replies(payload)
+        except CodecError as e:
+            self.log.warning("paxos.reply_dropped", reason=e.reason, detail=str(e))
+            return
+        for r in replies:
+            if isinstance(r.get("client"), str):
+                self._answers[r["client"]] = r
+        self._cond.notify_all()
+
+    def send(self, client: str, req: int, command: bytes, to: str | None) -> None:
+        with self._cond:
+            self.link.publish(self.topics.request, self.codec.encode_requests(self.id, to, [(client, req, command)]),
+                              qos=0)
+
+    def wait(self, client: str, req: int, until: float) -> dict[str, Any] | None:
+        """The reply to `client`'s request `req`, or None at `until` (this session's clock)."""
+        with self._cond:
+            while True:
+                answer = self._answers.get(client)
+                if answer is not None and answer["req"] == req:
+                    del self._answers[client]
+                    return answer
+                left = until - self.clock.monotonic()
+                if left <= 0:
+                    return None
+                if self._pumping:
+                    self._cond.wait(left)  # another thread reads the socket and wakes us
+                    continue
+                self._pumping = True
+                self._cond.release()
+                try:
+                    self.pump.pump(min(left, 0.05), guard=self._cond)
+                finally:
+                    self._cond.acquire()
+                    self._pumping = False
+                    self._cond.notify_all()  # someone else may have to take over the socket
+
+
+class KvClient:
+    """`put/get/cas` on the site's kv machine; `leader` is the replica that answered last."""
+
+    def __init__(self, mqtt_cfg: MqttConfig, site: str, client_id: str, key: bytes, *, timeout: float = 5.0,
+                 retry: float = 0.25, max_retry: float = 1.0, clock: Clock | None = None,
+                 session: KvSession | None = None) -> None:
+        self.site, self.id = site, client_id
+        self.clock = clock or RealClock()
+        self.own_session = session is None
+        self.session = session or KvSession(mqtt_cfg, site, client_id, key, clock=self.clock)
+        self.timeout, self.retry, self.max_retry = timeout, retry, max_retry
+        self.req = time.time_ns() // 1000
+        self.leader: str | None = None
+        self.retries = 0
+        self._lock = threading.Lock()
+
+    def start(self, wait: float = 10.0) -> KvClient:
+        self.session.add(self.id)
+        self.session.start(wait)
+        return self
+
+    def close(self) -> None:
+        if self.own_session:
+            self.session.close()
 
     def __enter__(self) -> KvClient:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _on_reply(self, _topic: str, payload: bytes) -> None:
-        try:
-            self._replies.append(self.codec.decode_reply(payload))
-        except CodecError as e:
-            self.log.warning("paxos.reply_dropped", reason=e.reason, detail=str(e))
 
     def put(self, key: str, value: Any) -> Any:
         return self.request("put", {"key": key, "value": value})
@@ -85,6 +153,7 @@ class KvClient:
 
     def request(self, op: str, args: dict[str, Any], timeout: float | None = None) -> Any:
         """Send `op(args)` and wait for its result; `KvTimeout` if none comes within `timeout` s."""
+        command = json.dumps({**args, "op": op}, sort_keys=True, separators=(",", ":")).encode()
         with self._lock:
             self.req += 1
             req = self.req
@@ -92,24 +161,16 @@ class KvClient:
             end = start + (self.timeout if timeout is None else timeout)
             interval = self.retry
             to = self.leader
-            self.pump.pump(0)  # keepalive, a reconnect, stale replies: whatever happened while idle
             while True:
                 now = self.clock.monotonic()
                 if now >= end:
                     self.leader = None
                     raise KvTimeout(f"{op} {args!r}: no answer from site {self.site!r} in {end - start:.2f} s")
-                self.link.publish(self.topics.request, self.codec.encode_request(self.id, req, op, args, to), qos=0)
-                retry_at = min(end, now + interval)
-                while True:
-                    while self._replies:
-                        reply = self._replies.pop(0)
-                        if reply["client"] == self.id and reply["req"] == req:
-                            self.leader = reply.get("leader")
-                            return reply["result"]
-                    left = retry_at - self.clock.monotonic()
-                    if left <= 0:
-                        break
-                    self.pump.pump(left)
+                self.session.send(self.id, req, command, to)
+                reply = self.session.wait(self.id, req, min(end, now + interval))
+                if reply is not None:
+                    self.leader = reply.get("leader")
+                    return reply["result"]
                 self.retries += 1
                 to = None  # whoever leads now: every replica hears it; followers forward it
                 interval = min(interval * 2, self.max_retry)

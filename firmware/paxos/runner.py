@@ -167,8 +167,7 @@ class ReplicaRunner:
         if not persist:
             # Nothing to make durable: answer the clients first (their commands are chosen, by a
             # quorum of acceptors that persisted before voting), then the rest.
-            for reply in ready.replies:
-                self.transport.reply(reply)
+            self.transport.reply_all(ready.replies)
             self._send(early, now)
         else:
             # Messages that carry no vote of this acceptor may leave before the fsync: the leader's
@@ -179,8 +178,7 @@ class ReplicaRunner:
             ready.persist(self.storage)  # returns once fsynced: the votes and replies below rely on it
             self.persists += 1
             self._send(votes, now)
-            for reply in ready.replies:  # after the fsync: a one-member site chooses in the same step
-                self.transport.reply(reply)
+            self.transport.reply_all(ready.replies)  # after the fsync: a one-member site chooses in the same step
         self.applied_slots += len(ready.applied)
         if self._commit_due is not None:
             return self._commit_due if ready.deadline is None else min(ready.deadline, self._commit_due)

@@ -23,6 +23,7 @@ import select
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -31,10 +32,11 @@ from evnet.clock import Clock, RealClock
 from evnet.logs import event_logger
 from evnet.mqtt import MqttLink
 from firmware.paxos import messages as m
-from firmware.paxos.codec import Codec, CodecError
+from firmware.paxos.codec import REQUESTS, Codec, CodecError
 
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 QOS = 0
+REQUESTS_BYTE = bytes((REQUESTS,))
 
 
 class LinkPump:
@@ -68,14 +70,18 @@ class LinkPump:
             self.pump(0.05)
         return self.ready()
 
-    def pump(self, wait: float, more: Callable[[], bool] | None = None) -> None:
+    def pump(self, wait: float, more: Callable[[], bool] | None = None,
+             guard: AbstractContextManager[Any] | None = None) -> None:
         """Wait up to `wait` s for the socket; while `more()` says so, go on reading what is waiting.
 
         Uses paho's external-loop calls (loop_read / loop_write / loop_misc) around our own select:
         paho's `loop()` would also create its wake-up socket pair, and every publish would then
         write a byte to it — a second send() per message that a single thread never needs.
+        `guard` (a lock), if given, is held around every paho call but not while waiting in select,
+        so other threads may publish on the same client meanwhile (a shared client session).
         """
         link, client = self.link, self.link.client
+        guard = guard or nullcontext()
         sock = client.socket()
         if sock is None:
             now = time.monotonic()
@@ -85,7 +91,8 @@ class LinkPump:
             self._next_connect = now + self.retry
             try:
                 kw = {"clean_start": True} if link.v5 else {}
-                client.connect(link.address.host, link.address.port, link.cfg.keepalive_s, **kw)
+                with guard:
+                    client.connect(link.address.host, link.address.port, link.cfg.keepalive_s, **kw)
             except OSError as e:
                 self.log.debug("mqtt.connect_failed", url=link.cfg.url, error=str(e))
                 return
@@ -95,23 +102,25 @@ class LinkPump:
         rc = mqtt.MQTT_ERR_SUCCESS
         try:
             readable, writable, _ = select.select([sock], [sock] if client.want_write() else [], [], wait)
-            if writable:
-                rc = client.loop_write()
-            while readable and rc == mqtt.MQTT_ERR_SUCCESS and client.socket() is not None:
-                rc = client.loop_read()
-                if more is None or not more():
-                    break
-                readable, _, _ = select.select([sock], [], [], 0)
+            with guard:
+                if writable:
+                    rc = client.loop_write()
+                while readable and rc == mqtt.MQTT_ERR_SUCCESS and client.socket() is not None:
+                    rc = client.loop_read()
+                    if more is None or not more():
+                        break
+                    readable, _, _ = select.select([sock], [], [], 0)
         except (OSError, ValueError):
             rc = mqtt.MQTT_ERR_CONN_LOST  # the socket was closed under us
-        if rc == mqtt.MQTT_ERR_SUCCESS and client.socket() is not None:
-            rc = client.loop_misc()  # keepalive pings, and a dead broker noticed
-        if rc != mqtt.MQTT_ERR_SUCCESS or client.socket() is None:
-            if link.connected.is_set():
-                link.connected.clear()
-                self.log.warning("mqtt.broker_lost", url=link.cfg.url, rc=str(rc))
-            # Close without a DISCONNECT packet (that would cancel our Last Will); the next pump reconnects.
-            client._sock_close()
+        with guard:
+            if rc == mqtt.MQTT_ERR_SUCCESS and client.socket() is not None:
+                rc = client.loop_misc()  # keepalive pings, and a dead broker noticed
+            if rc != mqtt.MQTT_ERR_SUCCESS or client.socket() is None:
+                if link.connected.is_set():
+                    link.connected.clear()
+                    self.log.warning("mqtt.broker_lost", url=link.cfg.url, rc=str(rc))
+                # Close without a DISCONNECT packet (that would cancel our Last Will); the next pump reconnects.
+                client._sock_close()
 
 
 class PaxosTopics:
@@ -154,6 +163,7 @@ class MqttTransport:
         self.dropped: Counter[str] = Counter()
         self._last_log: dict[str, tuple[float, int]] = {}
         self.sent = 0
+        self.sessions: dict[str, str] = {}  # client -> the session its last (binary) request came from
 
     @staticmethod
     def will(topics: PaxosTopics, codec: Codec, node_id: str) -> tuple[str, dict[str, Any], bool]:
@@ -205,7 +215,19 @@ class MqttTransport:
             self.sent += len(fs)
 
     def reply(self, reply: m.ClientReply) -> None:
-        self.link.publish(self.topics.reply(reply.client), self.codec.encode_reply(reply), qos=QOS)
+        self.reply_all([reply])
+
+    def reply_all(self, replies: list[m.ClientReply]) -> None:
+        """Answer clients: one binary message per session of binary clients, JSON to each of the others."""
+        sessions: dict[str, list[m.ClientReply]] = {}
+        for r in replies:
+            session = self.sessions.get(r.client)
+            if session is None:
+                self.link.publish(self.topics.reply(r.client), self.codec.encode_reply(r), qos=QOS)
+            else:
+                sessions.setdefault(session, []).append(r)
+        for session, rs in sessions.items():
+            self.link.publish(self.topics.reply(session), self.codec.encode_replies(self.id, rs), qos=QOS)
 
     # -------------------------------------------------------------- inbound (paho's thread)
 
@@ -241,14 +263,29 @@ class MqttTransport:
             self.deliver("peer", msg)
 
     def _on_request(self, topic: str, payload: bytes) -> None:
+        """A JSON request, or binary ones of a session (whose clients are then answered in binary)."""
         try:
-            req, to = self.codec.decode_request(payload)
+            if payload[:1] == REQUESTS_BYTE:
+                session, to, reqs = self.codec.decode_requests(payload)
+            else:
+                req, to = self.codec.decode_request(payload)
+                session, reqs = None, [req]
         except CodecError as e:
             self._drop(e.reason, topic, str(e))
             return
-        if not CLIENT_ID_RE.match(req.sender) or req.sender in self.members:
-            self._drop("unknown_sender", topic, f"request from client id {req.sender!r}")
-        elif to is None or to == self.id or to not in self.members:
+        if session is not None and (not CLIENT_ID_RE.match(session) or session in self.members):
+            self._drop("unknown_sender", topic, f"requests from session {session!r}")
+            return
+        if not (to is None or to == self.id or to not in self.members):
+            return
+        for req in reqs:
+            if not CLIENT_ID_RE.match(req.sender) or req.sender in self.members:
+                self._drop("unknown_sender", topic, f"request from client id {req.sender!r}")
+                continue
+            if session is None:
+                self.sessions.pop(req.sender, None)
+            else:
+                self.sessions[req.sender] = session
             self.deliver("request", req)
 
     def _on_gone(self, topic: str, payload: bytes) -> None:

@@ -89,6 +89,35 @@ def test_client_requests_and_replies_are_signed_json():
                                                                                                 False)
 
 
+def test_binary_requests_and_replies_of_a_session_round_trip_and_are_signed():
+    codec = Codec("s", KEY)
+    data = codec.encode_requests("sess", "cp2", [("c1", 5, b'{"op":"get"}'), ("c2", 9, b"")])
+    assert data[0] == 0xC1
+    session, to, reqs = codec.decode_requests(data)
+    assert (session, to) == ("sess", "cp2")
+    assert reqs == [m.ClientRequest("s", "c1", 5, b'{"op":"get"}'), m.ClientRequest("s", "c2", 9, b"")]
+    assert codec.decode_requests(codec.encode_requests("sess", None, []))[1:] == (None, [])
+    for forged in (data[:10] + bytes((data[10] ^ 1,)) + data[11:], Codec("s", bytes(32)).encode_requests("x", None, []),
+                   Codec("other-site", KEY).encode_requests("x", None, [])):
+        with pytest.raises(CodecError) as err:
+            codec.decode_requests(forged)
+        assert err.value.reason == "mac"
+    body = bytes((0xC1, 1)) + b"\x00\x01"  # well signed, cut short inside the session id
+    with pytest.raises(CodecError, match="malformed"):
+        codec.decode_requests(body + codec._client_mac(body))
+    # a peer frame's MAC never verifies as a client frame (another domain), nor the other way round
+    with pytest.raises(CodecError):
+        codec.decode(data)
+    replies = codec.decode_replies(codec.encode_replies("cp2", [m.ClientReply("s", "cp2", "c1", 5, b'"ok"'),
+                                                                m.ClientReply("s", "cp2", "c2", 9, b"")]))
+    assert [(r["client"], r["req"], r["result"], r["leader"], r["stale"]) for r in replies] == [
+        ("c1", 5, "ok", "cp2", False), ("c2", 9, None, "cp2", True)]
+    json_reply = codec.encode_reply(m.ClientReply("s", "cp2", "c1", 5, b"true"))
+    assert codec.decode_replies(json_reply)[0]["result"] is True  # the JSON form is still understood
+    with pytest.raises(CodecError, match="mac"):
+        Codec("s", bytes(32)).decode_replies(codec.encode_replies("cp2", []))
+
+
 def test_the_site_key_file_is_hex_or_raw_and_long_enough(tmp_path):
     (tmp_path / "hex").write_text("00" * 32 + "\n")
     assert read_site_key(str(tmp_path / "hex")) == bytes(32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from evnet.config import load_config
 from evnet.mqtt import MqttLink
 from firmware.paxos import messages as m
-from firmware.paxos.client import KvClient, KvTimeout
+from firmware.paxos.client import KvClient, KvSession, KvTimeout
 from firmware.paxos.codec import Codec, read_site_key
 from firmware.paxos.process import write_site_configs
 from firmware.paxos.runner import ReplicaRunner
@@ -57,6 +58,42 @@ def test_a_site_of_three_elects_a_leader_and_commits_through_the_broker(site):
     wait_for(lambda: len({r.replica.learner.chosen_upto for r in runners.values()}) == 1, what="replicas to agree")
     assert all(r.replica.learner.machine.machine.data == {"door": "shut"} for r in runners.values())
     assert all(sum(r.transport.dropped.values()) == 0 for r in runners.values())
+
+
+def test_clients_sharing_a_session_are_answered_together_and_json_clients_in_json(site):
+    cfgs, runners = site
+    cfg = cfgs["cp1"]
+    key = read_site_key(cfg.site.key_file)
+    session = KvSession(cfg.mqtt, cfg.site_id, "proc1", key)
+    clients = [KvClient(cfg.mqtt, cfg.site_id, f"t{i}", key, session=session).start() for i in range(4)]
+    results: dict[int, list] = {i: [] for i in range(4)}
+
+    def run(i: int) -> None:
+        for n in range(25):
+            results[i].append(clients[i].put(f"k{i}", n))
+            results[i].append(clients[i].get(f"k{i}"))
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert all(results[i] == [x for n in range(25) for x in ("ok", n)] for i in range(4))
+    leader = runners[clients[0].leader]
+    assert all(leader.transport.sessions[f"t{i}"] == "proc1" for i in range(4))
+    session.close()
+    # the public JSON form: answered in JSON on the client's own reply topic
+    topics = PaxosTopics(cfg.mqtt.prefix, cfg.site_id)
+    got: list[bytes] = []
+    link = MqttLink(cfg.mqtt, "json-client")
+    link.subscribe(topics.reply("jc"), lambda _t, payload: got.append(payload), qos=1)
+    assert link.start()
+    try:
+        codec = Codec(cfg.site_id, key)
+        wait_for(lambda: link.client.publish(topics.request, codec.encode_request("jc", 1, "get", {"key": "k0"}),
+                                             qos=1) is not None and bool(got), what="a JSON reply")
+        assert codec.decode_reply(got[0])["result"] == 24
+    finally:
+        link.stop()
 
 
 def test_forged_and_foreign_frames_are_dropped_and_counted(site, mosquitto):
