@@ -45,13 +45,15 @@ class KvSession:
         self.log = event_logger("paxos.client", client=session_id, site=site)
         self.link = MqttLink(mqtt_cfg, f"kv-{site}-{session_id}")
         self.pump = LinkPump(self.link)
-        self._cond = threading.Condition()  # held around every paho call; guards the fields below
+        self._lock = threading.RLock()  # held around every paho call; guards the fields below
+        self._wakeups: dict[str, threading.Condition] = {}  # client -> its thread's wake-up (on _lock)
+        self._waiting: set[str] = set()  # clients whose thread waits while another reads the socket
         self._answers: dict[str, dict[str, Any]] = {}  # client -> its latest reply
-        self._pumping = False
+        self._pumper: str | None = None  # the client whose thread reads the socket now
         self._started = False
 
     def start(self, wait: float = 10.0) -> KvSession:
-        with self._cond:
+        with self._lock:
             if self._started:
                 return self
             self._started = True
@@ -62,53 +64,69 @@ class KvSession:
 
     def add(self, client_id: str) -> None:
         """Also hear `client_id`'s own reply topic: a replica that got its request forwarded answers there."""
-        if client_id != self.id:
-            with self._cond:
+        with self._lock:
+            self._wakeups.setdefault(client_id, threading.Condition(self._lock))
+            if client_id != self.id:
                 self.link.subscribe(self.topics.reply(client_id), self._on_reply, qos=0)
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self.link.connected.clear()  # a disconnect we asked for: no warning
             self.link.client.disconnect()
 
-    def _on_reply(self, _topic: str, payload: bytes) -> None:  # under self._cond (the pump's guard)
+    def _on_reply(self, _topic: str, payload: bytes) -> None:  # under self._lock (the pump's guard)
         try:
             replies = self.codec.decode_replies(payload)
         except CodecError as e:
             self.log.warning("paxos.reply_dropped", reason=e.reason, detail=str(e))
             return
         for r in replies:
-            if isinstance(r.get("client"), str):
-                self._answers[r["client"]] = r
-        self._cond.notify_all()
+            client = r.get("client")
+            if isinstance(client, str):
+                self._answers[client] = r
+                if client in self._waiting:
+                    self._wakeups[client].notify()  # only the thread this answer is for
 
     def send(self, client: str, req: int, command: bytes, to: str | None) -> None:
-        with self._cond:
+        with self._lock:
             self.link.publish(self.topics.request, self.codec.encode_requests(self.id, to, [(client, req, command)]),
                               qos=0)
 
     def wait(self, client: str, req: int, until: float) -> dict[str, Any] | None:
-        """The reply to `client`'s request `req`, or None at `until` (this session's clock)."""
-        with self._cond:
-            while True:
-                answer = self._answers.get(client)
-                if answer is not None and answer["req"] == req:
-                    del self._answers[client]
-                    return answer
-                left = until - self.clock.monotonic()
-                if left <= 0:
-                    return None
-                if self._pumping:
-                    self._cond.wait(left)  # another thread reads the socket and wakes us
-                    continue
-                self._pumping = True
-                self._cond.release()
-                try:
-                    self.pump.pump(min(left, 0.05), guard=self._cond)
-                finally:
-                    self._cond.acquire()
-                    self._pumping = False
-                    self._cond.notify_all()  # someone else may have to take over the socket
+        """The reply to `client`'s request `req`, or None at `until` (this session's clock).
+
+        One waiting thread at a time reads the socket, until its own answer comes; then it wakes
+        one other waiting thread to take over. The others sleep until their answer is read: each
+        reply wakes the one thread it is for, not all of them.
+        """
+        with self._lock:
+            wakeup = self._wakeups.setdefault(client, threading.Condition(self._lock))
+            try:
+                while True:
+                    answer = self._answers.get(client)
+                    if answer is not None and answer["req"] == req:
+                        del self._answers[client]
+                        return answer
+                    left = until - self.clock.monotonic()
+                    if left <= 0:
+                        return None
+                    if self._pumper is None:
+                        self._pumper = client
+                    if self._pumper == client:
+                        self._lock.release()
+                        try:
+                            self.pump.pump(min(left, 0.05), guard=self._lock)
+                        finally:
+                            self._lock.acquire()
+                    else:
+                        self._waiting.add(client)
+                        wakeup.wait(left)  # until our answer is read, or the socket is handed to us
+                        self._waiting.discard(client)
+            finally:
+                if self._pumper == client:
+                    self._pumper = None
+                    if self._waiting:
+                        self._wakeups[next(iter(self._waiting))].notify()
 
 
 class KvClient:
