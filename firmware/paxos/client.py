@@ -50,6 +50,9 @@ class KvSession:
         self._waiting: set[str] = set()  # clients whose thread waits while another reads the socket
         self._answers: dict[str, dict[str, Any]] = {}  # client -> its latest reply
         self._pumper: str | None = None  # the client whose thread reads the socket now
+        self._selecting = False  # the reading thread may be blocked in select: send at once
+        self._woke = False  # the last read woke other threads
+        self._outbox: list[tuple[str | None, tuple[str, int, bytes]]] = []  # (to, request) not yet sent
         self._started = False
 
     def start(self, wait: float = 10.0) -> KvSession:
@@ -86,11 +89,31 @@ class KvSession:
                 self._answers[client] = r
                 if client in self._waiting:
                     self._wakeups[client].notify()  # only the thread this answer is for
+                    # No select before the reading thread flushes again: the woken threads' next
+                    # requests wait for it, to leave in one message.
+                    self._woke, self._selecting = True, False
 
     def send(self, client: str, req: int, command: bytes, to: str | None) -> None:
+        """Queue a request; it leaves now, or with others' in one message before the socket is read again.
+
+        While the reading thread is between reading and its next select, the threads it woke put
+        their next requests here and it sends them together (one message, not one each); while it
+        waits in select, a request leaves at once.
+        """
         with self._lock:
-            self.link.publish(self.topics.request, self.codec.encode_requests(self.id, to, [(client, req, command)]),
-                              qos=0)
+            self._outbox.append((to, (client, req, command)))
+            if self._selecting:
+                self._flush()
+
+    def _flush(self) -> None:  # under self._lock
+        if not self._outbox:
+            return
+        by_to: dict[str | None, list[tuple[str, int, bytes]]] = {}
+        for to, request in self._outbox:
+            by_to.setdefault(to, []).append(request)
+        self._outbox.clear()
+        for to, requests in by_to.items():
+            self.link.publish(self.topics.request, self.codec.encode_requests(self.id, to, requests), qos=0)
 
     def wait(self, client: str, req: int, until: float) -> dict[str, Any] | None:
         """The reply to `client`'s request `req`, or None at `until` (this session's clock).
@@ -113,17 +136,23 @@ class KvSession:
                     if self._pumper is None:
                         self._pumper = client
                     if self._pumper == client:
+                        self._flush()
+                        self._selecting, self._woke = True, False
                         self._lock.release()
                         try:
                             self.pump.pump(min(left, 0.05), guard=self._lock)
+                            if self._woke:
+                                time.sleep(0)  # let the threads we woke queue their next requests
                         finally:
                             self._lock.acquire()
+                            self._selecting = False
                     else:
                         self._waiting.add(client)
                         wakeup.wait(left)  # until our answer is read, or the socket is handed to us
                         self._waiting.discard(client)
             finally:
                 if self._pumper == client:
+                    self._flush()
                     self._pumper = None
                     if self._waiting:
                         self._wakeups[next(iter(self._waiting))].notify()
