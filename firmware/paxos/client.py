@@ -154,8 +154,8 @@ class KvSession:
                 if self._pumper == client:
                     self._flush()
                     self._pumper = None
-                    if self._waiting:
-                        self._wakeups[next(iter(self._waiting))].notify()
+                if self._pumper is None and self._waiting:  # hand the socket to a waiting thread (a
+                    self._wakeups[next(iter(self._waiting))].notify()  # woken one may have had its answer)
 
 
 class KvClient:
