@@ -3,10 +3,12 @@
     python bench/paxos.py [--seq 2000] [--seconds 5] [--failovers 10] [--no-etcd]
 
 For each: sequential put latency p50/p99 (one client), throughput with 16 concurrent clients
-(4 processes x 4 threads, the same load shape for both), and the time from kill -9 of the leader
-to the first put committed through a new leader (median of --failovers); for evnet also after a
-SIGSTOP of the leader (its connection stays up: no Last Will, the election timeout alone). Then
-the ratios.
+(4 processes x 4 threads, each thread one client with one request at a time, the same load shape
+for both; evnet's 4 clients of a process share one broker connection, a `KvSession`, etcd's have
+an HTTP connection each, as its JSON gateway answers one request at a time per connection), and
+the time from kill -9 of the leader to the first put committed through a new leader (median of
+--failovers); for evnet also after a SIGSTOP of the leader (its connection stays up: no Last
+Will, the election timeout alone). Then the ratios.
 etcd (Debian `etcd-server`) is installed with apt-get if missing, or skipped with a clear line.
 It talks to etcd through its v3 JSON gateway with http.client: no new Python dependency.
 Never fails on a time: it prints figures.
@@ -368,7 +370,12 @@ def bench_etcd(args: argparse.Namespace, exe: str) -> dict[str, float]:
             leader = cluster.leader()
             others = [cluster.endpoint(n) for n in cluster.names if n != leader]
             c = EtcdClient(others, timeout=0.5)
-            c.put("fo", "before")
+            while True:  # a member just restarted may still be catching up: retry, as after the kill
+                try:
+                    c.put("fo", "before")
+                    break
+                except (OSError, RuntimeError):
+                    time.sleep(0.01)
             t0 = time.perf_counter()
             cluster.kill(leader)
             while True:
