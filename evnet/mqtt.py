@@ -132,11 +132,15 @@ class MqttLink:
         self.client.loop_start()
         return self.connected.wait(wait) if wait else self.connected.is_set()
 
-    def stop(self) -> None:
+    def disconnect(self) -> None:
+        """Leave the broker on purpose: a DISCONNECT (so no Last Will), and no warning logged."""
         self.connected.clear()
         self.client.disconnect()
+
+    def stop(self) -> None:
+        """Disconnect and end paho's network thread (for links started with `start`)."""
+        self.disconnect()
         self.client.loop_stop()
-        self.connected.clear()
 
     def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1, wait: float | None = None) -> bool:
         """Call `handler(topic, payload)` for messages on `topic_filter`, now and after every reconnect.

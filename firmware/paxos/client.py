@@ -74,8 +74,7 @@ class KvSession:
 
     def close(self) -> None:
         with self._lock:
-            self.link.connected.clear()  # a disconnect we asked for: no warning
-            self.link.client.disconnect()
+            self.link.disconnect()
 
     def _on_reply(self, _topic: str, payload: bytes) -> None:  # under self._lock (the pump's guard)
         try:

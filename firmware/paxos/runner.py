@@ -96,7 +96,7 @@ class ReplicaRunner:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
-        self.link.client.disconnect()
+        self.link.disconnect()
         self.storage.close()
 
     def _pump(self, wait: float) -> None:
@@ -142,12 +142,9 @@ class ReplicaRunner:
         Only a hint: an election is always safe, and a leader that is in fact alive (a paused
         process keeps its connection; a will can be late) wins back or is replaced, nothing worse.
         """
-        r = self.replica
-        if r.leader != node or r.is_leader:
+        if not self.replica.leader_gone(node, now):
             return
         self.hints += 1
-        r.last_heard = -1e18  # no stickiness to a leader the broker saw die
-        r.election_deadline = min(r.election_deadline, now + self.rng.uniform(0, r.opts.heartbeat_interval))
         self.log.info("paxos.leader_gone_hint", leader=node)
 
     def _carry_out(self, ready: Any) -> float | None:
