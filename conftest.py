@@ -23,9 +23,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="run hil_tests/ against a real rig described by this configuration file")
 
 
-@pytest.fixture
-def mosquitto() -> Iterator[MosquittoBroker]:
-    """A Mosquitto of this test's own (TCP_NODELAY on), on a free port; `.restart()`, `.stop()`, `.url`."""
+def _running_mosquitto() -> Iterator[MosquittoBroker]:
     if shutil.which("mosquitto") is None and not os.path.exists("/usr/sbin/mosquitto"):
         pytest.fail("mosquitto is not installed: run ./bootstrap (it installs it with apt)")
     broker = MosquittoBroker()
@@ -36,15 +34,16 @@ def mosquitto() -> Iterator[MosquittoBroker]:
         broker.close()
 
 
+@pytest.fixture
+def mosquitto() -> Iterator[MosquittoBroker]:
+    """A Mosquitto of this test's own (TCP_NODELAY on), on a free port; `.restart()`, `.stop()`, `.url`."""
+    yield from _running_mosquitto()
+
+
 @pytest.fixture(scope="session")
 def mosquitto_shared() -> Iterator[MosquittoBroker]:
     """One Mosquitto for the whole run, for tests that neither stop it nor care about others' topics."""
-    broker = MosquittoBroker()
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.close()
+    yield from _running_mosquitto()
 
 
 @pytest.fixture

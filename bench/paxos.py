@@ -176,6 +176,30 @@ def broker_round_trip(url: str, n: int = 2000) -> float:
 
 # ------------------------------------------------------------------ evnet
 
+def failover_times(c: KvClient, fail: Callable[[str], Any], heal: Callable[[str], Any], rounds: int) -> list[float]:
+    """Seconds from failing the leader (`fail(id)`) to the first put committed through another, `rounds` times."""
+    times = []
+    for _ in range(rounds):
+        c.put("fo", "before")
+        old = c.leader
+        assert old is not None
+        c.leader = None  # a client that saw its leader fail asks the whole site
+        t0 = time.perf_counter()
+        fail(old)
+        while True:
+            try:
+                c.put("fo", "after")
+            except KvTimeout:
+                continue
+            if c.leader != old:
+                break
+        times.append(time.perf_counter() - t0)
+        heal(old)
+        for i in range(20):
+            c.put("settle", i)  # the healed replica catches up before the next round
+    return times
+
+
 def bench_evnet(args: argparse.Namespace, storage: str, full: bool = True) -> dict[str, float]:
     base = tempfile.mkdtemp(prefix="bench-paxos-")
     broker = MosquittoBroker().start()
@@ -189,48 +213,12 @@ def bench_evnet(args: argparse.Namespace, storage: str, full: bool = True) -> di
         out["rtt"] = broker_round_trip(broker.url)
         spec = {"url": broker.url, "prefix": site.cfg.mqtt.prefix, "site": site.cfg.site_id, "key": site.key.hex()}
         out["tput"] = throughput("evnet", spec, args.seconds)
-        times = []
         with site.client("failover", timeout=10.0, retry=0.01, max_retry=0.05) as c:
-            for _ in range(args.failovers):
-                c.put("fo", "before")
-                old = c.leader
-                assert old is not None
-                c.leader = None  # a client that saw its leader fail asks the whole site
-                t0 = time.perf_counter()
-                site.kill(old)
-                while True:
-                    try:
-                        c.put("fo", "after")
-                    except KvTimeout:
-                        continue
-                    if c.leader != old:
-                        break
-                times.append(time.perf_counter() - t0)
-                site.start(old)
-                for i in range(20):
-                    c.put("settle", i)  # the restarted replica catches up before the next round
+            times = failover_times(c, site.kill, site.start, args.failovers)
             out["failover"] = statistics.median(times) * 1e3
             out["failover_max"] = max(times) * 1e3
             # A paused leader keeps its connection: no Last Will, only the election timeout helps.
-            times = []
-            for _ in range(max(3, args.failovers // 2)):
-                c.put("fo", "before")
-                old = c.leader
-                assert old is not None
-                c.leader = None
-                t0 = time.perf_counter()
-                site.pause(old)
-                while True:
-                    try:
-                        c.put("fo", "after")
-                    except KvTimeout:
-                        continue
-                    if c.leader != old:
-                        break
-                times.append(time.perf_counter() - t0)
-                site.resume(old)
-                for i in range(20):
-                    c.put("settle", i)
+            times = failover_times(c, site.pause, site.resume, max(3, args.failovers // 2))
             out["stall"] = statistics.median(times) * 1e3
         return out
     finally:

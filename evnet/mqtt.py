@@ -137,8 +137,18 @@ class MqttLink:
         self.connected.clear()
         self.client.disconnect()
 
-    def stop(self) -> None:
-        """Disconnect and end paho's network thread (for links started with `start`)."""
+    def stop(self, farewell: tuple[str, dict[str, Any], bool] | None = None, timeout: float = 1.0) -> None:
+        """Disconnect and end paho's network thread (for links started with `start`).
+
+        A clean disconnect sends no Last Will, so a link that has one says it itself:
+        `farewell` = (topic, body, retain) is published first, waiting up to `timeout` s.
+        """
+        if farewell is not None and self.connected.is_set():
+            topic, body, retain = farewell
+            try:
+                self.publish_json(topic, body, qos=1, retain=retain).wait_for_publish(timeout)
+            except (RuntimeError, ValueError):  # the connection went meanwhile: the Will speaks instead
+                pass
         self.disconnect()
         self.client.loop_stop()
 

@@ -54,14 +54,8 @@ class Publisher:
 
     def stop(self, timeout: float = 1.0) -> None:
         """Say DISCONNECTED ourselves (a clean disconnect sends no Last Will), then leave."""
-        if self.link.connected.is_set():
-            info = self.link.publish_json(self.status_topic, {**self._identity, "status": "DISCONNECTED",
-                                                              "ts": self.clock.time()}, qos=1, retain=True)
-            try:
-                info.wait_for_publish(timeout)
-            except (RuntimeError, ValueError):
-                pass
-        self.link.stop()
+        self.link.stop(farewell=(self.status_topic, {**self._identity, "status": "DISCONNECTED",
+                                                     "ts": self.clock.time()}, True), timeout=timeout)
 
     def _send_status(self) -> None:
         if self.link.connected.is_set():

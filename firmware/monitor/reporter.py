@@ -50,14 +50,8 @@ class MonitorReporter:
 
     def stop(self, timeout: float = 1.0) -> None:
         """Say so on the monitor topic (a clean disconnect sends no Last Will), then leave."""
-        if self.link.connected.is_set():
-            info = self.link.publish_json(self.monitor_topic, {"cp": self.cfg.cp_id, "event": "monitor_stopped",
-                                                               "ts": self.clock.time()}, qos=1, retain=True)
-            try:
-                info.wait_for_publish(timeout)
-            except (RuntimeError, ValueError):
-                pass
-        self.link.stop()
+        self.link.stop(farewell=(self.monitor_topic, {"cp": self.cfg.cp_id, "event": "monitor_stopped",
+                                                      "ts": self.clock.time()}, True), timeout=timeout)
 
     def alert(self, event: str, **fields: Any) -> None:
         """A watchdog event on the monitor topic: retained, QoS 1."""
