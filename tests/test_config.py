@@ -141,3 +141,27 @@ def test_installed_command_exits_2_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert "site.limit_a: got -1.0, expected a site current limit from 6 to 2000 A" in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, "no such file; expected a file of 32 random bytes in hex"),
+    ("00ff", "a site key needs at least 16 bytes (32 hex digits), found 2"),
+])
+def test_a_bad_site_key_names_site_key_file(tmp_path: Path, content: str | None, words: str) -> None:
+    from evnet.config.site_key import site_key
+
+    if content is not None:
+        (tmp_path / "site.key").write_text(content)
+    cfg = load_config(write(tmp_path, GOOD))
+    with pytest.raises(ConfigError) as err:
+        site_key(cfg)
+    assert err.value.key == "site.key_file" and words in err.value.problem
+
+
+def test_replica_without_its_key_file_says_so_in_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)  # site.key does not exist
+    proc = subprocess.run([sys.executable, "-m", "evnet.cli", "replica", "--config", str(path),
+                           "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{path}: site.key_file: {tmp_path / 'site.key'}: no such file" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -57,20 +57,6 @@ class CodecError(ValueError):
         super().__init__(f"{reason}: {detail}")
 
 
-def read_site_key(path: str) -> bytes:
-    """The site key: a file holding hex (as `config/demo/site.key`) or, failing that, raw bytes."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    text = raw.strip()
-    try:
-        key = bytes.fromhex(text.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
-        key = raw
-    if len(key) < 16:
-        raise ValueError(f"{path}: a site key needs at least 16 bytes (32 hex digits), found {len(key)}")
-    return key
-
-
 # ------------------------------------------------------------------ binary field packing
 
 class _Out:

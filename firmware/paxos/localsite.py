@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from evnet.config import Config, load_config
+from evnet.config.site_key import site_key
 from firmware.paxos.client import KvClient
-from firmware.paxos.codec import read_site_key
 from firmware.paxos.process import write_site_configs
 
 
@@ -24,7 +24,7 @@ class LocalSite:
         self.members = list(members)
         self.paths = write_site_configs(str(self.dir / "etc"), self.members, broker_url, site=site)
         self.cfg: Config = load_config(self.paths[self.members[0]])
-        self.key = read_site_key(self.cfg.site.key_file)
+        self.key = site_key(self.cfg)
         self.extra = list(extra_args or []) + (["--storage", storage] if storage else [])
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 

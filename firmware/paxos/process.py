@@ -101,12 +101,12 @@ def kv_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     setup_logging(args.log_level)
     cfg = load_config(args.config)
+    from evnet.config.site_key import site_key
     from firmware.paxos.client import KvClient, KvTimeout
-    from firmware.paxos.codec import read_site_key
 
     params = {k: getattr(args, k) for k in ("key", "value", "expect") if hasattr(args, k)}
     try:
-        with KvClient(cfg.mqtt, cfg.site_id, args.client, read_site_key(cfg.site.key_file),
+        with KvClient(cfg.mqtt, cfg.site_id, args.client, site_key(cfg),
                       timeout=args.timeout) as client:
             result = client.request(args.op, params)
     except (KvTimeout, ConnectionError) as e:

@@ -17,10 +17,11 @@ from typing import Any
 
 from evnet.clock import Clock, RealClock
 from evnet.config.schema import Config
+from evnet.config.site_key import site_key
 from evnet.logs import event_logger
 from evnet.mqtt import MqttLink
 from firmware.paxos import messages as m
-from firmware.paxos.codec import Codec, read_site_key
+from firmware.paxos.codec import Codec
 from firmware.paxos.dedup import StateMachine
 from firmware.paxos.kv import KVMachine
 from firmware.paxos.options import Options
@@ -45,7 +46,7 @@ class ReplicaRunner:
         self.clock = clock or RealClock()
         self.max_drain = max_drain
         self.log = event_logger("paxos.runner", cp=self.id, site=self.site)
-        self.codec = Codec(self.site, read_site_key(cfg.site.key_file))
+        self.codec = Codec(self.site, site_key(cfg))
         self.storage: Storage = open_storage(data_dir, storage_kind)
         durable = self.storage.load()
         self.rng = random.Random()

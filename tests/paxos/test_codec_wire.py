@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from evnet.config.site_key import read_site_key
 from firmware.paxos import messages as m
-from firmware.paxos.codec import TAGS, Codec, CodecError, read_site_key
+from firmware.paxos.codec import TAGS, Codec, CodecError
 from firmware.paxos.types import Accepted, Ballot
 
 KEY = bytes(range(32))

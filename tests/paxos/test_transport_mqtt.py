@@ -8,10 +8,11 @@ import time
 import pytest
 
 from evnet.config import load_config
+from evnet.config.site_key import site_key
 from evnet.mqtt import MqttLink
 from firmware.paxos import messages as m
 from firmware.paxos.client import KvClient, KvSession, KvTimeout
-from firmware.paxos.codec import Codec, read_site_key
+from firmware.paxos.codec import Codec
 from firmware.paxos.process import write_site_configs
 from firmware.paxos.runner import ReplicaRunner
 from firmware.paxos.transport import PaxosTopics
@@ -39,7 +40,7 @@ def site(tmp_path, mosquitto):
 
 
 def client_for(cfg, name: str, **kw) -> KvClient:
-    return KvClient(cfg.mqtt, cfg.site_id, name, read_site_key(cfg.site.key_file), **kw).start()
+    return KvClient(cfg.mqtt, cfg.site_id, name, site_key(cfg), **kw).start()
 
 
 def test_a_site_of_three_elects_a_leader_and_commits_through_the_broker(site):
@@ -63,7 +64,7 @@ def test_a_site_of_three_elects_a_leader_and_commits_through_the_broker(site):
 def test_clients_sharing_a_session_are_answered_together_and_json_clients_in_json(site):
     cfgs, runners = site
     cfg = cfgs["cp1"]
-    key = read_site_key(cfg.site.key_file)
+    key = site_key(cfg)
     session = KvSession(cfg.mqtt, cfg.site_id, "proc1", key)
     clients = [KvClient(cfg.mqtt, cfg.site_id, f"t{i}", key, session=session).start() for i in range(4)]
     results: dict[int, list] = {i: [] for i in range(4)}
@@ -100,7 +101,7 @@ def test_forged_and_foreign_frames_are_dropped_and_counted(site, mosquitto):
     cfgs, runners = site
     cfg = cfgs["cp1"]
     topics = PaxosTopics(cfg.mqtt.prefix, cfg.site_id)
-    good = Codec(cfg.site_id, read_site_key(cfg.site.key_file))
+    good = Codec(cfg.site_id, site_key(cfg))
     forger = Codec(cfg.site_id, b"k" * 32)
     with client_for(cfg, "dave") as dave:
         dave.get("k")
