@@ -16,6 +16,7 @@ wait) and retries up to `retries` times; a read whose attempts all failed raises
 from __future__ import annotations
 
 import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -82,6 +83,7 @@ class ModbusMeter:
                                               bytesize=8, timeout=timeout_s, retries=0, reconnect_delay=0)
         self._read_registers = self._client.read_input_registers
 
+        self._lock = threading.Lock()
         # Computed once: the requests, and where each wanted float sits in their concatenated words.
         wanted = self.map.reading_registers()
         self.blocks = plan_blocks(wanted, max_gap_registers(transport, baudrate, parity, stopbits))
@@ -134,7 +136,15 @@ class ModbusMeter:
     # ---- reading ----
 
     def read(self) -> MeterReading:
-        """Read the meter, retrying with back-off; `MeterError` when every attempt failed."""
+        """Read the meter, retrying with back-off; `MeterError` when every attempt failed.
+
+        Safe from several threads (the engine's poller and a final read at stop, say): one Modbus
+        connection carries one transaction at a time, so reads take turns.
+        """
+        with self._lock:
+            return self._read_with_retries()
+
+    def _read_with_retries(self) -> MeterReading:
         if self._closed:
             raise MeterError("connection", self.where, "the meter was closed")
         error: MeterError | None = None
@@ -205,10 +215,11 @@ class ModbusMeter:
 
     def close(self) -> None:
         """Release the port or socket, and stop the simulated meter this driver started; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._client.close()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._client.close()
         if self.simulator is not None:
             self.simulator.stop()
 

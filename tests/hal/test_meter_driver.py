@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -60,6 +61,29 @@ def test_reads_the_simulated_meter(sim, clock):
         assert r.import_kwh == pytest.approx(100.0)
         assert r.taken_at == clock.time()
         assert meter.last_reading is r
+
+
+def test_threads_sharing_a_meter_take_turns(sim, clock):
+    """The engine's poller and a final read at stop may overlap: no read may get another's answer or none."""
+    errors: list[BaseException] = []
+    readings: list[float] = []
+
+    def reader(meter: ModbusMeter) -> None:
+        try:
+            for _ in range(25):
+                readings.append(meter.read().import_kwh)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    with driver(sim, clock, retries=0) as meter:
+        threads = [threading.Thread(target=reader, args=(meter,)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors[0]
+        assert readings == [pytest.approx(100.0)] * 100
+        assert meter.failures == 0
 
 
 def test_energy_follows_the_injected_clock(sim, clock):
