@@ -15,13 +15,14 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from central_broker.brokers import free_port
 from evnet.clock import RealClock
-from evnet.config import load_config
+from evnet.config import Config, load_config
 from evnet.mqtt import MqttLink, decode_payload
 from firmware.monitor.heartbeat import Health
 from firmware.monitor.port import MonitorPort, listen_address
@@ -98,25 +99,36 @@ class Engine:
         self.proc.wait(TIMEOUT)
 
 
-@pytest.fixture
-def monitor(tmp_path: Path, mosquitto, mock_factory) -> Iterator[tuple[Watchdog, object, Topics]]:
-    cfg = load_config(write_config(tmp_path, mosquitto.url))
-    topics = Topics(cfg, "evnet/t/cp/cp1/#")
+@contextmanager
+def running_watchdog(cfg: Config, mock_factory: object, *, reporter: bool = True,
+                     startup_grace_s: float = 0.0) -> Iterator[Watchdog]:
+    """A `Watchdog` on its own thread, with its port and safety relay; stopped and released after."""
     port = MonitorPort(cfg.monitor.serial_url, cp="cp1")
     relay = Relay("safety", cfg.hal.pins.safety, pin_factory=mock_factory, cp="cp1")
-    wd = Watchdog(cfg, port=port, safety=relay, reporter=MonitorReporter(cfg, RealClock()),
-                  startup_grace_s=0.0)
+    wd = Watchdog(cfg, port=port, safety=relay, reporter=MonitorReporter(cfg, RealClock()) if reporter else None,
+                  startup_grace_s=startup_grace_s)
     stop = threading.Event()
     thread = threading.Thread(target=wd.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        yield wd, mock_factory.pin(SAFETY_PIN), topics
+        yield wd
     finally:
         stop.set()
         thread.join(TIMEOUT)
-        wd.reporter.stop()
+        if wd.reporter is not None:
+            wd.reporter.stop()
         port.close()
         relay.close()
+
+
+@pytest.fixture
+def monitor(tmp_path: Path, mosquitto, mock_factory) -> Iterator[tuple[Watchdog, object, Topics]]:
+    cfg = load_config(write_config(tmp_path, mosquitto.url))
+    topics = Topics(cfg, "evnet/t/cp/cp1/#")
+    try:
+        with running_watchdog(cfg, mock_factory) as wd:
+            yield wd, mock_factory.pin(SAFETY_PIN), topics
+    finally:
         topics.link.stop()
 
 
@@ -230,30 +242,21 @@ def test_monitor_on_a_serial_device_catches_a_stopped_engine(tmp_path: Path, pty
     path = write_config(tmp_path, "mqtt://127.0.0.1:1")  # no broker: the relay works without one
     path.write_text(path.read_text().replace("socket://127.0.0.1:0", monitor_tty))
     cfg = load_config(path)
-    port = MonitorPort(cfg.monitor.serial_url, cp="cp1")
-    assert not port.listening
-    relay = Relay("safety", cfg.hal.pins.safety, pin_factory=mock_factory, cp="cp1")
-    wd = Watchdog(cfg, port=port, safety=relay, reporter=None, startup_grace_s=0.0)
-    stop = threading.Event()
-    thread = threading.Thread(target=wd.run, args=(stop,), daemon=True)
-    thread.start()
-    engine = Engine(engine_tty, "AVAILABLE")
-    try:
-        wait_health(wd, Health.HEALTHY)
-        assert mock_factory.pin(SAFETY_PIN).state == 1
-        engine.signal(signal.SIGSTOP)
-        wait_health(wd, Health.FAULTED)
-        assert mock_factory.pin(SAFETY_PIN).state == 0
-        assert wd.fault_code == "engine_hung"  # a UART cannot tell dead from hung: the device stays open
-        engine.signal(signal.SIGCONT)
-        wait_health(wd, Health.HEALTHY)
-        assert mock_factory.pin(SAFETY_PIN).state == 1
-    finally:
-        engine.close()
-        stop.set()
-        thread.join(TIMEOUT)
-        port.close()
-        relay.close()
+    with running_watchdog(cfg, mock_factory, reporter=False) as wd:
+        assert not wd.port.listening
+        engine = Engine(engine_tty, "AVAILABLE")
+        try:
+            wait_health(wd, Health.HEALTHY)
+            assert mock_factory.pin(SAFETY_PIN).state == 1
+            engine.signal(signal.SIGSTOP)
+            wait_health(wd, Health.FAULTED)
+            assert mock_factory.pin(SAFETY_PIN).state == 0
+            assert wd.fault_code == "engine_hung"  # a UART cannot tell dead from hung: the device stays open
+            engine.signal(signal.SIGCONT)
+            wait_health(wd, Health.HEALTHY)
+            assert mock_factory.pin(SAFETY_PIN).state == 1
+        finally:
+            engine.close()
 
 
 @pytest.mark.slow
@@ -263,24 +266,16 @@ def test_a_fault_left_by_an_earlier_monitor_is_lifted_when_the_engine_answers(tm
     stale = {"cp": "cp1", "status": "FAULTED", "fault": "engine_down", "source": "monitor"}
     topics.link.publish_json("evnet/t/cp/cp1/status", stale, retain=True).wait_for_publish(TIMEOUT)
     topics.wait_for(is_status("FAULTED", "engine_down"), "the stale FAULTED, retained")
-    port = MonitorPort(cfg.monitor.serial_url, cp="cp1")
-    relay = Relay("safety", cfg.hal.pins.safety, pin_factory=mock_factory, cp="cp1")
-    wd = Watchdog(cfg, port=port, safety=relay, reporter=MonitorReporter(cfg, RealClock()), startup_grace_s=30)
-    stop = threading.Event()
-    thread = threading.Thread(target=wd.run, args=(stop,), daemon=True)
-    thread.start()
-    engine = Engine(port.engine_url, "AVAILABLE")
     try:
-        wait_health(wd, Health.HEALTHY)
-        body = topics.wait_for(is_status("AVAILABLE"), "the engine's status instead of the stale fault")
-        assert body["source"] == "monitor" and wd.faults == 0
+        with running_watchdog(cfg, mock_factory, startup_grace_s=30) as wd:
+            engine = Engine(wd.port.engine_url, "AVAILABLE")
+            try:
+                wait_health(wd, Health.HEALTHY)
+                body = topics.wait_for(is_status("AVAILABLE"), "the engine's status instead of the stale fault")
+                assert body["source"] == "monitor" and wd.faults == 0
+            finally:
+                engine.close()
     finally:
-        engine.close()
-        stop.set()
-        thread.join(TIMEOUT)
-        wd.reporter.stop()
-        port.close()
-        relay.close()
         topics.link.stop()
 
 

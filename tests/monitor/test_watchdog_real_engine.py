@@ -8,22 +8,17 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from central_broker.brokers import free_port
-from evnet.clock import RealClock
 from evnet.config import load_config
 from firmware.monitor.heartbeat import Health
-from firmware.monitor.port import MonitorPort
-from firmware.monitor.reporter import MonitorReporter
 from firmware.monitor.watchdog import Watchdog
-from hal.gpio import Relay
 
-from .test_watchdog import ROOT, SAFETY_PIN, TIMEOUT, Topics, is_status, wait_health, write_config
+from .test_watchdog import ROOT, SAFETY_PIN, TIMEOUT, Topics, is_status, running_watchdog, wait_health, write_config
 
 RUN_ENGINE = "import sys; from firmware.engine.evse import main; sys.exit(main(sys.argv[1:]))"
 
@@ -40,20 +35,10 @@ def setup(tmp_path: Path, mosquitto, mock_factory) -> Iterator[tuple[Watchdog, o
     path.write_text(text + '\n[hal]\npin_factory = "mock"\n\n[hal.pilot]\ncable = "tcp://127.0.0.1:0"\n')
     cfg = load_config(path)
     topics = Topics(cfg, "evnet/t/cp/cp1/#")
-    port = MonitorPort(cfg.monitor.serial_url, cp="cp1")
-    relay = Relay("safety", cfg.hal.pins.safety, pin_factory=mock_factory, cp="cp1")
-    wd = Watchdog(cfg, port=port, safety=relay, reporter=MonitorReporter(cfg, RealClock()), startup_grace_s=30)
-    stop = threading.Event()
-    thread = threading.Thread(target=wd.run, args=(stop,), daemon=True)
-    thread.start()
     try:
-        yield wd, mock_factory.pin(SAFETY_PIN), topics, path
+        with running_watchdog(cfg, mock_factory, startup_grace_s=30) as wd:
+            yield wd, mock_factory.pin(SAFETY_PIN), topics, path
     finally:
-        stop.set()
-        thread.join(TIMEOUT)
-        wd.reporter.stop()
-        port.close()
-        relay.close()
         topics.link.stop()
 
 
