@@ -16,6 +16,16 @@ def contactor_pin(evse):
     return evse.board.contactor._device.value
 
 
+def plug_in_and_ask_for_energy(evse, driver: str):
+    """A car without ISO 15118 plugs in (B), waits out the 5 % offer, is authorized, and asks for energy (C)."""
+    ev = evse.cable.ev
+    ev.set_load(EvLoad.B)
+    wait_for(lambda: evse.core.session.state.value == "Authentication", what="PWM fallback")
+    evse.authorize(driver)
+    ev.set_load(EvLoad.C)
+    return ev
+
+
 def test_pwm_only_session_charges_and_the_ticket_matches_the_meter(evse_factory):
     tickets: queue.SimpleQueue = queue.SimpleQueue()
     evse = evse_factory(speed=50.0, on_ticket=tickets.put)
@@ -47,11 +57,7 @@ def test_pwm_only_session_charges_and_the_ticket_matches_the_meter(evse_factory)
 
 def test_emergency_stop_opens_the_contactor_and_faults(evse_factory):
     evse = evse_factory(speed=50.0)
-    ev = evse.cable.ev
-    ev.set_load(EvLoad.B)
-    wait_for(lambda: evse.core.session.state.value == "Authentication", what="PWM fallback")
-    evse.authorize("bob")
-    ev.set_load(EvLoad.C)
+    plug_in_and_ask_for_energy(evse, "bob")
     wait_for(lambda: contactor_pin(evse) == 1, what="contactor closed")
     estop_pin = evse.board.pin_factory.pin(evse.cfg.hal.pins.button_estop.pin)
     estop_pin.drive_low()  # pressed (active low)
@@ -68,11 +74,7 @@ def test_meter_dying_mid_session_faults_and_closes_the_ticket(evse_factory):
 
     tickets: queue.SimpleQueue = queue.SimpleQueue()
     evse = evse_factory(speed=50.0, on_ticket=tickets.put, meter_extra="timeout_s = 0.05\nretries = 0\nfail_after = 2")
-    ev = evse.cable.ev
-    ev.set_load(EvLoad.B)
-    wait_for(lambda: evse.core.session.state.value == "Authentication", what="PWM fallback")
-    evse.authorize("carol")
-    ev.set_load(EvLoad.C)
+    ev = plug_in_and_ask_for_energy(evse, "carol")
     ev.set_current(16.0)
     wait_for(lambda: evse.core.meter.live is not None and evse.core.meter.live.energy_kwh > 0.01,
              what="energy flowing")
@@ -109,11 +111,7 @@ def test_the_process_keeps_the_6_s_rule_on_an_injected_clock(evse_factory):
 def test_stopping_the_engine_mid_session_opens_the_contactor_and_closes_the_ticket(evse_factory):
     tickets: queue.SimpleQueue = queue.SimpleQueue()
     evse = evse_factory(speed=50.0, on_ticket=tickets.put)
-    ev = evse.cable.ev
-    ev.set_load(EvLoad.B)
-    wait_for(lambda: evse.core.session.state.value == "Authentication", what="PWM fallback")
-    evse.authorize("gina")
-    ev.set_load(EvLoad.C)
+    ev = plug_in_and_ask_for_energy(evse, "gina")
     ev.set_current(16.0)
     wait_for(lambda: evse.core.meter.live is not None and evse.core.meter.live.energy_kwh > 0.01,
              what="energy flowing")
@@ -125,11 +123,7 @@ def test_stopping_the_engine_mid_session_opens_the_contactor_and_closes_the_tick
 
 def test_a_broken_diode_seen_on_the_pilot_puts_the_evse_in_f(evse_factory):
     evse = evse_factory(speed=50.0)
-    ev = evse.cable.ev
-    ev.set_load(EvLoad.B)
-    wait_for(lambda: evse.core.session.state.value == "Authentication", what="PWM fallback")
-    evse.authorize("hank")
-    ev.set_load(EvLoad.C)
+    ev = plug_in_and_ask_for_energy(evse, "hank")
     wait_for(lambda: contactor_pin(evse) == 1, what="contactor closed")
     ev.set_load(EvLoad.C, diode=False)  # the negative half of the PWM is now loaded too
     wait_for(lambda: contactor_pin(evse) == 0, what="contactor open on a diode fault")
