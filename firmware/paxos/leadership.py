@@ -45,6 +45,9 @@ class Leadership:
         self.sent_at: dict[int, float] = {}
         self.acked_at: dict[str, float] = {}  # peer -> last time it answered this ballot
         self.started = 0.0
+        self.fast: tuple[str, ...] = ()  # the followers new Accepts go to (thrifty.py); the others are lazy
+        self.lazy_learned = next_slot  # lazy followers were pushed the chosen values below this
+        self.lazy_due: float | None = None  # when to push to them next
 
     def propose(self, entries: Iterable[Entry], now: float) -> list[Entry]:
         out = []

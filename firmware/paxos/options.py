@@ -21,9 +21,12 @@ class Options:
     max_pending: int = 10_000  # client commands queued at the leader before new ones are refused
     catchup_batch: int = 256  # chosen entries per CatchUpReply
     snapshot_every: int = 1024  # take a snapshot after this many applied slots (0: never)
+    lazy_delay: float = 0.005  # thrifty phase 2: followers beyond a quorum hear every this often (0: all at once)
 
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat_interval < self.election_min <= self.election_max:
             raise ValueError(f"need 0 < heartbeat_interval < election_min <= election_max, got {self}")
+        if not 0 <= self.lazy_delay < self.heartbeat_interval:
+            raise ValueError(f"need 0 <= lazy_delay < heartbeat_interval, got {self}")
         if self.max_batch < 1 or self.max_inflight < 1 or self.catchup_batch < 1 or self.snapshot_every < 0:
             raise ValueError(f"batch, inflight and catch-up sizes must be >= 1, got {self}")

@@ -31,6 +31,8 @@ def replica_parser() -> argparse.ArgumentParser:
     p.add_argument("--election-max", type=float, default=d.election_max, help="longest election timeout, s")
     p.add_argument("--max-batch", type=int, default=d.max_batch, help="client commands per slot")
     p.add_argument("--max-inflight", type=int, default=d.max_inflight, help="slots proposed and not yet chosen")
+    p.add_argument("--lazy-delay", type=float, default=d.lazy_delay,
+                   help="thrifty phase 2: how often followers beyond a quorum are pushed to, s (0: off)")
     p.add_argument("--commit-delay", type=float, default=None,
                    help="longest wait of a Commit notice for a ride with the next Accept, s (default: heartbeat/10)")
     p.add_argument("--log-level", default="INFO")
@@ -46,7 +48,8 @@ def replica_main(argv: list[str]) -> int:
     log = event_logger("paxos.replica", cp=cfg.cp_id, site=cfg.site_id)
     try:
         options = Options(heartbeat_interval=args.heartbeat, election_min=args.election_min,
-                          election_max=args.election_max, max_batch=args.max_batch, max_inflight=args.max_inflight)
+                          election_max=args.election_max, max_batch=args.max_batch, max_inflight=args.max_inflight,
+                          lazy_delay=args.lazy_delay)
     except ValueError as e:
         print(f"evnet replica: {e}", file=sys.stderr)
         return 2

@@ -30,10 +30,11 @@ from firmware.paxos.learner import Learner
 from firmware.paxos.options import Options
 from firmware.paxos.ready import Ready
 from firmware.paxos.routing import ClientRouting
+from firmware.paxos.thrifty import Thrifty
 from firmware.paxos.types import ZERO_BALLOT, Ballot, DurableState
 
 
-class Replica(CatchUp, ClientRouting):
+class Replica(CatchUp, ClientRouting, Thrifty):
     """One member of a site's Paxos group: acceptor, learner, and leader when elected."""
 
     def __init__(self, node_id: str, members: Sequence[str], site: str, machine: StateMachine, *,
@@ -111,10 +112,13 @@ class Replica(CatchUp, ClientRouting):
                 self.log.info("paxos.step_down", ballot=self.lead.ballot, why="no quorum in contact")
                 self._become_follower(None, now)
             elif now >= self.next_heartbeat:
+                self._push_lazy()  # first: the heartbeat's commit hint then sends nobody to catch up
                 self._heartbeat()
                 stale = self.lead.stale(now, self.opts.heartbeat_interval)
                 if stale:
                     self._send_accepts(stale, to=self.peers)
+            elif self.lead.lazy_due is not None and now >= self.lead.lazy_due:
+                self._push_lazy()
         elif now >= self.election_deadline:
             self._start_election(now)
         elif self.role == CANDIDATE and now >= self.next_heartbeat:
@@ -284,7 +288,10 @@ class Replica(CatchUp, ClientRouting):
     def _flush(self) -> None:
         if self.role == LEADER and self.lead is not None and self.queue:
             batches = self.lead.next_batches(self.queue, self.opts.max_batch, self.opts.max_inflight)
-            self._send_accepts(self.lead.propose(batches, self.now), to=self.members)
+            if batches:
+                self.lead.fast = self._fast_followers()
+                self._send_accepts(self.lead.propose(batches, self.now), to=(self.id, *self.lead.fast))
+                self._want_push()
 
     def _on_Accept(self, a: m.Accept) -> None:  # noqa: N802
         self._note_ballot(a.ballot)
@@ -305,8 +312,9 @@ class Replica(CatchUp, ClientRouting):
             for e in chosen:
                 self.learner.learn(e.slot, e.value)
             commit = m.Commit(self.site, self.id, self.lead.ballot, tuple(e.slot for e in chosen))
-            for peer in self.peers:
+            for peer in self.lead.fast or self.peers:  # lazy followers learn them from the next push
                 self._send(peer, commit)
+            self._want_push()
 
     def _on_Commit(self, c: m.Commit) -> None:  # noqa: N802
         # Safe whatever we promised since: the leader of c.ballot proposed one value per slot, and a
@@ -337,6 +345,8 @@ class Replica(CatchUp, ClientRouting):
     def _deadline(self) -> float:
         if self.role == LEADER:
             deadline = self.next_heartbeat
+            if self.lead is not None and self.lead.lazy_due is not None:
+                deadline = min(deadline, self.lead.lazy_due)
         elif self.role == CANDIDATE:
             deadline = min(self.election_deadline, self.next_heartbeat)
         else:
