@@ -152,6 +152,7 @@ class Replica(CatchUp, ClientRouting, Thrifty):
         out, self._out = self._out, Ready()
         out.promised, out.accepted = self.acceptor.take_writes()
         out.deadline = self._deadline()
+        out.self_chosen = self.quorum == 1
         return out
 
     # ----------------------------------------------------------------- dispatch

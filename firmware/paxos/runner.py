@@ -25,14 +25,11 @@ from firmware.paxos.codec import Codec
 from firmware.paxos.dedup import StateMachine
 from firmware.paxos.kv import KVMachine
 from firmware.paxos.options import Options
+from firmware.paxos.ready import Ready
 from firmware.paxos.replica import Replica
 from firmware.paxos.storage import DEFAULT_KIND, open_storage
 from firmware.paxos.transport import LinkPump, MqttTransport, PaxosTopics
 from firmware.paxos.types import Storage
-
-# Messages that promise nothing about this replica's acceptor state (Promise, AcceptReply, Nack,
-# HeartbeatReply, CatchUpReply, Snapshot and client replies do, or are kept after the fsync anyway).
-NO_VOTE = (m.Prepare, m.Accept, m.Commit, m.Heartbeat, m.CatchUpRequest, m.Forward)
 
 
 class ReplicaRunner:
@@ -148,35 +145,34 @@ class ReplicaRunner:
         self.hints += 1
         self.log.info("paxos.leader_gone_hint", leader=node)
 
-    def _carry_out(self, ready: Any) -> float | None:
+    def _carry_out(self, ready: Ready) -> float | None:
+        """Carry out `ready`, sending before the fsync all that may go (ready.py, `partition`).
+
+        This loop waits for its own fsync, so when a Ready comes every earlier write is durable:
+        Accepts (our promise is on disk, unless this very write holds a new one), what is chosen
+        and the replies leave at once — the leader's Accepts reach the followers while its own
+        write runs (Raft thesis 10.2.1), and clients are not kept waiting for a write their
+        answer does not rely on. Only the votes wait for the fsync (and, on a one-member site,
+        what our own vote chose).
+        """
         now = self.clock.monotonic()
-        early: list[tuple[str, m.Message]] = []
-        votes: list[tuple[str, m.Message]] = []
-        persist = ready.must_persist()
-        for to, msg in ready.messages:
-            if isinstance(msg, m.Commit):
-                self._deferred.append((to, msg))  # rides with the next message to that peer
-            elif persist and not isinstance(msg, NO_VOTE):
-                votes.append((to, msg))
-            else:
-                early.append((to, msg))
-        if self._deferred and self._commit_due is None:
-            self._commit_due = now + self.commit_delay
-        if not persist:
-            # Nothing to make durable: answer the clients first (their commands are chosen, by a
-            # quorum of acceptors that persisted before voting), then the rest.
-            self.transport.reply_all(ready.replies)
-            self._send(early, now)
+        parts = ready.partition()
+        after = parts.votes
+        self._send(parts.free, now)
+        if ready.promised is None:
+            self._send(parts.accepts, now)
         else:
-            # Messages that carry no vote of this acceptor may leave before the fsync: the leader's
-            # Accepts then reach the followers while its own disk write runs (Raft thesis 10.2.1).
-            # Safe because every answer to them is handled after this persist returns (one thread),
-            # and a crash before the fsync only loses our own acceptance, as if it never happened.
-            self._send(early, now)
-            ready.persist(self.storage)  # returns once fsynced: the votes and replies below rely on it
+            after = parts.accepts + after
+        if not ready.self_chosen:
+            self.transport.reply_all(ready.replies)
+            self._send(parts.learned, now)
+        if ready.must_persist():
+            ready.persist(self.storage)  # returns once fsynced: what is sent below relies on it
             self.persists += 1
-            self._send(votes, now)
-            self.transport.reply_all(ready.replies)  # after the fsync: a one-member site chooses in the same step
+        self._send(after, now)
+        if ready.self_chosen:
+            self.transport.reply_all(ready.replies)
+            self._send(parts.learned, now)
         self.applied_slots += len(ready.applied)
         if self._commit_due is not None:
             return self._commit_due if ready.deadline is None else min(ready.deadline, self._commit_due)
@@ -190,6 +186,11 @@ class ReplicaRunner:
         Accept to that peer: half the publishes per command at the leader, half the wake-ups at a
         follower.
         """
+        if any(isinstance(msg, m.Commit) for _, msg in batch):
+            self._deferred += [(to, msg) for to, msg in batch if isinstance(msg, m.Commit)]
+            batch = [(to, msg) for to, msg in batch if not isinstance(msg, m.Commit)]
+            if self._commit_due is None:
+                self._commit_due = now + self.commit_delay
         if self._deferred:
             due = self._commit_due is not None and now >= self._commit_due
             peers = {to for to, _ in batch}

@@ -27,12 +27,12 @@ from firmware.paxos.sim.disk import SimDisk
 from firmware.paxos.sim.network import Network
 
 SITE = "sim"
-BUGS = ("no_promise_check", "send_before_fsync", "no_fsync")
+BUGS = ("no_promise_check", "send_before_fsync", "no_fsync", "learned_before_fsync")
 SIM_OPTIONS = Options(max_batch=4, max_inflight=4, catchup_batch=8, snapshot_every=12)
 # timeouts close to the network's slow tail: spurious elections, duelling leaders, stale messages
 TIGHT_OPTIONS = Options(heartbeat_interval=0.01, election_min=0.03, election_max=0.06, max_batch=4,
                         max_inflight=4, catchup_batch=8, snapshot_every=12)
-DELIVER, TIMER, FSYNC, EMIT, START, RETRY, CRASH, ARM, RESTART, CUT, HEAL = range(11)
+DELIVER, TIMER, FSYNC, EMIT, START, RETRY, CRASH, ARM, RESTART, CUT, HEAL, KILL = range(12)
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,8 @@ class SimNode:
         self.timer_at: float | None = None
         self.timer_gen = 0
         self.crash_on_write = False
+        self.promise_durable_at = 0.0  # when the latest promise written reaches the disk
+        self.applies: list[tuple[int, bytes]] = []  # (slot, value) applied by the core since the last Ready
 
     def local(self, t: float) -> float:
         return self.offset + t * self.rate
@@ -196,7 +198,10 @@ class World:
                     self._emit(a, b[1])
         elif kind == EMIT:
             if a.epoch == b[0]:
-                self._emit(a, b[1])
+                self._emit(a, b[1], b[2])
+        elif kind == KILL:
+            if a.epoch == b:
+                self._crash(a)
         elif kind == START:
             if self.now < self.stop_issuing:
                 a.next_op(self.now)
@@ -247,27 +252,59 @@ class World:
         r = node.replica
         assert r is not None
         ready = r.ready()
-        for a in ready.applied:
-            if a.fresh:
-                self.obs.on_fresh(node.id, a.slot, a.client, a.req)
-        send_first = "send_before_fsync" in self.faults.bugs
+        applies, node.applies = node.applies, []
+        # As the runner does (ready.py, `partition`): free messages now, the learned ones and replies
+        # once every earlier write is durable, the votes once this one is.
+        parts = ready.partition()
+        if "send_before_fsync" in self.faults.bugs:
+            parts = parts._replace(free=ready.messages, accepts=[], learned=[], votes=[])
+        before = node.busy_until
         if ready.must_persist():
             self.obs.on_write(node.id, ready.promised, ready.accepted)
             node.disk.write(ready.promised, ready.accepted, ready.snapshot)
-            node.busy_until = max(self.now, node.busy_until) + self.rng.uniform(0.00005, 0.0005)
-            if send_first:
-                self._emit(node, ready)
-            self._push(node.busy_until, FSYNC, node, (node.epoch, None if send_first else ready))
-            if node.crash_on_write:
-                self._crash(node)  # between the write and its fsync
-                return
-        elif node.busy_until > self.now and (ready.messages or ready.replies):
-            self._push(node.busy_until, EMIT, node, (node.epoch, ready))  # behind the pending fsyncs
+            slow = self.rng.random() < 0.1  # a disk's tail: longer than a round trip to a peer
+            node.busy_until = max(self.now, node.busy_until) + self.rng.uniform(0.00005, 0.004 if slow else 0.0005)
+            if ready.promised is not None:
+                node.promise_durable_at = node.busy_until
+        self._emit(node, Ready(messages=parts.free))
+        self._after(node, node.promise_durable_at, Ready(messages=parts.accepts))
+        if "send_before_fsync" in self.faults.bugs:
+            self._emit(node, Ready(replies=ready.replies))
+        if ready.must_persist():
+            self._push(node.busy_until, FSYNC, node, (node.epoch, Ready(messages=parts.votes)))
+            if node.crash_on_write:  # die before this write is durable: at once, or while handling what comes next
+                node.crash_on_write = False
+                if self.rng.random() < 0.5:
+                    self._crash(node)
+                    return
+                self._push(self.rng.uniform(self.now, node.busy_until), KILL, node, node.epoch)
         else:
-            self._emit(node, ready)
+            self._after(node, node.busy_until, Ready(messages=parts.votes))
+        # What the core applied is observable (to the checks, as to a charge point acting on it) with the
+        # learned messages: applied in memory on our own vote, it is chosen once that vote is durable.
+        replies = [] if "send_before_fsync" in self.faults.bugs else ready.replies
+        learned = Ready(messages=parts.learned, replies=replies, applied=ready.applied)
+        if "learned_before_fsync" in self.faults.bugs:
+            before = self.now  # tell what is chosen before the votes that chose it are durable here
+        self._after(node, node.busy_until if ready.self_chosen else before, learned, applies)
         self._set_timer(node, ready.deadline)
 
-    def _emit(self, node: SimNode, ready: Ready) -> None:
+    def _after(self, node: SimNode, durable_at: float, ready: Ready, applies: list[tuple[int, bytes]] | None = None
+               ) -> None:
+        """Emit `ready` once the writes pending until `durable_at` are durable (now if none are)."""
+        if not (ready.messages or ready.replies or ready.applied or applies):
+            return
+        if durable_at > self.now:
+            self._push(durable_at, EMIT, node, (node.epoch, ready, applies))  # behind the pending fsyncs
+        else:
+            self._emit(node, ready, applies)
+
+    def _emit(self, node: SimNode, ready: Ready, applies: list[tuple[int, bytes]] | None = None) -> None:
+        for slot, value in applies or ():
+            self.obs.on_apply(node.id, slot, value)
+        for a in ready.applied:
+            if a.fresh:
+                self.obs.on_fresh(node.id, a.slot, a.client, a.req)
         for to, msg in ready.messages:
             for d in self.net.fate(node.id, to):
                 self._push(self.now + d, DELIVER, to, msg)
@@ -300,6 +337,7 @@ class World:
 
     def _restart(self, node: SimNode) -> None:
         node.incarnation += 1
+        node.applies = []
         if "no_fsync" in self.faults.bugs:
             node.disk.forget_all()
         durable = node.disk.load()
@@ -307,7 +345,7 @@ class World:
                     rng=random.Random(f"{self.seed}/{node.id}/{node.incarnation}"), now=node.local(self.now))
         if "no_promise_check" in self.faults.bugs:
             r.acceptor.__class__ = _NoPromiseCheck
-        r.learner.on_apply = lambda slot, value, n=node.id: self.obs.on_apply(n, slot, value)
+        r.learner.on_apply = lambda slot, value: node.applies.append((slot, value))
         node.replica = r
         self._trace(f"start {node.id} (incarnation {node.incarnation}, snapshot slot {durable.snapshot_slot}, "
                     f"{len(durable.accepted)} accepted, promised {tuple(durable.promised)})")
