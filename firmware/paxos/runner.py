@@ -157,22 +157,18 @@ class ReplicaRunner:
         """
         now = self.clock.monotonic()
         parts = ready.partition()
-        after = parts.votes
-        self._send(parts.free, now)
-        if ready.promised is None:
-            self._send(parts.accepts, now)
-        else:
-            after = parts.accepts + after
+        early, after = list(parts.free), list(parts.votes)
+        (early if ready.promised is None else after).extend(parts.accepts)
+        (after if ready.self_chosen else early).extend(parts.learned)
         if not ready.self_chosen:
             self.transport.reply_all(ready.replies)
-            self._send(parts.learned, now)
+        self._send(early, now)  # in one MQTT message per peer
         if ready.must_persist():
             ready.persist(self.storage)  # returns once fsynced: what is sent below relies on it
             self.persists += 1
         self._send(after, now)
         if ready.self_chosen:
             self.transport.reply_all(ready.replies)
-            self._send(parts.learned, now)
         self.applied_slots += len(ready.applied)
         if self._commit_due is not None:
             return self._commit_due if ready.deadline is None else min(ready.deadline, self._commit_due)
