@@ -19,7 +19,7 @@ from firmware.paxos import messages as m
 from firmware.paxos.acceptor import Acceptor
 from firmware.paxos.kv import KVMachine
 from firmware.paxos.options import Options
-from firmware.paxos.ready import Ready
+from firmware.paxos.ready import Partition, Ready
 from firmware.paxos.replica import Replica
 from firmware.paxos.sim.checks import Observer, check_end
 from firmware.paxos.sim.clients import SimClient
@@ -256,8 +256,12 @@ class World:
         # As the runner does (ready.py, `partition`): free messages now, the learned ones and replies
         # once every earlier write is durable, the votes once this one is.
         parts = ready.partition()
+        # What the core applied is observable (to the checks, as to a charge point acting on it) with the
+        # learned messages: applied in memory on our own vote, it is chosen once that vote is durable.
+        learned = Ready(messages=parts.learned, replies=ready.replies, applied=ready.applied)
         if "send_before_fsync" in self.faults.bugs:
-            parts = parts._replace(free=ready.messages, accepts=[], learned=[], votes=[])
+            self._emit(node, ready, applies)  # everything leaves before the write is durable
+            parts, learned, applies = Partition([], [], [], []), Ready(), []
         before = node.busy_until
         if ready.must_persist():
             self.obs.on_write(node.id, ready.promised, ready.accepted)
@@ -268,8 +272,6 @@ class World:
                 node.promise_durable_at = node.busy_until
         self._emit(node, Ready(messages=parts.free))
         self._after(node, node.promise_durable_at, Ready(messages=parts.accepts))
-        if "send_before_fsync" in self.faults.bugs:
-            self._emit(node, Ready(replies=ready.replies))
         if ready.must_persist():
             self._push(node.busy_until, FSYNC, node, (node.epoch, Ready(messages=parts.votes)))
             if node.crash_on_write:  # die before this write is durable: at once, or while handling what comes next
@@ -280,10 +282,6 @@ class World:
                 self._push(self.rng.uniform(self.now, node.busy_until), KILL, node, node.epoch)
         else:
             self._after(node, node.busy_until, Ready(messages=parts.votes))
-        # What the core applied is observable (to the checks, as to a charge point acting on it) with the
-        # learned messages: applied in memory on our own vote, it is chosen once that vote is durable.
-        replies = [] if "send_before_fsync" in self.faults.bugs else ready.replies
-        learned = Ready(messages=parts.learned, replies=replies, applied=ready.applied)
         if "learned_before_fsync" in self.faults.bugs:
             before = self.now  # tell what is chosen before the votes that chose it are durable here
         self._after(node, node.busy_until if ready.self_chosen else before, learned, applies)
