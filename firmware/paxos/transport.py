@@ -33,6 +33,7 @@ from evnet.logs import event_logger
 from evnet.mqtt import MqttLink
 from firmware.paxos import messages as m
 from firmware.paxos.codec import REQUESTS, Codec, CodecError
+from firmware.paxos.mqtt_reader import MalformedPacketError, PacketReader
 
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 QOS = 0
@@ -59,6 +60,7 @@ class LinkPump:
             self.subacks += 1
             on_subscribe(*args)
         link.client.on_subscribe = counted
+        self.reader = PacketReader(link.client)
 
     def ready(self) -> bool:
         return self.link.connected.is_set() and self.subacks > 0
@@ -74,9 +76,10 @@ class LinkPump:
              guard: AbstractContextManager[Any] | None = None) -> None:
         """Wait up to `wait` s for the socket; while `more()` says so, go on reading what is waiting.
 
-        Uses paho's external-loop calls (loop_read / loop_write / loop_misc) around our own select:
-        paho's `loop()` would also create its wake-up socket pair, and every publish would then
-        write a byte to it — a second send() per message that a single thread never needs.
+        Uses paho's external-loop calls (loop_write / loop_misc, and loop_read for what is not a
+        QoS-0 PUBLISH: `PacketReader` reads the socket) around our own select: paho's `loop()`
+        would also create its wake-up socket pair, and every publish would then write a byte to
+        it — a second send() per message that a single thread never needs.
         `guard` (a lock), if given, is held around every paho call but not while waiting in select,
         so other threads may publish on the same client meanwhile (a shared client session).
         """
@@ -106,10 +109,16 @@ class LinkPump:
                 if writable:
                     rc = client.loop_write()
                 while readable and rc == mqtt.MQTT_ERR_SUCCESS and client.socket() is not None:
-                    rc = client.loop_read()
+                    if not self.reader.read(sock):
+                        rc = mqtt.MQTT_ERR_CONN_LOST  # the broker closed the connection
+                    while rc == mqtt.MQTT_ERR_SUCCESS and self.reader.pending_for_paho and client.socket():
+                        rc = client.loop_read()  # one packet a call: CONNACK, SUBACK, PINGRESP...
                     if more is None or not more():
                         break
                     readable, _, _ = select.select([sock], [], [], 0)
+        except MalformedPacketError as e:
+            self.log.warning("mqtt.malformed_packet", url=link.cfg.url, problem=str(e))
+            rc = mqtt.MQTT_ERR_PROTOCOL
         except (OSError, ValueError):
             rc = mqtt.MQTT_ERR_CONN_LOST  # the socket was closed under us
         with guard:

@@ -1,0 +1,89 @@
+"""`PacketReader`: QoS-0 PUBLISHes parsed by us and handed to paho's dispatch, the rest left to paho.
+
+The bytes come from the other end of a socket pair, as a broker would send them, so each test
+can cut packets where a TCP read could.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterator
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from firmware.paxos.mqtt_reader import MalformedPacketError, PacketReader
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = divmod(n, 128)
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def publish(topic: str, payload: bytes, properties: bytes = b"", v5: bool = True) -> bytes:
+    t = topic.encode()
+    body = struct.pack("!H", len(t)) + t + ((varint(len(properties)) + properties) if v5 else b"") + payload
+    return bytes([0x30]) + varint(len(body)) + body
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[mqtt.Client, PacketReader, socket.socket, socket.socket, list[tuple[str, bytes]]]]:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="t", protocol=mqtt.MQTTv5)
+    got: list[tuple[str, bytes]] = []
+    client.message_callback_add("evnet/lab/paxos/+", lambda _c, _u, msg: got.append((msg.topic, msg.payload)))
+    ours, broker = socket.socketpair()
+    ours.setblocking(False)
+    reader = PacketReader(client)
+    yield client, reader, ours, broker, got
+    ours.close()
+    broker.close()
+
+
+def test_a_publish_cut_anywhere_is_delivered_once_whole(pair) -> None:
+    client, reader, ours, broker, got = pair
+    big = bytes(range(256)) * 3  # a remaining length that takes two bytes
+    stream = publish("evnet/lab/paxos/cp1", b"first") + publish("evnet/lab/paxos/cp2", big, properties=b"\x01\x00")
+    for i in range(len(stream)):  # one byte at a time: every cut a TCP read could make
+        broker.send(stream[i:i + 1])
+        assert reader.read(ours)
+    assert got == [("evnet/lab/paxos/cp1", b"first"), ("evnet/lab/paxos/cp2", big)]
+    assert reader.fast == 2
+
+
+def test_several_publishes_in_one_read_and_a_topic_nobody_asked_for(pair) -> None:
+    client, reader, ours, broker, got = pair
+    other: list[str] = []
+    client.on_message = lambda _c, _u, msg: other.append(msg.topic)  # paho's fallback, as without the reader
+    broker.send(publish("evnet/lab/paxos/cp1", b"a") + publish("elsewhere", b"b")
+                + publish("evnet/lab/paxos/cp3", b"c"))
+    assert reader.read(ours)
+    assert got == [("evnet/lab/paxos/cp1", b"a"), ("evnet/lab/paxos/cp3", b"c")] and other == ["elsewhere"]
+
+
+def test_other_packets_go_to_paho_which_handles_them(pair) -> None:
+    client, reader, ours, broker, got = pair
+    acked: list[int] = []
+    client.on_subscribe = lambda _c, _u, mid, _codes, _props: acked.append(mid)
+    client._sock = ours  # paho thinks it is connected through this socket
+    suback = bytes([0x90, 4]) + struct.pack("!H", 7) + b"\x00" + b"\x00"  # packet id 7, no properties, QoS 0
+    broker.send(suback + publish("evnet/lab/paxos/cp1", b"x"))
+    assert reader.read(ours)
+    assert got == [("evnet/lab/paxos/cp1", b"x")] and acked == []  # the SUBACK waits for paho
+    assert reader.pending_for_paho
+    assert client.loop_read() == mqtt.MQTT_ERR_SUCCESS
+    assert acked == [7] and not reader.pending_for_paho
+
+
+def test_a_closed_connection_and_a_length_that_is_not_mqtt(pair) -> None:
+    client, reader, ours, broker, got = pair
+    broker.send(bytes([0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01]))
+    with pytest.raises(MalformedPacketError):
+        reader.read(ours)
+    broker.close()
+    assert reader.read(ours) is False
