@@ -1,6 +1,6 @@
 """Print, in one run, evnet's Paxos over Mosquitto against a 3-member etcd, both on loopback, fsync on.
 
-    python bench/paxos.py [--seq 2000] [--seconds 5] [--failovers 10] [--no-etcd]
+    python bench/paxos.py [--seq 2000] [--seconds 5] [--rounds 3] [--failovers 10] [--no-etcd]
 
 For each: sequential put latency p50/p99 (one client), throughput with 16 concurrent clients
 (4 processes x 4 threads, each thread one client with one request at a time, the same load shape
@@ -9,23 +9,20 @@ an HTTP connection each, as its JSON gateway answers one request at a time per c
 the time from kill -9 of the leader to the first put committed through a new leader (median of
 --failovers); for evnet also after a SIGSTOP of the leader (its connection stays up: no Last
 Will, the election timeout alone). Then the ratios.
-etcd (Debian `etcd-server`) is installed with apt-get if missing, or skipped with a clear line.
-It talks to etcd through its v3 JSON gateway with http.client: no new Python dependency.
-Never fails on a time: it prints figures.
+Both systems run at once and are measured in turns (blocks of sequential puts, whole throughput
+runs), so the machine's drift falls on both alike.
+etcd (Debian `etcd-server`, `etcd_cluster.py`) is installed with apt-get if missing, or skipped
+with a clear line. Never fails on a time: it prints figures.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import http.client
-import json
+import contextlib
 import multiprocessing as mp
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,12 +31,15 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from central_broker.brokers import MosquittoBroker, free_port, wait_listening  # noqa: E402
+from etcd_cluster import EtcdClient, EtcdCluster, find_or_install_etcd  # noqa: E402
+
+from central_broker.brokers import MosquittoBroker  # noqa: E402
 from evnet.config.schema import MqttConfig  # noqa: E402
 from firmware.paxos.client import KvClient, KvSession, KvTimeout  # noqa: E402
 from firmware.paxos.localsite import LocalSite  # noqa: E402
 
 MEMBERS = ["cp1", "cp2", "cp3"]
+BLOCK = 100  # sequential puts per turn
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -120,8 +120,6 @@ def throughput(kind: str, spec: dict[str, Any], seconds: float, procs: int = 4, 
 
 
 def sequential(put: Callable[[str, str], Any], n: int) -> tuple[float, float]:
-    for i in range(min(200, n // 5)):
-        put("warm", str(i))
     lat = []
     for i in range(n):
         t = time.perf_counter()
@@ -200,164 +198,63 @@ def failover_times(c: KvClient, fail: Callable[[str], Any], heal: Callable[[str]
     return times
 
 
-def bench_evnet(args: argparse.Namespace, storage: str, full: bool = True) -> dict[str, float]:
-    base = tempfile.mkdtemp(prefix="bench-paxos-")
-    broker = MosquittoBroker().start()
-    site = LocalSite(base, MEMBERS, broker.url, storage=storage).start_all()
-    out: dict[str, float] = {}
-    try:
-        with site.client("seq", timeout=10.0, retry=0.2) as c:
-            out["p50"], out["p99"] = sequential(lambda k, v: c.put(k, v), args.seq if full else args.seq // 2)
-        if not full:
-            return out
-        out["rtt"] = broker_round_trip(broker.url)
-        spec = {"url": broker.url, "prefix": site.cfg.mqtt.prefix, "site": site.cfg.site_id, "key": site.key.hex()}
-        out["tput"] = throughput("evnet", spec, args.seconds)
-        with site.client("failover", timeout=10.0, retry=0.01, max_retry=0.05) as c:
-            times = failover_times(c, site.kill, site.start, args.failovers)
-            out["failover"] = statistics.median(times) * 1e3
-            out["failover_max"] = max(times) * 1e3
+class EvnetSite:
+    """Three `evnet replica` processes on a Mosquitto of their own, for as long as the `with` lasts."""
+
+    kind = "evnet"
+
+    def __init__(self, storage: str) -> None:
+        self.base = tempfile.mkdtemp(prefix="bench-paxos-")
+        self.broker = MosquittoBroker().start()
+        self.site = LocalSite(self.base, MEMBERS, self.broker.url, storage=storage).start_all()
+        self.client = self.site.client("seq", timeout=10.0, retry=0.2)
+        cfg = self.site.cfg
+        self.spec = {"url": self.broker.url, "prefix": cfg.mqtt.prefix, "site": cfg.site_id, "key": self.site.key.hex()}
+
+    def put(self, key: str, value: str) -> Any:
+        return self.client.put(key, value)
+
+    def failovers(self, args: argparse.Namespace) -> dict[str, float]:
+        with self.site.client("failover", timeout=10.0, retry=0.01, max_retry=0.05) as c:
+            times = failover_times(c, self.site.kill, self.site.start, args.failovers)
             # A paused leader keeps its connection: no Last Will, only the election timeout helps.
-            times = failover_times(c, site.pause, site.resume, max(3, args.failovers // 2))
-            out["stall"] = statistics.median(times) * 1e3
-        return out
-    finally:
-        site.stop_all()
-        broker.close()
-        shutil.rmtree(base, ignore_errors=True)
+            stall = failover_times(c, self.site.pause, self.site.resume, max(3, args.failovers // 2))
+        return {"failover": statistics.median(times) * 1e3, "failover_max": max(times) * 1e3,
+                "stall": statistics.median(stall) * 1e3}
+
+    def __enter__(self) -> EvnetSite:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+        self.site.stop_all()
+        self.broker.close()
+        shutil.rmtree(self.base, ignore_errors=True)
 
 
-# ------------------------------------------------------------------ etcd
+class EtcdSite:
+    """A three-member etcd, the same way."""
 
-def b64(s: str) -> str:
-    return base64.b64encode(s.encode()).decode()
+    kind = "etcd"
 
+    def __init__(self, exe: str) -> None:
+        self.base = tempfile.mkdtemp(prefix="bench-etcd-")
+        self.cluster = EtcdCluster(self.base, exe)
+        for n in self.cluster.names:
+            self.cluster.start(n)
+        leader = self.cluster.endpoint(self.cluster.leader())
+        endpoints = [self.cluster.endpoint(n) for n in self.cluster.names]
+        self.client = EtcdClient(endpoints, leader=leader)
+        self.spec = {"endpoints": endpoints, "leader": leader}
 
-class EtcdClient:
-    """Puts through etcd's v3 JSON gateway; fails over to the next endpoint on an error."""
+    def put(self, key: str, value: str) -> Any:
+        return self.client.put(key, value)
 
-    def __init__(self, endpoints: list[str], leader: str | None = None, timeout: float = 2.0) -> None:
-        self.endpoints = list(endpoints)
-        self.i = self.endpoints.index(leader) if leader in self.endpoints else 0
-        self.timeout = timeout
-        self.conn: http.client.HTTPConnection | None = None
-
-    def _connect(self) -> http.client.HTTPConnection:
-        if self.conn is None:
-            host, port = self.endpoints[self.i].split(":")
-            self.conn = http.client.HTTPConnection(host, int(port), timeout=self.timeout)
-        return self.conn
-
-    def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        conn = self._connect()
-        try:
-            conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            data = resp.read()
-        except (OSError, http.client.HTTPException) as e:
-            self.close()
-            self.i = (self.i + 1) % len(self.endpoints)
-            raise OSError(f"etcd {self.endpoints[self.i]}: {e}") from None
-        if resp.status != 200:
-            self.close()
-            self.i = (self.i + 1) % len(self.endpoints)
-            raise RuntimeError(f"etcd answered {resp.status}: {data[:200]!r}")
-        return json.loads(data)
-
-    def put(self, key: str, value: str) -> dict[str, Any]:
-        return self.call("/v3/kv/put", {"key": b64(key), "value": b64(value)})
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-
-class EtcdCluster:
-    def __init__(self, base: str, exe: str) -> None:
-        self.base, self.exe = base, exe
-        self.names = ["e1", "e2", "e3"]
-        self.client_ports = {n: free_port() for n in self.names}
-        self.peer_ports = {n: free_port() for n in self.names}
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def endpoint(self, name: str) -> str:
-        return f"127.0.0.1:{self.client_ports[name]}"
-
-    def start(self, name: str) -> None:
-        cluster = ",".join(f"{n}=http://127.0.0.1:{self.peer_ports[n]}" for n in self.names)
-        cmd = [self.exe, "--name", name, "--data-dir", os.path.join(self.base, name),
-               "--listen-client-urls", f"http://{self.endpoint(name)}",
-               "--advertise-client-urls", f"http://{self.endpoint(name)}",
-               "--listen-peer-urls", f"http://127.0.0.1:{self.peer_ports[name]}",
-               "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer_ports[name]}",
-               "--initial-cluster", cluster, "--initial-cluster-state", "new",
-               "--initial-cluster-token", "evnet-bench", "--log-level", "error"]
-        log = open(os.path.join(self.base, f"{name}.log"), "ab")  # noqa: SIM115 - the child owns it
-        self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        log.close()
-        wait_listening("127.0.0.1", self.client_ports[name], 30, self.procs[name])
-
-    def leader(self, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for n in self.procs:
-                try:
-                    st = EtcdClient([self.endpoint(n)]).call("/v3/maintenance/status", {})
-                except (OSError, RuntimeError):
-                    continue
-                if st.get("leader") and st["leader"] == st["header"]["member_id"]:
-                    return n
-            time.sleep(0.05)
-        raise RuntimeError("etcd elected no leader")
-
-    def kill(self, name: str) -> None:
-        p = self.procs.pop(name)
-        p.send_signal(signal.SIGKILL)
-        p.wait()
-
-    def stop(self) -> None:
-        for p in self.procs.values():
-            p.terminate()
-        for p in self.procs.values():
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
-
-def find_or_install_etcd() -> str | None:
-    exe = shutil.which("etcd")
-    if exe:
-        return exe
-    print("etcd not found: installing Debian's etcd-server with apt-get ...", flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "etcd-server"]):
-        r = subprocess.run(cmd, env=env, capture_output=True)
-        if r.returncode != 0:
-            print(f"  {' '.join(cmd)} failed ({r.returncode}): {r.stderr.decode(errors='replace')[-300:]}")
-            return None
-    return shutil.which("etcd")
-
-
-def bench_etcd(args: argparse.Namespace, exe: str) -> dict[str, float]:
-    base = tempfile.mkdtemp(prefix="bench-etcd-")
-    cluster = EtcdCluster(base, exe)
-    out: dict[str, float] = {}
-    try:
-        for n in cluster.names:
-            cluster.start(n)
-        leader = cluster.leader()
-        c = EtcdClient([cluster.endpoint(n) for n in cluster.names], leader=cluster.endpoint(leader))
-        out["p50"], out["p99"] = sequential(c.put, args.seq)
-        c.close()
-        spec = {"endpoints": [cluster.endpoint(n) for n in cluster.names], "leader": cluster.endpoint(leader)}
-        out["tput"] = throughput("etcd", spec, args.seconds)
-        times = []
+    def failovers(self, args: argparse.Namespace) -> dict[str, float]:
+        cluster, times = self.cluster, []
         for _ in range(args.failovers):
             leader = cluster.leader()
-            others = [cluster.endpoint(n) for n in cluster.names if n != leader]
-            c = EtcdClient(others, timeout=0.5)
+            c = EtcdClient([cluster.endpoint(n) for n in cluster.names if n != leader], timeout=0.5)
             while True:  # a member just restarted may still be catching up: retry, as after the kill
                 try:
                     c.put("fo", "before")
@@ -376,47 +273,91 @@ def bench_etcd(args: argparse.Namespace, exe: str) -> dict[str, float]:
             c.close()
             cluster.start(leader)
             cluster.leader()
-        out["failover"] = statistics.median(times) * 1e3
-        out["failover_max"] = max(times) * 1e3
-        return out
-    finally:
-        cluster.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        return {"failover": statistics.median(times) * 1e3, "failover_max": max(times) * 1e3}
+
+    def __enter__(self) -> EtcdSite:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+        self.cluster.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def interleaved(systems: list[Any], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Sequential latency and throughput of every system, their samples taken in turns.
+
+    The machine's speed drifts by tens of per cent over a minute (other tenants, the disk), so
+    measuring one system after the other puts the drift into the ratio. In turns — blocks of
+    `BLOCK` sequential puts, then whole throughput runs — both see the same drift.
+    """
+    out: dict[str, dict[str, Any]] = {s.kind: {"lat": [], "tput": []} for s in systems}
+    for s in systems:
+        for i in range(200):
+            s.put("warm", str(i))
+    for block in range(max(1, args.seq // BLOCK)):
+        for s in systems:
+            lat = out[s.kind]["lat"]
+            for i in range(BLOCK):
+                t = time.perf_counter()
+                s.put(f"seq{i % 64}", f"v{block}.{i}")
+                lat.append(time.perf_counter() - t)
+    for _ in range(args.rounds):
+        for s in systems:
+            out[s.kind]["tput"].append(throughput(s.kind, s.spec, args.seconds))
+    for r in out.values():
+        r["p50"], r["p99"] = statistics.median(r["lat"]) * 1e3, pct(r["lat"], 0.99) * 1e3
+        r["tput_median"] = statistics.median(r["tput"])
+    return out
 
 
 # ------------------------------------------------------------------ report
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seq", type=int, default=2000, help="sequential puts measured")
-    ap.add_argument("--seconds", type=float, default=5.0, help="length of the throughput run")
+    ap.add_argument("--seq", type=int, default=2000, help="sequential puts measured (per system)")
+    ap.add_argument("--seconds", type=float, default=5.0, help="length of one throughput run")
+    ap.add_argument("--rounds", type=int, default=3, help="throughput runs per system, taken in turns")
     ap.add_argument("--failovers", type=int, default=10)
     ap.add_argument("--no-etcd", action="store_true")
     args = ap.parse_args()
     print(f"3 replicas on loopback, fsync on; {os.cpu_count()} CPUs; sequential {args.seq} puts; "
-          f"16 clients for {args.seconds:g} s; median of {args.failovers} failovers", flush=True)
-    ev = bench_evnet(args, "file")
-    print(f"evnet (file store)  : p50 {ev['p50']:.3f} ms  p99 {ev['p99']:.3f} ms  {ev['tput']:.0f} puts/s  "
-          f"failover {ev['failover']:.0f} ms (max {ev['failover_max']:.0f} ms)", flush=True)
-    print(f"  SIGSTOP of the leader (no Last Will: the election timeout) to the first commit through another: "
-          f"median {ev['stall']:.0f} ms", flush=True)
-    print(f"  (floor: one round trip client -> Mosquitto -> another process -> back, p50 {ev['rtt']:.3f} ms;"
-          f" a commit crosses two such round trips plus a follower's fsync)", flush=True)
-    sq = bench_evnet(args, "sqlite", full=False)
-    print(f"evnet (SQLite store): p50 {sq['p50']:.3f} ms  p99 {sq['p99']:.3f} ms  (sequential only)", flush=True)
+          f"{args.rounds} runs of 16 clients for {args.seconds:g} s; median of {args.failovers} failovers; "
+          f"evnet and etcd both up, measured in turns", flush=True)
+    exe = None
     if args.no_etcd:
         print("etcd: skipped (--no-etcd)")
-        return
-    exe = find_or_install_etcd()
-    if exe is None:
-        print("etcd: SKIPPED — not installed and apt-get could not install etcd-server")
-        return
-    et = bench_etcd(args, exe)
-    print(f"etcd 3-member       : p50 {et['p50']:.3f} ms  p99 {et['p99']:.3f} ms  {et['tput']:.0f} puts/s  "
-          f"failover {et['failover']:.0f} ms (max {et['failover_max']:.0f} ms)")
-    print(f"ratios evnet/etcd   : p50 {ev['p50'] / et['p50']:.2f}x (target <= 1)  "
-          f"throughput {ev['tput'] / et['tput']:.2f}x (target >= 2)  "
-          f"failover {ev['failover'] / et['failover']:.2f}x (target: evnet < 500 ms)")
+    else:
+        exe = find_or_install_etcd()
+        if exe is None:
+            print("etcd: SKIPPED — not installed and apt-get could not install etcd-server")
+    with EvnetSite("file") as ev_site, (EtcdSite(exe) if exe else contextlib.nullcontext()) as et_site:
+        systems = [ev_site] + ([et_site] if et_site is not None else [])
+        res = interleaved(systems, args)
+        rtt = broker_round_trip(ev_site.broker.url)
+        fo = {s.kind: s.failovers(args) for s in systems}
+    for s in systems:
+        r, f = res[s.kind], fo[s.kind]
+        name = "evnet (file store)  " if s.kind == "evnet" else "etcd 3-member       "
+        runs = " / ".join(f"{t:.0f}" for t in r["tput"])
+        print(f"{name}: p50 {r['p50']:.3f} ms  p99 {r['p99']:.3f} ms  {r['tput_median']:.0f} puts/s (runs {runs})  "
+              f"failover {f['failover']:.0f} ms (max {f['failover_max']:.0f} ms)", flush=True)
+        if s.kind == "evnet":
+            print(f"  SIGSTOP of the leader (no Last Will: the election timeout) to the first commit through "
+                  f"another: median {f['stall']:.0f} ms", flush=True)
+            print(f"  (floor: one round trip client -> Mosquitto -> another process -> back, p50 {rtt:.3f} ms;"
+                  f" a commit crosses two such round trips plus a follower's fsync)", flush=True)
+    with EvnetSite("sqlite") as sq:
+        for i in range(200):
+            sq.put("warm", str(i))
+        p50, p99 = sequential(sq.put, args.seq // 2)
+    print(f"evnet (SQLite store): p50 {p50:.3f} ms  p99 {p99:.3f} ms  (sequential only, on its own)", flush=True)
+    if "etcd" in res:
+        ev, et = res["evnet"], res["etcd"]
+        pairs = " / ".join(f"{a / b:.2f}" for a, b in zip(ev["tput"], et["tput"], strict=True))
+        print(f"ratios evnet/etcd   : p50 {ev['p50'] / et['p50']:.2f}x (target <= 1)  "
+              f"throughput {ev['tput_median'] / et['tput_median']:.2f}x (run by run {pairs}; target >= 2)  "
+              f"failover {fo['evnet']['failover'] / fo['etcd']['failover']:.2f}x (target: evnet < 500 ms)")
 
 
 if __name__ == "__main__":
