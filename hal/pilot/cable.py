@@ -104,10 +104,14 @@ class CableEnd:
         self._log.info("cable.linked", role=self.role)
         self._listeners.notify("link")
 
-    def detach(self, reason: str) -> None:
-        """The other end went (closed, unplugged, dead): forget what it said."""
+    def detach(self, reason: str, link: Link | None = None) -> None:
+        """The other end went (closed, unplugged, dead): forget what it said.
+
+        With `link`, only if that link is still ours: a new EV may already be plugged in when
+        the old connection's reader thread says goodbye.
+        """
         with self._lock:
-            if not self._linked:
+            if not self._linked or (link is not None and self._link is not link):
                 return
             self._linked = False
             self._link = None

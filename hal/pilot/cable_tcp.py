@@ -122,9 +122,9 @@ class _Connection:
         if not self._open:
             reason = self._close_reason
         self._shutdown()
-        self._end.detach(reason)
-        if self._on_gone is not None:
+        if self._on_gone is not None:  # first: once the end reads unplugged, a new EV finds the socket free
             self._on_gone(self)
+        self._end.detach(reason, self)
 
     def _handle(self, line: bytes) -> None:
         update = json.loads(line)
