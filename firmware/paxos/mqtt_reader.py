@@ -76,21 +76,23 @@ class PacketReader:
 
     def _split(self) -> None:
         buf, pos, end = self._buf, 0, len(self._buf)
-        while pos + 2 <= end:
-            header = buf[pos]
-            length = _varint(buf, pos + 1, end)
-            if length is None:
-                break
-            body, start = length
-            stop = start + body
-            if stop > end:
-                break
-            if header & 0xF6 == PUBLISH:  # QoS 0 (DUP and RETAIN may be set)
-                self._deliver(header, buf, start, stop)
-            else:
-                self._for_paho += buf[pos:stop]
-            pos = stop
-        del buf[:pos]
+        try:
+            while pos + 2 <= end:
+                header = buf[pos]
+                length = _varint(buf, pos + 1, end)
+                if length is None:
+                    break
+                body, start = length
+                stop = start + body
+                if stop > end:
+                    break
+                packet, pos = pos, stop  # consumed even if a handler raises: never delivered twice
+                if header & 0xF6 == PUBLISH:  # QoS 0 (DUP and RETAIN may be set)
+                    self._deliver(header, buf, start, stop)
+                else:
+                    self._for_paho += buf[packet:stop]
+        finally:
+            del buf[:pos]
 
     def _deliver(self, header: int, buf: bytearray, i: int, stop: int) -> None:
         if stop - i < 2:

@@ -87,3 +87,19 @@ def test_a_closed_connection_and_a_length_that_is_not_mqtt(pair) -> None:
         reader.read(ours)
     broker.close()
     assert reader.read(ours) is False
+
+
+def test_a_handler_that_raises_does_not_get_the_same_message_again(pair) -> None:
+    client, reader, ours, broker, got = pair
+    calls: list[bytes] = []
+
+    def fails(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        calls.append(msg.payload)
+        raise RuntimeError("a handler's bug")
+    client.message_callback_add("evnet/lab/boom", fails)
+    broker.send(publish("evnet/lab/boom", b"1") + publish("evnet/lab/paxos/cp1", b"2"))
+    with pytest.raises(RuntimeError):
+        reader.read(ours)
+    broker.send(publish("evnet/lab/paxos/cp1", b"3"))
+    assert reader.read(ours)
+    assert calls == [b"1"] and got == [("evnet/lab/paxos/cp1", b"2"), ("evnet/lab/paxos/cp1", b"3")]
