@@ -95,6 +95,7 @@ class MqttLink:
         self.log = event_logger("mqtt", cp=cp, client=client_id)
         self.connected = threading.Event()
         self._subs: dict[str, tuple[int, Handler]] = {}
+        self.exact: dict[str, Handler] = {}  # exact topic filters' handlers: a reader may dispatch these itself
         self._suback: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self.on_connected: Callable[[], None] | None = None
@@ -159,7 +160,7 @@ class MqttLink:
         """
         with self._lock:
             self._subs[topic_filter] = (qos, handler)
-        self.client.message_callback_add(topic_filter, lambda _c, _u, msg: handler(msg.topic, msg.payload))
+        self.on_topic(topic_filter, handler)
         if not self.connected.is_set():
             return False
         acked = threading.Event()
@@ -167,6 +168,12 @@ class MqttLink:
             _rc, mid = self.client.subscribe(topic_filter, qos)
             self._suback[mid] = acked
         return acked.wait(wait) if wait else False
+
+    def on_topic(self, topic_filter: str, handler: Handler) -> None:
+        """Call `handler(topic, payload)` for messages on `topic_filter`, subscribed to by the caller."""
+        self.client.message_callback_add(topic_filter, lambda _c, _u, msg: handler(msg.topic, msg.payload))
+        if "+" not in topic_filter and "#" not in topic_filter:
+            self.exact[topic_filter] = handler
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=qos, retain=retain)

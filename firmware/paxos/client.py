@@ -111,8 +111,8 @@ class KvSession:
         for to, request in self._outbox:
             by_to.setdefault(to, []).append(request)
         self._outbox.clear()
-        for to, requests in by_to.items():
-            self.link.publish(self.topics.request, self.codec.encode_requests(self.id, to, requests), qos=0)
+        self.pump.writer.publish([(self.topics.request, self.codec.encode_requests(self.id, to, requests))
+                                  for to, requests in by_to.items()])
 
     def wait(self, client: str, req: int, until: float) -> dict[str, Any] | None:
         """The reply to `client`'s request `req`, or None at `until` (this session's clock).

@@ -55,14 +55,14 @@ class ReplicaRunner:
         topics = PaxosTopics(cfg.mqtt.prefix, self.site)
         self.link = MqttLink(cfg.mqtt, f"paxos-{self.site}-{self.id}", cp=self.id,
                              will=MqttTransport.will(topics, self.codec, self.id))
+        self.pump = LinkPump(self.link)
         self.transport = MqttTransport(self.link, self.codec, self.id, cfg.site.members, self._enqueue,
-                                       clock=self.clock)
-        self.applied_slots = 0
+                                       clock=self.clock, publish=self.pump.writer.publish)
+        self.applied_commands = 0
         self.persists = 0
         self.hints = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.pump = LinkPump(self.link)
         self.commit_delay = self.replica.opts.heartbeat_interval / 10 if commit_delay is None else commit_delay
         self._deferred: list[tuple[str, m.Message]] = []  # Commit notices waiting for a ride
         self._commit_due: float | None = None
@@ -163,13 +163,15 @@ class ReplicaRunner:
         if not ready.self_chosen:
             self.transport.reply_all(ready.replies)
         self._send(early, now)  # in one MQTT message per peer
+        self.transport.flush()  # all of it in one write to the socket
         if ready.must_persist():
             ready.persist(self.storage)  # returns once fsynced: what is sent below relies on it
             self.persists += 1
         self._send(after, now)
         if ready.self_chosen:
             self.transport.reply_all(ready.replies)
-        self.applied_slots += len(ready.applied)
+        self.transport.flush()
+        self.applied_commands += len(ready.applied)
         if self._commit_due is not None:
             return self._commit_due if ready.deadline is None else min(ready.deadline, self._commit_due)
         return ready.deadline
@@ -202,3 +204,4 @@ class ReplicaRunner:
     def _flush_commits(self, now: float) -> None:
         if self._deferred and self._commit_due is not None and now >= self._commit_due:
             self._send([], now)
+            self.transport.flush()

@@ -34,6 +34,7 @@ from evnet.mqtt import MqttLink
 from firmware.paxos import messages as m
 from firmware.paxos.codec import REQUESTS, Codec, CodecError
 from firmware.paxos.mqtt_reader import MalformedPacketError, PacketReader
+from firmware.paxos.mqtt_writer import PacketWriter
 
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 QOS = 0
@@ -60,7 +61,8 @@ class LinkPump:
             self.subacks += 1
             on_subscribe(*args)
         link.client.on_subscribe = counted
-        self.reader = PacketReader(link.client)
+        self.reader = PacketReader(link.client, link.exact)
+        self.writer = PacketWriter(link.client)
 
     def ready(self) -> bool:
         return self.link.connected.is_set() and self.subacks > 0
@@ -155,14 +157,19 @@ class PaxosTopics:
 class MqttTransport:
     """Carries one replica's messages over an `MqttLink`; calls `deliver(kind, payload)` on paho's thread.
 
+    What is sent or answered waits in an outbox until `flush()`, which publishes it all at once
+    through `publish` (a `PacketWriter`'s: one write to the socket per turn of the runner).
     `deliver` gets ("peer", Message), ("request", ClientRequest) — only those addressed to us or to
     whoever leads — or ("gone", replica id);
     it must not block (the runner puts them on its queue).
     """
 
     def __init__(self, link: MqttLink, codec: Codec, node_id: str, members: list[str] | tuple[str, ...],
-                 deliver: Callable[[str, Any], None], clock: Clock | None = None, log_every: float = 5.0) -> None:
+                 deliver: Callable[[str, Any], None], clock: Clock | None = None, log_every: float = 5.0,
+                 publish: Callable[[list[tuple[str, bytes]]], None] | None = None) -> None:
         self.link, self.codec, self.id = link, codec, node_id
+        self.publish = publish or self._publish_each
+        self._out: list[tuple[str, bytes]] = []  # (topic, payload) not yet published
         self.members = frozenset(members)
         self.topics = PaxosTopics(link.cfg.prefix, codec.site)
         self.deliver = deliver
@@ -184,8 +191,7 @@ class MqttTransport:
             self.link.subscribe(topic, handler, qos=QOS, wait=wait)
         # The request topic is subscribed to only while wanted (see `want_requests`), so it is not
         # one of the link's remembered subscriptions; `_on_connected` renews it after a reconnect.
-        self.link.client.message_callback_add(self.topics.request,
-                                              lambda _c, _u, msg: self._on_request(msg.topic, msg.payload))
+        self.link.on_topic(self.topics.request, self._on_request)
         self.link.on_connected = self._on_connected
         self.requests_wanted = True
         self.requests_subscribed = False
@@ -210,9 +216,15 @@ class MqttTransport:
         if self.requests_wanted:
             self._apply_request_subscription()
 
-    def send(self, to: str, msg: m.Message) -> None:
-        self.link.publish(self.topics.inbox(to), self.codec.encode(msg), qos=QOS)
-        self.sent += 1
+    def _publish_each(self, messages: list[tuple[str, bytes]]) -> None:
+        for topic, payload in messages:
+            self.link.publish(topic, payload, qos=QOS)
+
+    def flush(self) -> None:
+        """Publish what was sent and answered since the last flush, in that order."""
+        if self._out:
+            out, self._out = self._out, []
+            self.publish(out)
 
     def send_all(self, messages: list[tuple[str, m.Message]]) -> None:
         """Send in one MQTT message per peer (a bundle): fewer publishes, fewer wake-ups at each end."""
@@ -220,11 +232,8 @@ class MqttTransport:
         for to, msg in messages:
             frames.setdefault(to, []).append(self.codec.encode(msg))
         for to, fs in frames.items():
-            self.link.publish(self.topics.inbox(to), self.codec.bundle(fs), qos=QOS)
+            self._out.append((self.topics.inbox(to), self.codec.bundle(fs)))
             self.sent += len(fs)
-
-    def reply(self, reply: m.ClientReply) -> None:
-        self.reply_all([reply])
 
     def reply_all(self, replies: list[m.ClientReply]) -> None:
         """Answer clients: one binary message per session of binary clients, JSON to each of the others."""
@@ -232,11 +241,11 @@ class MqttTransport:
         for r in replies:
             session = self.sessions.get(r.client)
             if session is None:
-                self.link.publish(self.topics.reply(r.client), self.codec.encode_reply(r), qos=QOS)
+                self._out.append((self.topics.reply(r.client), self.codec.encode_reply(r)))
             else:
                 sessions.setdefault(session, []).append(r)
         for session, rs in sessions.items():
-            self.link.publish(self.topics.reply(session), self.codec.encode_replies(self.id, rs), qos=QOS)
+            self._out.append((self.topics.reply(session), self.codec.encode_replies(self.id, rs)))
 
     # -------------------------------------------------------------- inbound (paho's thread)
 

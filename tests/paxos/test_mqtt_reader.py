@@ -103,3 +103,13 @@ def test_a_handler_that_raises_does_not_get_the_same_message_again(pair) -> None
     broker.send(publish("evnet/lab/paxos/cp1", b"3"))
     assert reader.read(ours)
     assert calls == [b"1"] and got == [("evnet/lab/paxos/cp1", b"2"), ("evnet/lab/paxos/cp1", b"3")]
+
+
+def test_an_exact_topic_goes_to_its_handler_and_not_through_paho(pair) -> None:
+    client, _, ours, broker, got = pair
+    direct: list[tuple[str, bytes]] = []
+    reader = PacketReader(client, {"evnet/lab/paxos/cp1": lambda t, p: direct.append((t, p))})
+    broker.send(publish("evnet/lab/paxos/cp1", b"a") + publish("evnet/lab/paxos/cp2", b"b"))
+    assert reader.read(ours)
+    assert direct == [("evnet/lab/paxos/cp1", b"a")]  # only its handler, though paho's filter matches it too
+    assert got == [("evnet/lab/paxos/cp2", b"b")]  # the rest through paho's dispatch
