@@ -73,7 +73,8 @@ def replica_main(argv: list[str]) -> int:
         log.error("paxos.storage_failed", error=str(e))
         return 1
     runner.stop()
-    log.info("paxos.stopped", dropped=dict(runner.transport.dropped), applied_commands=runner.applied_commands, persists=runner.persists)
+    log.info("paxos.stopped", dropped=dict(runner.transport.dropped), applied_commands=runner.applied_commands,
+             persists=runner.persists)
     return 0
 
 
