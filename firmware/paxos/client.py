@@ -16,7 +16,6 @@ microseconds, so a restarted client never reuses one.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
@@ -25,6 +24,7 @@ from evnet.clock import Clock, RealClock
 from evnet.config.schema import MqttConfig
 from evnet.logs import event_logger
 from evnet.mqtt import MqttLink
+from firmware.paxos.canonical import dumps
 from firmware.paxos.codec import Codec, CodecError
 from firmware.paxos.transport import LinkPump, PaxosTopics
 
@@ -199,7 +199,7 @@ class KvClient:
 
     def request(self, op: str, args: dict[str, Any], timeout: float | None = None) -> Any:
         """Send `op(args)` and wait for its result; `KvTimeout` if none comes within `timeout` s."""
-        command = json.dumps({**args, "op": op}, sort_keys=True, separators=(",", ":")).encode()
+        command = dumps({**args, "op": op})
         with self._lock:
             self.req += 1
             req = self.req

@@ -26,7 +26,6 @@ whose `reason` the transport counts ("mac", "malformed", "version").
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import struct
@@ -35,6 +34,8 @@ from collections.abc import Callable
 from typing import Any
 
 from firmware.paxos import messages as m
+from firmware.paxos.canonical import dumps
+from firmware.paxos.mac import Mac
 from firmware.paxos.types import Accepted, Ballot
 
 VERSION = 1
@@ -175,12 +176,9 @@ class Codec:
 
     def __init__(self, site: str, key: bytes) -> None:
         self.site = site
-        self._key = key
-        self._domain = b"evnet-paxos\0" + site.encode() + b"\0"
-        self._client_domain = b"evnet-client\0" + site.encode() + b"\0"
-
-    def _mac(self, body: bytes | memoryview) -> bytes:
-        return hmac.new(self._key, self._domain + bytes(body), hashlib.sha256).digest()
+        self._mac = Mac(key, b"evnet-paxos\0" + site.encode() + b"\0").digest
+        self._client_mac = Mac(key, b"evnet-client\0" + site.encode() + b"\0").digest
+        self._json_mac = Mac(key, b"evnet-json\0" + site.encode() + b"\0").hexdigest
 
     def encode(self, msg: m.Message) -> bytes:
         tag, plan = _PLANS[type(msg)]
@@ -240,8 +238,8 @@ class Codec:
     # ------------------------------------------------------------ the public JSON topics
 
     def _sign_json(self, body: dict[str, Any]) -> bytes:
-        canon = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-        mac = hmac.new(self._key, b"evnet-json\0" + self.site.encode() + b"\0" + canon, hashlib.sha256).hexdigest()
+        canon = dumps(body)
+        mac = self._json_mac(canon)
         return canon[:-1] + b',"mac":"' + mac.encode() + b'"}'  # body is never empty: it has "v"
 
     def _verify_json(self, data: bytes) -> dict[str, Any]:
@@ -252,8 +250,7 @@ class Codec:
         if not isinstance(body, dict) or not isinstance(body.get("mac"), str):
             raise CodecError("malformed", "expected a JSON object with a \"mac\"")
         mac = body.pop("mac")
-        canon = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-        good = hmac.new(self._key, b"evnet-json\0" + self.site.encode() + b"\0" + canon, hashlib.sha256).hexdigest()
+        good = self._json_mac(dumps(body))
         if not hmac.compare_digest(good, mac):
             raise CodecError("mac", "bad MAC on a JSON message")
         if body.get("v") != VERSION:
@@ -271,7 +268,7 @@ class Codec:
         if not (isinstance(client, str) and client and isinstance(req, int) and req >= 0 and isinstance(op, str)
                 and isinstance(args, dict) and (to is None or isinstance(to, str))):
             raise CodecError("malformed", "a request needs client (str), req (int >= 0), op (str), args (object)")
-        command = json.dumps({**args, "op": op}, sort_keys=True, separators=(",", ":")).encode()
+        command = dumps({**args, "op": op})
         return m.ClientRequest(self.site, client, req, command), to
 
     def encode_reply(self, reply: m.ClientReply) -> bytes:
@@ -280,9 +277,6 @@ class Codec:
                                 "leader": reply.sender, "stale": not reply.result})
 
     # ------------------------------------------------------------ the binary client frames
-
-    def _client_mac(self, body: bytes | memoryview) -> bytes:
-        return hmac.new(self._key, self._client_domain + bytes(body), hashlib.sha256).digest()
 
     def encode_requests(self, session: str, to: str | None, requests: list[tuple[str, int, bytes]]) -> bytes:
         """Binary requests `(client, req, command)` of one session; `command` is the state machine's bytes."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Protocol
 
+from firmware.paxos.canonical import dumps
+
 
 class StateMachine(Protocol):
     """The pluggable, deterministic replicated state machine (no clock, no randomness, no I/O)."""
@@ -55,7 +57,7 @@ class Deduplicated:
 
     def snapshot(self) -> bytes:
         sessions = {c: [r, res.decode("latin-1")] for c, (r, res) in sorted(self.sessions.items())}
-        head = json.dumps(sessions, sort_keys=True, separators=(",", ":")).encode()
+        head = dumps(sessions)
         return len(head).to_bytes(4, "big") + head + self.machine.snapshot()
 
     def restore(self, blob: bytes) -> None:

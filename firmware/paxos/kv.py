@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from firmware.paxos.canonical import dumps as _dumps
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+OK = _dumps("ok")
 
 
 def put(key: str, value: Any) -> bytes:
@@ -43,7 +43,7 @@ class KVMachine:
                 raise TypeError(f"key must be a string, got {type(key).__name__}")
             if op == "put":
                 self.data[key] = cmd["value"]
-                return _dumps("ok")
+                return OK
             if op == "get":
                 return _dumps(self.data.get(key))
             if op == "cas":

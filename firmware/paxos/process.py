@@ -74,7 +74,7 @@ def replica_main(argv: list[str]) -> int:
         return 1
     runner.stop()
     log.info("paxos.stopped", dropped=dict(runner.transport.dropped), applied_commands=runner.applied_commands,
-             persists=runner.persists)
+             persists=runner.persists, frames_sent=runner.transport.sent)
     return 0
 
 
