@@ -5,9 +5,9 @@ and builds properties and logs for it: ~22 µs per message measured against ~4-7
 Paxos round receives four messages on its critical path. So the reader takes what the socket
 has in one `recv`, hands each complete QoS-0 PUBLISH on an exact topic of `MqttLink.exact` to
 its handler, and any other to paho's own dispatch (the same callbacks, wildcard filters and
-`on_message` fallback), and keeps every other packet (CONNACK,
-SUBACK, PINGRESP, PUBACK...) in a buffer that paho reads instead of the socket: paho still runs
-the session, keepalive included (the reader tells it when bytes came).
+`on_message` fallback), and keeps every other packet (CONNACK, SUBACK, PINGRESP, PUBACK...) in
+a buffer that paho reads instead of the socket: paho still runs the session, keepalive included
+(the reader tells it when bytes came).
 """
 
 from __future__ import annotations
