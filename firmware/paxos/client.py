@@ -28,13 +28,19 @@ from firmware.paxos.canonical import dumps
 from firmware.paxos.codec import Codec, CodecError
 from firmware.paxos.transport import LinkPump, PaxosTopics
 
+LINGER = 0.001  # s a woken thread's next request may wait for those of the others woken with it
+
 
 class KvTimeout(TimeoutError):  # noqa: N818 - reads as what it is: a timeout
     """No answer in time: the request may or may not have taken effect."""
 
 
 class KvSession:
-    """One broker connection for the `KvClient`s of one process (any number of threads)."""
+    """One broker connection for the `KvClient`s of one process (any number of threads).
+
+    `linger` (s) bounds how long a woken thread's next request waits for those of the others
+    that the same read woke (see `send`).
+    """
 
     def __init__(self, mqtt_cfg: MqttConfig, site: str, session_id: str, key: bytes, *,
                  clock: Clock | None = None) -> None:
@@ -51,7 +57,9 @@ class KvSession:
         self._answers: dict[str, dict[str, Any]] = {}  # client -> its latest reply
         self._pumper: str | None = None  # the client whose thread reads the socket now
         self._selecting = False  # the reading thread may be blocked in select: send at once
-        self._woke = False  # the last read woke other threads
+        self._coming: dict[str, int] = {}  # client -> the read that woke it, until its next request is queued
+        self._reads = 0  # times a thread of this session has read the socket
+        self.linger = LINGER
         self._outbox: list[tuple[str | None, tuple[str, int, bytes]]] = []  # (to, request) not yet sent
         self._started = False
 
@@ -88,20 +96,19 @@ class KvSession:
                 self._answers[client] = r
                 if client in self._waiting:
                     self._wakeups[client].notify()  # only the thread this answer is for
-                    # No select before the reading thread flushes again: the woken threads' next
-                    # requests wait for it, to leave in one message.
-                    self._woke, self._selecting = True, False
+                    self._coming[client] = self._reads  # its next request waits for the others woken with it
 
     def send(self, client: str, req: int, command: bytes, to: str | None) -> None:
-        """Queue a request; it leaves now, or with others' in one message before the socket is read again.
+        """Queue a request; it leaves at once, or with the next requests of the threads one read woke.
 
-        While the reading thread is between reading and its next select, the threads it woke put
-        their next requests here and it sends them together (one message, not one each); while it
-        waits in select, a request leaves at once.
+        The threads that one read of the socket woke send their next requests in one message (not
+        one each): the last of them to queue sends them all, or the reading thread does after
+        `linger` s (a woken thread need not ask again).
         """
         with self._lock:
             self._outbox.append((to, (client, req, command)))
-            if self._selecting:
+            self._coming.pop(client, None)
+            if self._selecting and not self._coming:
                 self._flush()
 
     def _flush(self) -> None:  # under self._lock
@@ -135,16 +142,19 @@ class KvSession:
                     if self._pumper is None:
                         self._pumper = client
                     if self._pumper == client:
-                        self._flush()
-                        self._selecting, self._woke = True, False
+                        lingering = bool(self._coming)
+                        if not lingering:
+                            self._flush()
+                        self._selecting = True
+                        self._reads += 1
                         self._lock.release()
                         try:
-                            self.pump.pump(min(left, 0.05), guard=self._lock)
-                            if self._woke:
-                                time.sleep(0)  # let the threads we woke queue their next requests
+                            self.pump.pump(min(left, self.linger if lingering else 0.05), guard=self._lock)
                         finally:
                             self._lock.acquire()
                             self._selecting = False
+                            if lingering:  # those woken before this read waited long enough: send without them
+                                self._coming = {c: r for c, r in self._coming.items() if r == self._reads}
                     else:
                         self._waiting.add(client)
                         wakeup.wait(left)  # until our answer is read, or the socket is handed to us
