@@ -1,25 +1,17 @@
 """The engine core (pilot + session + lease + metering) through whole sessions, in simulated time."""
 
 import math
-from typing import NamedTuple
 
 import pytest
 
 from firmware.engine import iso15118 as m
 from firmware.engine.core import EngineCore, ReadMeter, SendMessage, StatusChanged, TicketClosed
 from firmware.engine.pilot_sm import SetContactor, SetPilotError, SetPwm
-
-
-class Reading(NamedTuple):
-    voltage_v: tuple
-    current_a: tuple
-    power_w: float
-    import_kwh: float
-    taken_at: float
+from hal.meter.reading import MeterReading
 
 
 def reading(kwh, at=0.0, amps=0.0):
-    return Reading((230.0,) * 3, (amps,) * 3, amps * 690.0, kwh, at)
+    return MeterReading((230.0,) * 3, (amps,) * 3, amps * 690.0, kwh, at)
 
 
 class Rig:

@@ -2,22 +2,13 @@
 (or in the 6 s an EV has to obey a stop), and every session gets at most one ticket, never negative."""
 
 import math
-from typing import NamedTuple
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware.engine.core import EngineCore, ReadMeter, TicketClosed
 from firmware.engine.pilot_sm import SetContactor
-
-
-class Reading(NamedTuple):
-    voltage_v: tuple
-    current_a: tuple
-    power_w: float
-    import_kwh: float
-    taken_at: float
-
+from hal.meter.reading import MeterReading
 
 OPS = st.one_of(
     st.tuples(st.just("pilot"), st.sampled_from(["A", "B", "C", "D", "E", "INVALID"])),
@@ -65,7 +56,7 @@ def test_energy_only_for_an_authorized_session_and_one_sane_ticket_each(ops):
         elif op == "read":
             kwh += arg if closed else 0.0
             token = reads.pop(0) if reads else 0
-            run(core.meter_reading(Reading((230.0,) * 3, (16.0,) * 3, 11000.0, kwh, now), now, token=token))
+            run(core.meter_reading(MeterReading((230.0,) * 3, (16.0,) * 3, 11000.0, kwh, now), now, token=token))
         elif op == "meter_dies":
             run(core.meter_failed("meter timeout", True, now))
         elif op == "grant":

@@ -1,18 +1,9 @@
 """Metering and tickets: kWh between the start and end readings, € at the price, live figures."""
 
-from typing import NamedTuple
-
 import pytest
 
 from firmware.engine.metering import SessionMeter
-
-
-class MeterReading(NamedTuple):  # the fields of hal.meter.MeterReading that metering uses
-    voltage_v: tuple
-    current_a: tuple
-    power_w: float
-    import_kwh: float
-    taken_at: float
+from hal.meter.reading import MeterReading
 
 
 def reading(kwh, at, power_w=0.0, amps=0.0):
