@@ -6,13 +6,13 @@ from hypothesis import strategies as st
 from firmware.engine.pilot_sm import Mode, PilotMachine, PilotState
 
 READINGS = [s.value for s in PilotState]
-OPS = st.one_of(
+OPS = st.one_of(  # (a PilotMachine method, its argument), or ("wait", seconds)
     st.tuples(st.just("pilot"), st.sampled_from(READINGS)),
-    st.tuples(st.just("ready"), st.booleans()),
-    st.tuples(st.just("mode"), st.sampled_from([Mode.HLC, Mode.PWM])),
-    st.tuples(st.just("current"), st.sampled_from([0.0, 5.0, 6.0, 16.0, 32.0, 80.0])),
+    st.tuples(st.just("set_ready"), st.booleans()),
+    st.tuples(st.just("set_mode"), st.sampled_from([Mode.HLC, Mode.PWM])),
+    st.tuples(st.just("set_current"), st.sampled_from([0.0, 5.0, 6.0, 16.0, 32.0, 80.0])),
     st.tuples(st.just("fault"), st.sampled_from(["meter", "emergency_stop", "diode_fault"])),
-    st.tuples(st.just("clear"), st.sampled_from(["meter", "emergency_stop", "diode_fault"])),
+    st.tuples(st.just("clear_fault"), st.sampled_from(["meter", "emergency_stop", "diode_fault"])),
     st.tuples(st.just("wait"), st.floats(min_value=0.0, max_value=12.0)),
 )
 
@@ -24,21 +24,11 @@ def test_the_contactor_is_closed_only_in_c_ready_and_unfaulted(ops):
     stop_started = None
     for op, arg in ops:
         was_closed = sm.contactor
-        if op == "pilot":
-            sm.pilot(arg, now)
-        elif op == "ready":
-            sm.set_ready(arg, now)
-        elif op == "mode":
-            sm.set_mode(arg, now)
-        elif op == "current":
-            sm.set_current(arg, now)
-        elif op == "fault":
-            sm.fault(arg, now)
-        elif op == "clear":
-            sm.clear_fault(arg, now)
-        else:
+        if op == "wait":
             now += arg
             sm.tick(now)
+        else:
+            getattr(sm, op)(arg, now)
         if sm.contactor:
             assert sm.reading is PilotState.C and not sm.faults  # never closed outside C or with a fault
             if not sm.can_energize():  # a PWM stop in progress: at most 6 s of it
