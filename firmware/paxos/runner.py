@@ -202,6 +202,6 @@ class ReplicaRunner:
             self.transport.send_all(batch)
 
     def _flush_commits(self, now: float) -> None:
+        """Queue the Commit notices whose wait is over; `_carry_out`, next in the loop, publishes them."""
         if self._deferred and self._commit_due is not None and now >= self._commit_due:
             self._send([], now)
-            self.transport.flush()
