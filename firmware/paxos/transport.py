@@ -165,10 +165,10 @@ class MqttTransport:
     """
 
     def __init__(self, link: MqttLink, codec: Codec, node_id: str, members: list[str] | tuple[str, ...],
-                 deliver: Callable[[str, Any], None], clock: Clock | None = None, log_every: float = 5.0,
-                 publish: Callable[[list[tuple[str, bytes]]], None] | None = None) -> None:
+                 deliver: Callable[[str, Any], None], *, publish: Callable[[list[tuple[str, bytes]]], None],
+                 clock: Clock | None = None, log_every: float = 5.0) -> None:
         self.link, self.codec, self.id = link, codec, node_id
-        self.publish = publish or self._publish_each
+        self.publish = publish
         self._out: list[tuple[str, bytes]] = []  # (topic, payload) not yet published
         self.members = frozenset(members)
         self.topics = PaxosTopics(link.cfg.prefix, codec.site)
@@ -215,10 +215,6 @@ class MqttTransport:
         self.requests_subscribed = False  # a clean start: the broker kept no subscription of ours
         if self.requests_wanted:
             self._apply_request_subscription()
-
-    def _publish_each(self, messages: list[tuple[str, bytes]]) -> None:
-        for topic, payload in messages:
-            self.link.publish(topic, payload, qos=QOS)
 
     def flush(self) -> None:
         """Publish what was sent and answered since the last flush, in that order."""
