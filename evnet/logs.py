@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable, Hashable
 from typing import Any
 
 
@@ -50,6 +52,53 @@ class EventLogger:
 
     def error(self, event: str, **fields: Any) -> None:
         self.log(logging.ERROR, event, **fields)
+
+
+class FoldedLog:
+    """Repeats of an event logged at most once every `every` seconds, each line with how many it folded.
+
+    A meter that stays unreachable, a replica that cannot win an election or a flood of bad
+    frames would otherwise write a line per attempt for as long as the condition lasts. The first
+    occurrence of a `key` (by default the event's name) is logged at once; later ones within
+    `every` seconds are only counted, and the next line carries `repeats` (how many since the
+    line before) and `total`. `reset(key)` (the condition has ended) makes the next one log at once.
+    """
+
+    def __init__(self, log: EventLogger, every: float = 5.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.log = log
+        self.every = every
+        self.monotonic = monotonic
+        self.counts: Counter[Any] = Counter()
+        self._last: dict[Hashable, tuple[float, int]] = {}  # key -> (when last logged, count then)
+
+    def emit(self, level: int, event: str, key: Hashable = None, **fields: Any) -> bool:
+        """Count one occurrence; log it if the key's last line is `every` seconds old. True if logged."""
+        key = event if key is None else key
+        self.counts[key] += 1
+        now = self.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.every:
+            return False
+        repeats = self.counts[key] - (last[1] if last is not None else 0)
+        self._last[key] = (now, self.counts[key])
+        self.log.log(level, event, **fields, **({"repeats": repeats, "total": self.counts[key]}
+                                                 if last is not None else {}))
+        return True
+
+    def warning(self, event: str, key: Hashable = None, **fields: Any) -> bool:
+        return self.emit(logging.WARNING, event, key, **fields)
+
+    def info(self, event: str, key: Hashable = None, **fields: Any) -> bool:
+        return self.emit(logging.INFO, event, key, **fields)
+
+    def error(self, event: str, key: Hashable = None, **fields: Any) -> bool:
+        return self.emit(logging.ERROR, event, key, **fields)
+
+    def reset(self, key: Hashable) -> int:
+        """The condition behind `key` is over: its next occurrence logs at once. Returns how many there were."""
+        self._last.pop(key, None)
+        return self.counts.pop(key, 0)
 
 
 def event_logger(component: str, cp: str | None = None, **context: Any) -> EventLogger:

@@ -29,7 +29,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from evnet.clock import Clock, RealClock
-from evnet.logs import event_logger
+from evnet.logs import FoldedLog, event_logger
 from evnet.mqtt import MqttLink
 from firmware.paxos import messages as m
 from firmware.paxos.codec import REQUESTS, Codec, CodecError
@@ -175,9 +175,8 @@ class MqttTransport:
         self.deliver = deliver
         self.clock = clock or RealClock()
         self.log = event_logger("paxos.transport", cp=node_id, site=codec.site)
-        self.log_every = log_every
-        self.dropped: Counter[str] = Counter()
-        self._last_log: dict[str, tuple[float, int]] = {}
+        self._drops = FoldedLog(self.log, log_every, self.clock.monotonic)
+        self.dropped: Counter[str] = self._drops.counts  # by reason
         self.sent = 0
         self.sessions: dict[str, str] = {}  # client -> the session its last (binary) request came from
 
@@ -246,13 +245,7 @@ class MqttTransport:
     # -------------------------------------------------------------- inbound (paho's thread)
 
     def _drop(self, reason: str, topic: str, detail: str) -> None:
-        self.dropped[reason] += 1
-        now = self.clock.monotonic()
-        last, count_then = self._last_log.get(reason, (-1e18, 0))
-        if now - last >= self.log_every:
-            self.log.warning("paxos.frame_dropped", reason=reason, topic=topic, detail=detail,
-                             since_last_log=self.dropped[reason] - count_then, total=self.dropped[reason])
-            self._last_log[reason] = (now, self.dropped[reason])
+        self._drops.warning("paxos.frame_dropped", key=reason, reason=reason, topic=topic, detail=detail)
 
     def _on_peer(self, topic: str, payload: bytes) -> None:
         try:
