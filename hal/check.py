@@ -18,14 +18,14 @@ from typing import TextIO
 from evnet.clock import RealClock
 from evnet.config import Config, load_config, parse_config
 from evnet.logs import setup_logging
-from hal.gpio import LOOKS, GpioBoard, Relay
+from hal.gpio import LOOKS, GpioBoard, GpioError, Relay
 from hal.meter import MeterError, open_meter
 from hal.pilot import EV_PRESENT, PilotState, open_pilot
 
 MOCK_TEST_LOAD_A = 10.0  # what the simulated meter measures during the check, so numbers move
 METER_READS = 10
 
-Ask = Callable[[str], bool]
+Ask = Callable[[str], bool | None]  # yes, no, or None: nobody could be asked (not a terminal)
 
 
 @dataclass
@@ -90,8 +90,12 @@ class HalCheck:
         board.led.off()
         if wrong:
             self.record("LED", "FAIL", f"the LED did not take the look of {', '.join(wrong)}")
-        elif self.mock or self.ask("Did the LED show green, green blinking, green breathing, orange, "
-                                   "red blinking and dim white?"):
+            return
+        seen = True if self.mock else self.ask("Did the LED show green, green blinking, green breathing, orange, "
+                                               "red blinking and dim white?")
+        if seen is None:
+            self.record("LED", "skipped", "not confirmed: nobody could be asked (run it in a terminal)")
+        elif seen:
             self.record("LED", "pass", f"{len(LOOKS)} statuses shown")
         else:
             self.record("LED", "FAIL", "not seen as expected: check the wiring and the pins' polarity")
@@ -101,7 +105,7 @@ class HalCheck:
         name = f"{relay.name} relay (GPIO{pin})"
         self.say(f"\n{name[0].upper()}{name[1:]}")
         if not self.mock and not self.ask(f"Click the {name}? Nothing may be powered through it."):
-            self.record(name, "skipped", "not confirmed")
+            self.record(name, "skipped", "not confirmed")  # no, or nobody to ask: never click unasked
             return
         closed = relay.close_contacts() and relay.contacts_closed
         time.sleep(self.pause_s)
@@ -170,12 +174,12 @@ class HalCheck:
 
 
 def terminal_ask(yes: bool) -> Ask:
-    def ask(question: str) -> bool:
+    def ask(question: str) -> bool | None:
         if yes:
             return True
         if not sys.stdin.isatty():
-            print(f"  {question} [no: not a terminal; --yes to confirm]", flush=True)
-            return False
+            print(f"  {question} [not asked: not a terminal; --yes to confirm]", flush=True)
+            return None
         return input(f"  {question} [y/N] ").strip().lower() in ("y", "yes")
 
     return ask
@@ -196,4 +200,8 @@ def main(argv: list[str]) -> int:
         cfg = mock_config(cfg)
     assert cfg is not None
     pause = args.pause if args.pause is not None else (0.2 if args.mock else 1.0)
-    return HalCheck(cfg, mock=args.mock, ask=terminal_ask(args.yes), out=sys.stdout, pause_s=pause).run()
+    try:
+        return HalCheck(cfg, mock=args.mock, ask=terminal_ask(args.yes), out=sys.stdout, pause_s=pause).run()
+    except GpioError as exc:  # no GPIO here, or not usable: one line, not a traceback
+        print(f"evnet hal-check: {exc}", file=sys.stderr)
+        return 2

@@ -7,18 +7,20 @@ that works on a Pi 5), `rpigpio`, `pigpio` (needs the pigpiod daemon).
 
 from __future__ import annotations
 
+import glob
 import importlib
 
 from gpiozero import Factory
+from gpiozero.exc import BadPinFactory, PinUnknownPi
 
-# name -> (module, class, what to do when it cannot be used)
+# name -> (module, class, how to install its library)
 FACTORIES = {
     "mock": ("gpiozero.pins.mock", "MockFactory", ""),
-    "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory",
-              "install lgpio (pip install 'evnet[pi]') and give the user access to /dev/gpiochip*"),
+    "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory", "run ./bootstrap --pi (or pip install 'evnet[pi]')"),
     "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory", "install RPi.GPIO (not on a Pi 5: use lgpio)"),
     "pigpio": ("gpiozero.pins.pigpio", "PiGPIOFactory", "install pigpio and start the pigpiod daemon"),
 }
+NOT_A_PI = "on a laptop use --mock, or pin_factory = \"mock\" in the configuration"
 
 
 class GpioError(Exception):
@@ -39,5 +41,17 @@ def make_pin_factory(name: str) -> Factory:
             return factory_class(pin_class=MockPWMPin)
         return factory_class()
     except Exception as exc:  # ImportError, BadPinFactory, OSError from the GPIO chip, ...
-        raise GpioError(f"pin factory {name!r} is not usable on this machine ({type(exc).__name__}: {exc}); "
-                        f"{hint}; on a laptop use pin_factory = \"mock\"") from exc
+        raise GpioError(f"pin factory {name!r} cannot be used here: {diagnose(exc, hint)}") from exc
+
+
+def diagnose(exc: Exception, install_hint: str) -> str:
+    """Why a pin factory failed, and the one thing to do about it: each cause has its own remedy."""
+    chips = glob.glob("/dev/gpiochip*")
+    if isinstance(exc, ImportError):
+        return f"its library is missing ({exc}); {install_hint}"
+    if isinstance(exc, PermissionError) or "permission" in str(exc).lower() or (chips and "gpiochip" in str(exc)):
+        return (f"this user may not open the GPIO chip ({exc}); add the user to the gpio group "
+                "(sudo usermod -aG gpio $USER) and log in again")
+    if isinstance(exc, (PinUnknownPi, BadPinFactory)) or not chips:
+        return f"this machine is not a Raspberry Pi: it has no /dev/gpiochip* ({exc}); {NOT_A_PI}"
+    return f"{type(exc).__name__}: {exc}; {NOT_A_PI}"

@@ -91,3 +91,38 @@ def test_without_config_or_mock_it_says_what_to_give(capsys: pytest.CaptureFixtu
         main([])
     assert exit_.value.code == 2
     assert "give --config FILE" in capsys.readouterr().err
+
+
+def test_without_gpio_hal_check_says_what_failed_and_what_to_do_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The real lgpio factory on a machine that is no Pi (as after `./bootstrap --pi` on a laptop)."""
+    cfg = tmp_path / "cp.toml"
+    cfg.write_text(BASE.replace('pin_factory = "mock"', 'pin_factory = "lgpio"'))
+    assert main(["--config", str(cfg), "--pause", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "not a Raspberry Pi" in err and "--mock" in err
+    assert "install" not in err  # lgpio is installed: telling the user to install it again would be wrong
+
+
+def test_each_cause_of_a_gpio_failure_has_its_own_remedy() -> None:
+    from gpiozero.exc import PinUnknownPi
+
+    from hal.gpio.factory import diagnose
+
+    assert "./bootstrap --pi" in diagnose(ModuleNotFoundError("No module named 'lgpio'"), "run ./bootstrap --pi")
+    assert "gpio group" in diagnose(PermissionError("[Errno 13] /dev/gpiochip0"), "x")
+    assert "not a Raspberry Pi" in diagnose(PinUnknownPi("unable to locate Pi revision"), "x")
+
+
+def test_unconfirmed_led_is_not_a_failure_when_nobody_could_be_asked(tmp_path: Path) -> None:
+    cfg = tmp_path / "cp.toml"
+    cfg.write_text(BASE)
+    out = io.StringIO()
+    check = HalCheck(load_config(cfg), mock=False, ask=lambda q: None, out=out, pause_s=0)
+    check.run()
+    led = next(o for o in check.outcomes if o.name == "LED")
+    assert led.result == "skipped" and "not confirmed" in led.detail
+    said_no = HalCheck(load_config(cfg), mock=False, ask=lambda q: False, out=io.StringIO(), pause_s=0)
+    said_no.run()
+    assert next(o for o in said_no.outcomes if o.name == "LED").result == "FAIL"
