@@ -22,7 +22,9 @@ domain time unless they carry a unit (`90s`, `7m`, `1.5h`). The commands:
     ventilation on|off   ask for energy in state D (needs ventilation) instead of C
     diode on|off         off: the EV's pilot diode is broken (the charge point must fault)
 
-A mistake is a `PlanError` naming the line, the word and what was expected.
+A mistake is a `PlanError` naming the line, the word and what was expected; so is an order that
+cannot happen with a real cable: `charge`, `stop` or `wait full` before `plug` (or after `unplug`),
+`plug` twice, `unplug` with nothing plugged in.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ _COMMANDS = {
     "diode": (_switch, False),
 }
 COMMANDS = tuple(_COMMANDS)
+NEEDS_PLUGGED = ("charge", "stop", "unplug")  # and `wait full`: there is no charge to wait for unplugged
 
 
 def _raise(message: str) -> float:
@@ -115,6 +118,7 @@ def _raise(message: str) -> float:
 def parse_plan(text: str) -> list[Step]:
     """The steps of `text`, or `PlanError` at the first mistake."""
     steps: list[Step] = []
+    plugged = False
     for line_no, line in enumerate(text.splitlines() or [""], start=1):
         line = line.split("#", 1)[0]
         word_no = 0
@@ -141,6 +145,11 @@ def parse_plan(text: str) -> list[Step]:
                     arg = parse(args[0].lower())
                 except ValueError as exc:
                     raise PlanError(f"{where}: {exc}") from None
+            if name == "plug" and plugged:
+                raise PlanError(f"{where}: the EV is already plugged in; 'unplug' first")
+            if not plugged and (name in NEEDS_PLUGGED or (name == "wait" and arg == "full")):
+                raise PlanError(f"{where}: the EV is not plugged in here; 'plug' must come before '{name}'")
+            plugged = (plugged or name == "plug") and name != "unplug"
             steps.append(Step(name, arg, line_no, word_no))
             word_no += len(args)
     if not steps:

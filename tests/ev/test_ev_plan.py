@@ -66,6 +66,25 @@ def test_errors_say_where_and_what(text: str, where: str, expected: str) -> None
     assert message.startswith("plan line") and where in message and expected in message
 
 
+@pytest.mark.parametrize(("text", "where", "expected"), [
+    ("charge 32; plug", "word 1 ('charge')", "'plug' must come before 'charge'"),
+    ("plug; charge; stop; unplug; charge", "word 5 ('charge')", "'plug' must come before 'charge'"),
+    ("stop", "word 1 ('stop')", "'plug' must come before 'stop'"),
+    ("wait full; plug", "word 1 ('wait')", "'plug' must come before 'wait'"),
+    ("unplug", "word 1 ('unplug')", "not plugged in"),
+    ("plug; wait 5; plug", "word 4 ('plug')", "already plugged in"),
+])
+def test_a_plan_that_cannot_happen_with_a_real_cable_is_an_error(text: str, where: str, expected: str) -> None:
+    with pytest.raises(PlanError) as err:
+        parse_plan(text)
+    assert where in str(err.value) and expected in str(err.value)
+
+
+def test_settings_and_waits_may_come_before_plug() -> None:
+    assert [s.command for s in parse_plan("hlc on; soc 20; wait 5; plug; charge; wait full; stop; unplug; wait 1")] \
+        == ["hlc", "soc", "wait", "plug", "charge", "wait", "stop", "unplug", "wait"]
+
+
 @pytest.mark.parametrize("text", ["", "  ;  ; ", "# nothing but a comment"])
 def test_an_empty_plan_is_an_error(text: str) -> None:
     with pytest.raises(PlanError, match="empty"):
