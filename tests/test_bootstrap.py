@@ -50,7 +50,8 @@ def test_apt_update_waits_for_a_held_lock_instead_of_failing(tmp_path: Path) -> 
 def test_apt_gives_up_after_the_limit_with_apts_own_error(tmp_path: Path) -> None:
     lists = tmp_path / "lists"
     (lists / "partial").mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lists / "lock"), "30"], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lists / "lock"), "30"], stdout=subprocess.PIPE,
+                              text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         res = subprocess.run([str(APT_GET_WAIT), "-o", f"Dir::State::Lists={lists}", "-o",
