@@ -165,3 +165,15 @@ def test_replica_without_its_key_file_says_so_in_one_line(tmp_path: Path) -> Non
     assert proc.returncode == 2, proc.stderr
     assert f"{path}: site.key_file: {tmp_path / 'site.key'}: no such file" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_uart_monitor_link_needs_the_monitors_own_device(tmp_path: Path) -> None:
+    """Both processes opening one UART would each read the other's frames and their own: no link at all."""
+    cfg = tmp_path / "cp.toml"
+    cfg.write_text(GOOD + '[monitor]\nserial_url = "/dev/ttyAMA0"\n')
+    with pytest.raises(ConfigError, match="monitor.monitor_url.*the monitor's own device"):
+        load_config(cfg)
+    cfg.write_text(GOOD + '[monitor]\nserial_url = "/dev/ttyAMA0"\nmonitor_url = "/dev/ttyAMA2"\n')
+    assert load_config(cfg).monitor.monitor_end == "/dev/ttyAMA2"
+    cfg.write_text(GOOD + '[monitor]\nserial_url = "socket://127.0.0.1:7401"\n')  # the monitor listens there
+    assert load_config(cfg).monitor.monitor_end == "socket://127.0.0.1:7401"

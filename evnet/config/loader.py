@@ -124,6 +124,10 @@ def _check_whole(cfg: Config, b: _Builder) -> Config:
         if pin in used:
             raise b.fail(key, f"got GPIO{pin}, already used by {used[pin]}; expected a pin of its own")
         used[pin] = key
+    mon = cfg.monitor
+    if not mon.serial_url.startswith("socket://") and mon.monitor_end == mon.serial_url:
+        raise b.fail("monitor.monitor_url", f"got {mon.monitor_url!r}, expected the monitor's own device, crossed "
+                                            f"TX->RX with the engine's {mon.serial_url!r} (docs/wiring.md)")
     if cfg.meter.transport == "tcp":
         host, _, port = cfg.meter.address.rpartition(":")
         if not host or not port.isdigit() or int(port) > 65535:

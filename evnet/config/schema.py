@@ -70,7 +70,7 @@ class PinsConfig:
 
     contactor: PinConfig = _pin(17)
     safety: PinConfig = _pin(27)
-    led_red: PinConfig = _pin(5)
+    led_red: PinConfig = _pin(22)  # GPIO 4/5 carry the monitor link's UART (docs/wiring.md)
     led_green: PinConfig = _pin(6)
     led_blue: PinConfig = _pin(13)
     button_start: PinConfig = _pin(19, active_high=False)
@@ -158,8 +158,16 @@ class MonitorConfig:
 
     serial_url: str = spec("socket://127.0.0.1:7401", check=lambda v: bool(v.strip()),
                            expect="a serial device (/dev/ttyAMA0) or a pyserial URL (socket://HOST:PORT)")
+    # The monitor's own end. A UART link has two devices crossed TX->RX (docs/wiring.md), one per
+    # process; "" means the same as serial_url, which is right only for socket:// (the monitor listens).
+    monitor_url: str = ""
     heartbeat_s: float = spec(1.0, check=lambda v: 0.05 <= v <= 60, expect="0.05 to 60 s")
     misses: int = spec(2, check=lambda v: 1 <= v <= 20, expect="1 to 20 missed heartbeats")
+
+    @property
+    def monitor_end(self) -> str:
+        """What the monitor opens (or listens on): its own device, or the engine's socket:// address."""
+        return self.monitor_url or self.serial_url
 
 
 @dataclass(frozen=True)

@@ -200,7 +200,7 @@ def main(argv: list[str]) -> int:
         log.error("monitor.gpio_unusable", error=str(exc))
         return 1
     try:
-        port = MonitorPort(cfg.monitor.serial_url, cp=cfg.cp_id)
+        port = MonitorPort(cfg.monitor.monitor_end, cp=cfg.cp_id)
     except SerialLinkError as exc:
         log.error("monitor.link_unusable", error=str(exc))
         board.close()
