@@ -6,7 +6,7 @@ import pytest
 
 from evnet.config.site_key import read_site_key
 from firmware.paxos import messages as m
-from firmware.paxos.codec import TAGS, Codec, CodecError
+from firmware.paxos.codec import BUNDLE, MAC_SIZE, MAX_FRAMES, MAX_MESSAGE, TAGS, Codec, CodecError
 from firmware.paxos.types import Accepted, Ballot
 
 KEY = bytes(range(32))
@@ -23,7 +23,7 @@ SAMPLES = [
     m.CatchUpRequest("s", "cp1", 0),
     m.CatchUpReply("s", "cp2", (m.Entry(0, b"x" * 1000),), 1),
     m.Snapshot("s", "cp2", 1024, b"\xff" * 3000),
-    m.ClientRequest("s", "client-é", 2**63, b'{"op":"get"}'),
+    m.ClientRequest("s", "client-é", 2**63 - 1, b'{"op":"get"}'),  # the largest integer taken
     m.Forward("s", "cp1", "c1", 1, b"{}"),
     m.ClientReply("s", "cp2", "c1", 1, b'"ok"'),
 ]
@@ -129,15 +129,36 @@ def test_the_site_key_file_is_hex_or_raw_and_long_enough(tmp_path):
         read_site_key(str(tmp_path / "short"))
 
 
-def test_a_bundle_carries_several_frames_each_with_its_own_mac():
+def test_a_bundle_carries_several_messages_under_one_mac_checked_before_unpacking():
     codec = Codec("s", KEY)
-    frames = [codec.encode(msg) for msg in SAMPLES[:4]]
-    assert Codec.bundle(frames[:1]) == frames[0]  # one frame travels as itself
-    assert [codec.decode(f) for f in Codec.unbundle(Codec.bundle(frames))] == SAMPLES[:4]
-    forged = Codec.bundle([frames[0], Codec("s", bytes(32)).encode(SAMPLES[1])])
-    good, bad = Codec.unbundle(forged)
-    assert codec.decode(good) == SAMPLES[0]
+    bodies = [codec.encode_body(msg) for msg in SAMPLES[:4]]
+    assert codec.seal(bodies[:1]) == [codec.encode(SAMPLES[0])]  # one message travels as a frame of its own
+    (bundle,) = codec.seal(bodies)
+    assert [codec.decode_body(b) for b in codec.unbundle(bundle)] == SAMPLES[:4]
     with pytest.raises(CodecError, match="mac"):
-        codec.decode(bad)
+        Codec("s", bytes(32)).unbundle(bundle)
+    with pytest.raises(CodecError, match="mac"):
+        codec.unbundle(bundle[:-1])
+    # A bundle whose frame lengths run past its end and whose MAC is wrong is refused for its MAC:
+    # the lengths were never read.
+    broken = bytes((BUNDLE,)) + b"\xff\xff\xff\xff" + bytes(MAC_SIZE)
+    with pytest.raises(CodecError) as err:
+        codec.unbundle(broken)
+    assert err.value.reason == "mac"
+    signed = bytes((BUNDLE,)) + b"\xff\xff\xff\xff"
     with pytest.raises(CodecError, match="runs past the end"):
-        Codec.unbundle(Codec.bundle(frames)[:-1])
+        codec.unbundle(signed + codec._bundle_mac(signed))
+    with pytest.raises(CodecError, match="one frame was expected"):
+        codec.decode(bundle)
+
+
+def test_bundles_are_split_to_fit_the_message_and_frame_caps():
+    codec = Codec("s", KEY)
+    small = codec.encode_body(SAMPLES[5])
+    many = codec.seal([small] * (MAX_FRAMES * 2 + 1))
+    assert len(many) == 3 and sum(len(codec.unbundle(p)) for p in many) == MAX_FRAMES * 2 + 1
+    big = codec.encode_body(m.Snapshot("s", "cp2", 1, b"x" * (MAX_MESSAGE // 2)))
+    payloads = codec.seal([big, big, small])
+    assert len(payloads) == 2 and all(len(p) <= MAX_MESSAGE for p in payloads)
+    with pytest.raises(CodecError, match="too_big"):
+        codec.encode_body(m.Snapshot("s", "cp2", 1, b"x" * MAX_MESSAGE))
