@@ -221,6 +221,11 @@ class MqttLink:
         return guarded
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        """Publish; a payload over MAX_PAYLOAD is a bug of ours and a ValueError (the broker would refuse
+        it, and paho 2.2 takes an MQTT 5 broker's refusal of a QoS-1 message for a protocol error:
+        it reconnects and sends it again, for ever)."""
+        if len(payload) > MAX_PAYLOAD:
+            raise ValueError(f"a payload of {len(payload)} bytes on {topic}: more than the {MAX_PAYLOAD} allowed")
         return self.client.publish(topic, payload, qos=qos, retain=retain)
 
     def publish_json(self, topic: str, body: dict[str, Any], qos: int = 1,

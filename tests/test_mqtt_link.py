@@ -135,8 +135,8 @@ def test_a_failing_handler_or_an_oversized_message_never_ends_the_link(version: 
                 got.put(payload)
             assert sub.subscribe("t/#", handler, wait=5)
             pub.publish("t/a", b"boom", qos=1).wait_for_publish(5)
-            pub.publish("t/b", b"x" * (MAX_PAYLOAD + 1), qos=1).wait_for_publish(5)  # a packet we take, not its payload
-            pub.publish("t/b", b"x" * (2 * MAX_PAYLOAD), qos=1).wait_for_publish(5)  # over MAX_PACKET
+            pub.client.publish("t/b", b"x" * (MAX_PAYLOAD + 1), qos=1).wait_for_publish(5)  # fits MAX_PACKET
+            pub.client.publish("t/b", b"x" * (2 * MAX_PAYLOAD), qos=1).wait_for_publish(5)  # over MAX_PACKET
             pub.publish("t/c", b"after", qos=1).wait_for_publish(5)
             assert got.get(timeout=5) == b"after"  # paho's thread lives on, and nothing else came
             assert got.empty()
