@@ -16,8 +16,9 @@ microseconds, so a restarted client never reuses one.
 A retry waits `retry` s, doubling up to `max_retry`, unless the session sees a sign that the
 leader changed: the Last Will of the replica it believes leads (`paxos/{replica}/gone`, signed
 by the site), or a reply that names another leader. Then every waiting client asks again at
-once, of whoever leads now, and every `fast_retry` s (doubling) until answered: a kill -9 of the
-leader costs a client about the election, not a retry interval.
+once, of whoever leads now, and every `fast_retry` s for the next `retry` s (a few small
+messages, de-duplicated by the site): a kill -9 of the leader costs a client about the
+election, not a retry interval.
 
 A client that hears nothing says why it may be: answers with a bad MAC (a replica answers a
 request it cannot verify with an empty signed reply) mean the site key differs.
@@ -264,6 +265,7 @@ class KvClient:
             end = start + (self.timeout if timeout is None else timeout)
             interval = self.retry
             to = self.session.leader
+            fast_until = start  # after a sign that the leader changed: ask every fast_retry s until then
             while True:
                 now = self.clock.monotonic()
                 if now >= end:
@@ -277,7 +279,10 @@ class KvClient:
                     self.leader = reply.get("leader")
                     return reply["result"]
                 self.retries += 1
-                if self.session.changes != changes:  # the leader changed: ask whoever leads now, at once
-                    to, interval = self.session.leader, self.fast_retry
+                if self.session.changes != changes:  # the leader changed: ask whoever leads now, at once,
+                    to, interval = self.session.leader, self.fast_retry  # and often while it is elected
+                    fast_until = self.clock.monotonic() + self.retry
+                elif self.clock.monotonic() < fast_until:
+                    to, interval = None, self.fast_retry
                 else:  # whoever leads now: every replica that knows no leader hears it, and forwards it
                     to, interval = None, min(interval * 2, self.max_retry)
