@@ -23,6 +23,7 @@ from firmware.paxos.batch import Command, encode_batch
 from firmware.paxos.codec import BUNDLE, REPLIES, REQUESTS, TAGS, Codec, CodecError
 from firmware.paxos.fields import MAX_UINT
 from firmware.paxos.mqtt_reader import MalformedPacketError, PacketReader
+from firmware.paxos.mqtt_writer import remaining_length as varint
 from firmware.paxos.types import Accepted, Ballot
 
 KEY = bytes(range(32))
@@ -232,14 +233,6 @@ def test_decode_payload_raises_only_payload_error(data: bytes) -> None:
 
 # ------------------------------------------------------------------ the MQTT packet reader
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
 
 @st.composite
 def packet_streams(draw: st.DrawFn) -> list[bytes]:
@@ -251,9 +244,9 @@ def packet_streams(draw: st.DrawFn) -> list[bytes]:
             continue
         topic = draw(st.sampled_from([b"a", b"evnet/s/paxos/cp1", b"\xff\xfe", b""]))
         props = draw(st.binary(max_size=3))
-        body = len(topic).to_bytes(2, "big") + topic + _varint(len(props)) + props + draw(st.binary(max_size=150))
+        body = len(topic).to_bytes(2, "big") + topic + varint(len(props)) + props + draw(st.binary(max_size=150))
         length = max(0, len(body) + draw(st.integers(-3, 3)))  # sometimes not what follows
-        stream += bytes((0x30 | draw(st.integers(0, 15)),)) + _varint(length) + body
+        stream += bytes((0x30 | draw(st.integers(0, 15)),)) + varint(length) + body
     cuts = sorted(draw(st.lists(st.integers(0, len(stream)), max_size=5)))
     return [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
 

@@ -15,15 +15,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware.paxos.mqtt_reader import MalformedPacketError, PacketReader
-
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+from firmware.paxos.mqtt_writer import remaining_length as varint
 
 
 def publish(topic: str, payload: bytes, properties: bytes = b"", v5: bool = True) -> bytes:

@@ -23,18 +23,13 @@ from firmware.paxos.process import write_site_configs
 from firmware.paxos.runner import ReplicaRunner
 from firmware.paxos.transport import PaxosTopics
 
+from .conftest import wait_for
+
 pytestmark = pytest.mark.slow
 MEMBERS = ["cp1", "cp2", "cp3"]
 POISON = b"[" * 100_000  # json.loads raises RecursionError on it
 SMALL_POISON = b"[" * 10_000  # so it does on this, under the cap of a JSON request
 
-
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def attacker(url: str) -> MqttLink:
