@@ -107,7 +107,7 @@ class KvSession:
             self._drops.warning("paxos.reply_dropped", key=e.reason, reason=e.reason, topic=topic, detail=str(e))
             return
         self.heard += 1
-        leader = replies[0]["leader"] if replies else None
+        leader = replies[0].get("leader") if replies else None
         if isinstance(leader, str) and leader != self.leader:
             self._leader_changed(leader)
         for r in replies:
@@ -277,7 +277,7 @@ class KvClient:
                 reply = self.session.wait(self.id, req, min(end, now + interval), changes)
                 if reply is not None:
                     self.leader = reply.get("leader")
-                    return reply["result"]
+                    return reply.get("result")
                 self.retries += 1
                 if self.session.changes != changes:  # the leader changed: ask whoever leads now, at once,
                     to, interval = self.session.leader, self.fast_retry  # and often while it is elected
