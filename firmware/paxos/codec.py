@@ -105,7 +105,7 @@ def _json_result(raw: bytes) -> Any:
     try:
         return json.loads(raw) if raw else None
     except (ValueError, RecursionError):  # not UTF-8 or not JSON, an int of 5,000 digits, deep nesting
-        return {"error": "result is not JSON", "raw": raw[:200].decode("latin-1")}
+        return {"error": "result is not JSON", "raw": raw.decode("latin-1")}
 
 
 class Codec:
