@@ -16,6 +16,11 @@ os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
 os.environ.setdefault("GPIOZERO_MOCK_PIN_CLASS", "mockpwmpin")
 
 from central_broker.brokers import EmbeddedBroker, MosquittoBroker  # noqa: E402
+from evnet.mqtt import MAX_PAYLOAD  # noqa: E402
+
+# What the shipped config/mosquitto/*.conf sets beyond the test broker's own basics, so that
+# tests meet the broker production runs (tests/test_mosquitto_conf.py checks they agree).
+PRODUCTION_LIMITS = f"message_size_limit {MAX_PAYLOAD}\n"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,7 +31,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _running_mosquitto() -> Iterator[MosquittoBroker]:
     if shutil.which("mosquitto") is None and not os.path.exists("/usr/sbin/mosquitto"):
         pytest.fail("mosquitto is not installed: run ./bootstrap (it installs it with apt)")
-    broker = MosquittoBroker()
+    broker = MosquittoBroker(extra_conf=PRODUCTION_LIMITS)
     broker.start()
     try:
         yield broker
@@ -36,7 +41,10 @@ def _running_mosquitto() -> Iterator[MosquittoBroker]:
 
 @pytest.fixture
 def mosquitto() -> Iterator[MosquittoBroker]:
-    """A Mosquitto of this test's own (TCP_NODELAY on), on a free port; `.restart()`, `.stop()`, `.url`."""
+    """A Mosquitto of this test's own (TCP_NODELAY on, production's size limit), on a free port.
+
+    `.restart()`, `.stop()`, `.url`.
+    """
     yield from _running_mosquitto()
 
 

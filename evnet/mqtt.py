@@ -3,7 +3,10 @@
 What every client here needs and paho does not do by itself: TCP_NODELAY on the
 socket (without it a two-hop round trip takes ~88 ms instead of ~0.3 ms), the
 subscriptions made again after every reconnect, a Last Will, and JSON payloads that
-carry `"v": 1` and are checked on the way in.
+carry `"v": 1` and are checked on the way in. And the trust boundary every subscriber shares:
+no payload over `MAX_PAYLOAD` reaches a handler (the broker is asked not to send one, and one
+that comes anyway is dropped), and whatever a handler raises for one message is caught, counted
+and logged with its topic: one bad message never ends paho's thread or the caller's loop.
 """
 
 from __future__ import annotations
@@ -19,11 +22,18 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from evnet.config.schema import MqttConfig
-from evnet.logs import event_logger
+from evnet.logs import FoldedLog, event_logger
 
 PAYLOAD_VERSION = 1
+# The largest payload any evnet part sends or accepts, on any topic. The shipped Mosquitto
+# configuration (config/mosquitto/*.conf, `message_size_limit`) says the same number.
+MAX_PAYLOAD = 1 << 20
+# The largest MQTT packet we take: MAX_PAYLOAD plus room for the fixed header, topic and properties.
+MAX_PACKET = MAX_PAYLOAD + 4096
 Handler = Callable[[str, bytes], None]
 
 
@@ -38,10 +48,12 @@ def encode_payload(body: dict[str, Any]) -> bytes:
 
 def decode_payload(data: bytes) -> dict[str, Any]:
     """The JSON object in `data`, or `PayloadError` saying what is wrong with it."""
+    if len(data) > MAX_PAYLOAD:
+        raise PayloadError(f"{len(data)} bytes, more than the {MAX_PAYLOAD} allowed")
     try:
         body = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"not UTF-8 JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8 or not JSON, an int of 5,000 digits, deep nesting
+        raise PayloadError(f"not UTF-8 JSON ({type(exc).__name__}: {str(exc)[:100]})") from None
     if not isinstance(body, dict):
         raise PayloadError(f"expected a JSON object, got {type(body).__name__}")
     if body.get("v") != PAYLOAD_VERSION:
@@ -88,12 +100,14 @@ class MqttLink:
     """
 
     def __init__(self, cfg: MqttConfig, client_id: str, *, cp: str | None = None,
-                 will: tuple[str, dict[str, Any], bool] | None = None, clean_start: bool = True) -> None:
+                 will: tuple[str, dict[str, Any] | bytes, bool] | None = None, clean_start: bool = True) -> None:
         self.cfg = cfg
         self.address = parse_url(cfg.url)
         self.client_id = client_id
         self.log = event_logger("mqtt", cp=cp, client=client_id)
         self.connected = threading.Event()
+        self._drops = FoldedLog(self.log)
+        self.dropped = self._drops.counts  # messages no handler got, or whose handler failed, by (reason, topic filter)
         self._subs: dict[str, tuple[int, Handler]] = {}
         self.exact: dict[str, Handler] = {}  # exact topic filters' handlers: a reader may dispatch these itself
         self._suback: dict[int, threading.Event] = {}
@@ -110,7 +124,8 @@ class MqttLink:
             self.client.tls_set(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key)
         if will is not None:
             topic, body, retain = will
-            self.client.will_set(topic, encode_payload(body), qos=1, retain=retain)
+            payload = body if isinstance(body, bytes) else encode_payload(body)  # bytes: signed, sent as they are
+            self.client.will_set(topic, payload, qos=1, retain=retain)
         self.client.reconnect_delay_set(min_delay=0.05, max_delay=2.0)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -121,11 +136,23 @@ class MqttLink:
         """A topic under the configured prefix: `topic(site, "cp", cp, "status")`."""
         return "/".join((self.cfg.prefix, *parts))
 
-    def start(self, wait: float | None = 5.0) -> bool:
-        """Connect in the background (retrying forever); wait up to `wait` s for the first connection."""
+    def connect_args(self) -> dict[str, Any]:
+        """paho's `connect` keywords: keepalive, and on MQTT 5 the clean start and MAX_PACKET.
+
+        MQTT 5 lets a client say the largest packet it takes (Maximum Packet Size): the broker then
+        drops a larger message for us instead of sending it, so we never even read it.
+        """
         kwargs: dict[str, Any] = {"keepalive": self.cfg.keepalive_s}
         if self.v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.MaximumPacketSize = MAX_PACKET
             kwargs["clean_start"] = self._clean_start
+            kwargs["properties"] = props
+        return kwargs
+
+    def start(self, wait: float | None = 5.0) -> bool:
+        """Connect in the background (retrying forever); wait up to `wait` s for the first connection."""
+        kwargs = self.connect_args()
         try:
             self.client.connect_async(self.address.host, self.address.port, **kwargs)
         except OSError as exc:
@@ -170,12 +197,35 @@ class MqttLink:
         return acked.wait(wait) if wait else False
 
     def on_topic(self, topic_filter: str, handler: Handler) -> None:
-        """Call `handler(topic, payload)` for messages on `topic_filter`, subscribed to by the caller."""
-        self.client.message_callback_add(topic_filter, lambda _c, _u, msg: handler(msg.topic, msg.payload))
+        """Call `handler(topic, payload)` for messages on `topic_filter`, subscribed to by the caller.
+
+        The handler is called through `_guarded`, on paho's dispatch and on a reader's alike.
+        """
+        guarded = self._guarded(topic_filter, handler)
+        self.client.message_callback_add(topic_filter, lambda _c, _u, msg: guarded(msg.topic, msg.payload))
         if "+" not in topic_filter and "#" not in topic_filter:
-            self.exact[topic_filter] = handler
+            self.exact[topic_filter] = guarded
+
+    def _guarded(self, topic_filter: str, handler: Handler) -> Handler:
+        """`handler` behind the boundary: nothing over MAX_PAYLOAD reaches it, nothing it raises escapes."""
+        def guarded(topic: str, payload: bytes) -> None:
+            if len(payload) > MAX_PAYLOAD:
+                self._drops.warning("mqtt.message_dropped", key=("too_big", topic_filter), reason="too_big",
+                                    topic=topic, size=len(payload), limit=MAX_PAYLOAD)
+                return
+            try:
+                handler(topic, payload)
+            except Exception as exc:  # noqa: BLE001 - one message's failure must not end the loop that reads
+                self._drops.error("mqtt.handler_failed", key=("handler_failed", topic_filter), topic=topic,
+                                  size=len(payload), error=type(exc).__name__, detail=str(exc)[:200])
+        return guarded
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        """Publish; a payload over MAX_PAYLOAD is a bug of ours and a ValueError (the broker would refuse
+        it, and paho 2.2 takes an MQTT 5 broker's refusal of a QoS-1 message for a protocol error:
+        it reconnects and sends it again, for ever)."""
+        if len(payload) > MAX_PAYLOAD:
+            raise ValueError(f"a payload of {len(payload)} bytes on {topic}: more than the {MAX_PAYLOAD} allowed")
         return self.client.publish(topic, payload, qos=qos, retain=retain)
 
     def publish_json(self, topic: str, body: dict[str, Any], qos: int = 1,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import socket
 
 import pytest
 
+from central_broker.brokers import MosquittoBroker
 from evnet.config import MqttConfig
-from evnet.mqtt import MqttLink, PayloadError, decode_payload, encode_payload, parse_url
+from evnet.mqtt import MAX_PAYLOAD, MqttLink, PayloadError, decode_payload, encode_payload, parse_url
 
 
 def _link(url: str, name: str, version: str = "5", **kw: object) -> MqttLink:
@@ -89,6 +91,9 @@ def test_last_will_published_when_connection_dies(mosquitto) -> None:
     (b"[1, 2]", "expected a JSON object"),
     (b'{"status": "AVAILABLE"}', 'expected "v": 1'),
     (b'{"v": 2}', 'expected "v": 1'),
+    (b"[" * 100_000, "RecursionError"),  # json.loads itself raises it: was not a PayloadError
+    (b'{"v": 1, "current": ' + b"9" * 5000 + b"}", "ValueError"),  # an int too long for int()
+    (b" " * (MAX_PAYLOAD + 1), "more than the"),
 ])
 def test_bad_payloads_are_named(raw: bytes, words: str) -> None:
     with pytest.raises(PayloadError, match=words):
@@ -112,3 +117,31 @@ def test_parse_url(url: str, host: str, port: int, tls: bool) -> None:
 def test_parse_url_rejects_other_schemes() -> None:
     with pytest.raises(ValueError, match="expected mqtt://"):
         parse_url("http://broker")
+
+
+@pytest.mark.parametrize("version", ["5", "3.1.1"])
+def test_a_failing_handler_or_an_oversized_message_never_ends_the_link(version: str) -> None:
+    """On a broker with no size limit of its own: MQTT 5 asks it not to send more than MAX_PACKET,
+    on 3.1.1 the link drops it before any handler; a handler that raises is counted, and the next
+    message comes."""
+    with MosquittoBroker() as broker:
+        sub, pub = _link(broker.url, "sub", version), _link(broker.url, "pub", version)
+        try:
+            got: queue.Queue[bytes] = queue.Queue()
+
+            def handler(_t: str, payload: bytes) -> None:
+                if payload == b"boom":
+                    json.loads(b"[" * 100_000)  # RecursionError, as a JSON decoder without a guard raises
+                got.put(payload)
+            assert sub.subscribe("t/#", handler, wait=5)
+            pub.publish("t/a", b"boom", qos=1).wait_for_publish(5)
+            pub.client.publish("t/b", b"x" * (MAX_PAYLOAD + 1), qos=1).wait_for_publish(5)  # fits MAX_PACKET
+            pub.client.publish("t/b", b"x" * (2 * MAX_PAYLOAD), qos=1).wait_for_publish(5)  # over MAX_PACKET
+            pub.publish("t/c", b"after", qos=1).wait_for_publish(5)
+            assert got.get(timeout=5) == b"after"  # paho's thread lives on, and nothing else came
+            assert got.empty()
+            assert sub.dropped[("handler_failed", "t/#")] == 1
+            assert sub.dropped[("too_big", "t/#")] == (1 if version == "5" else 2)  # MQTT 5: the broker kept one
+        finally:
+            sub.stop()
+            pub.stop()

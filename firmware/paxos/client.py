@@ -12,6 +12,16 @@ caller's thread. A `KvClient` without a session gets one of its own.
 A request is retried with the SAME request id until answered, so a retry that reaches the site
 twice is applied once and gets the first answer. Request ids start from the wall clock in
 microseconds, so a restarted client never reuses one.
+
+A retry waits `retry` s, doubling up to `max_retry`, unless the session sees a sign that the
+leader changed: the Last Will of the replica it believes leads (`paxos/{replica}/gone`, signed
+by the site), or a reply that names another leader. Then every waiting client asks again at
+once, of whoever leads now, and every `fast_retry` s for the next `retry` s (a few small
+messages, de-duplicated by the site): a kill -9 of the leader costs a client about the
+election, not a retry interval.
+
+A client that hears nothing says why it may be: answers with a bad MAC (a replica answers a
+request it cannot verify with an empty signed reply) mean the site key differs.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from typing import Any
 
 from evnet.clock import Clock, RealClock
 from evnet.config.schema import MqttConfig
-from evnet.logs import event_logger
+from evnet.logs import FoldedLog, event_logger
 from evnet.mqtt import MqttLink
 from firmware.paxos.canonical import dumps
 from firmware.paxos.codec import Codec, CodecError
@@ -49,6 +59,11 @@ class KvSession:
         self.topics = PaxosTopics(mqtt_cfg.prefix, site)
         self.clock = clock or RealClock()
         self.log = event_logger("paxos.client", client=session_id, site=site)
+        self._drops = FoldedLog(self.log)
+        self.dropped = self._drops.counts  # replies and Wills that failed their check, by reason
+        self.heard = 0  # authentic messages on our reply topics
+        self.leader: str | None = None  # the replica the site's latest reply came from, None once it is gone
+        self.changes = 0  # signs that the leader changed (a Will of the leader, a reply naming another)
         self.link = MqttLink(mqtt_cfg, f"kv-{site}-{session_id}")
         self.pump = LinkPump(self.link)
         self._lock = threading.RLock()  # held around every paho call; guards the fields below
@@ -69,6 +84,7 @@ class KvSession:
                 return self
             self._started = True
             self.link.subscribe(self.topics.reply(self.id), self._on_reply, qos=0)  # sent on (re)connect
+            self.link.subscribe(self.topics.gone(), self._on_gone, qos=0)
             if not self.pump.connect(wait):
                 raise ConnectionError(f"no broker at {self.link.cfg.url} after {wait} s")
         return self
@@ -84,12 +100,16 @@ class KvSession:
         with self._lock:
             self.link.disconnect()
 
-    def _on_reply(self, _topic: str, payload: bytes) -> None:  # under self._lock (the pump's guard)
+    def _on_reply(self, topic: str, payload: bytes) -> None:  # under self._lock (the pump's guard)
         try:
             replies = self.codec.decode_replies(payload)
         except CodecError as e:
-            self.log.warning("paxos.reply_dropped", reason=e.reason, detail=str(e))
+            self._drops.warning("paxos.reply_dropped", key=e.reason, reason=e.reason, topic=topic, detail=str(e))
             return
+        self.heard += 1
+        leader = replies[0].get("leader") if replies else None
+        if isinstance(leader, str) and leader != self.leader:
+            self._leader_changed(leader)
         for r in replies:
             client = r.get("client")
             if isinstance(client, str):
@@ -97,6 +117,33 @@ class KvSession:
                 if client in self._waiting:
                     self._wakeups[client].notify()  # only the thread this answer is for
                     self._coming[client] = self._reads  # its next request waits for the others woken with it
+
+    def _on_gone(self, topic: str, payload: bytes) -> None:  # under self._lock
+        try:
+            replica = self.codec.decode_gone(payload)
+        except CodecError as e:
+            self._drops.warning("paxos.will_dropped", key=e.reason, reason=e.reason, topic=topic, detail=str(e))
+            return
+        if replica == self.leader:
+            self._leader_changed(None)
+
+    def _leader_changed(self, leader: str | None) -> None:  # under self._lock
+        """A new leader, or none known: wake every waiting client to ask again at once (see `wait`)."""
+        if self.leader is not None:
+            self.changes += 1
+            for client in self._waiting:
+                self._wakeups[client].notify()
+        self.leader = leader
+
+    def diagnosis(self) -> str:
+        """What silence from the site most likely means, from what this session saw."""
+        if self.dropped["mac"]:
+            return (f"{self.dropped['mac']} answers came with a bad MAC: the site key differs from the "
+                    f"replicas' (check [site] key_file)")
+        if not self.heard:
+            return (f"nothing came back: check the broker ({self.link.cfg.url}), the site name ({self.site!r}) "
+                    f"and key, and that the site's replicas are running")
+        return "the site answered before: it may be electing a leader, or overloaded"
 
     def send(self, client: str, req: int, command: bytes, to: str | None) -> None:
         """Queue a request; it leaves at once, or with the next requests of the threads one read woke.
@@ -121,8 +168,9 @@ class KvSession:
         self.pump.writer.publish([(self.topics.request, self.codec.encode_requests(self.id, to, requests))
                                   for to, requests in by_to.items()])
 
-    def wait(self, client: str, req: int, until: float) -> dict[str, Any] | None:
-        """The reply to `client`'s request `req`, or None at `until` (this session's clock).
+    def wait(self, client: str, req: int, until: float, changes: int | None = None) -> dict[str, Any] | None:
+        """The reply to `client`'s request `req`, or None at `until` (this session's clock), or as soon
+        as the leader changed (`self.changes` is no longer `changes`): time to ask again, at once.
 
         One waiting thread at a time reads the socket, until its own answer comes; then it wakes
         one other waiting thread to take over. The others sleep until their answer is read: each
@@ -137,7 +185,7 @@ class KvSession:
                         del self._answers[client]
                         return answer
                     left = until - self.clock.monotonic()
-                    if left <= 0:
+                    if left <= 0 or (changes is not None and changes != self.changes):
                         return None
                     if self._pumper is None:
                         self._pumper = client
@@ -171,13 +219,13 @@ class KvClient:
     """`put/get/cas` on the site's kv machine; `leader` is the replica that answered last."""
 
     def __init__(self, mqtt_cfg: MqttConfig, site: str, client_id: str, key: bytes, *, timeout: float = 5.0,
-                 retry: float = 0.25, max_retry: float = 1.0, clock: Clock | None = None,
+                 retry: float = 0.25, max_retry: float = 1.0, fast_retry: float = 0.01, clock: Clock | None = None,
                  session: KvSession | None = None) -> None:
         self.site, self.id = site, client_id
         self.clock = clock or RealClock()
         self.own_session = session is None
         self.session = session or KvSession(mqtt_cfg, site, client_id, key, clock=self.clock)
-        self.timeout, self.retry, self.max_retry = timeout, retry, max_retry
+        self.timeout, self.retry, self.max_retry, self.fast_retry = timeout, retry, max_retry, fast_retry
         self.req = time.time_ns() // 1000
         self.leader: str | None = None
         self.retries = 0
@@ -216,17 +264,25 @@ class KvClient:
             start = self.clock.monotonic()
             end = start + (self.timeout if timeout is None else timeout)
             interval = self.retry
-            to = self.leader
+            to = self.session.leader
+            fast_until = start  # after a sign that the leader changed: ask every fast_retry s until then
             while True:
                 now = self.clock.monotonic()
                 if now >= end:
                     self.leader = None
-                    raise KvTimeout(f"{op} {args!r}: no answer from site {self.site!r} in {end - start:.2f} s")
+                    raise KvTimeout(f"{op} {args!r}: no answer from site {self.site!r} in {end - start:.2f} s; "
+                                    f"{self.session.diagnosis()}")
+                changes = self.session.changes
                 self.session.send(self.id, req, command, to)
-                reply = self.session.wait(self.id, req, min(end, now + interval))
+                reply = self.session.wait(self.id, req, min(end, now + interval), changes)
                 if reply is not None:
                     self.leader = reply.get("leader")
-                    return reply["result"]
+                    return reply.get("result")
                 self.retries += 1
-                to = None  # whoever leads now: every replica hears it; followers forward it
-                interval = min(interval * 2, self.max_retry)
+                if self.session.changes != changes:  # the leader changed: ask whoever leads now, at once,
+                    to, interval = self.session.leader, self.fast_retry  # and often while it is elected
+                    fast_until = self.clock.monotonic() + self.retry
+                elif self.clock.monotonic() < fast_until:
+                    to, interval = None, self.fast_retry
+                else:  # whoever leads now: every replica that knows no leader hears it, and forwards it
+                    to, interval = None, min(interval * 2, self.max_retry)

@@ -1,18 +1,21 @@
 """The wire forms of Paxos messages, each signed with HMAC-SHA256 under the site key.
 
-Replica to replica (the internal inbox topics): a compact binary frame, packed field by
-field from the message dataclass's own type hints, so a field added to a message needs no
-codec change as long as its type is one of those below:
+Replica to replica (the internal inbox topics): a compact binary frame, packed field by field
+from the message dataclass's own type hints (`fields.py`), so a field added to a message needs no
+codec change as long as its type is one of those there:
 
-    frame = version:u8 tag:u8 fields... mac:32      mac = HMAC(key, "evnet-paxos\\0" site "\\0" version..fields)
-    bundle = 0xB1 (len:u32 frame)*                  several frames for one peer in one MQTT message
+    frame  = body mac:32                  body = version:u8 tag:u8 fields...
+    bundle = 0xB2 (len:u32 body)* mac:32  several messages for one peer in one MQTT message
+    mac    = HMAC(key, "evnet-paxos\0" site "\0" body)  or, for a bundle, under "evnet-bundle\0" site "\0"
 
 Clients (the public `request` and `reply` topics): JSON objects carrying `"v": 1` and a hex
-`mac` over the canonical JSON of the other fields (sorted keys, no spaces, ASCII) — the public
-form, for any tool — or, from this project's own client, binary frames that cost a fraction of
-the JSON's Python work at both ends (no re-serialising to verify a MAC) and carry the requests
-and replies of several logical clients sharing one connection (a session):
+`mac` — the public form, for any tool — or, from this project's own client, binary frames that
+cost a fraction of the JSON's Python work at both ends and carry the requests and replies of
+several logical clients sharing one connection (a session):
 
+    json     = the JSON text of the other fields (ours is canonical: sorted keys, no spaces, ASCII)
+               with `,"mac":"<64 hex>"}` in place of its closing brace;
+               mac = HMAC(key, "evnet-json\0" site "\0" that text, closing brace included)
     requests = 0xC1 version:u8 session:str to:str n:u16 (client:str req:u64 command:bytes)* mac:32
     replies  = 0xC2 version:u8 leader:str n:u16 (client:str req:u64 stale:u8 result:bytes)* mac:32
 
@@ -20,34 +23,50 @@ and replies of several logical clients sharing one connection (a session):
 "evnet-client\0" site "\0" everything before it).) Replies to a binary request go, one
 message per session per Ready, to `reply/{session}`.
 
-The MAC is checked before anything else is parsed; a frame that fails is a `CodecError`
-whose `reason` the transport counts ("mac", "malformed", "version").
+This is the site's trust boundary. Every decoder checks, in this order: the size (nothing over
+MAX_MESSAGE is even hashed), the MAC over the raw bytes as they came (nothing is parsed or
+unpacked before it), then the form: counts and lengths against the bytes there, integers up to
+MAX_UINT, client ids, commands up to MAX_COMMAND. It raises only `CodecError`, whose `reason`
+the transport counts ("too_big", "mac", "malformed", "version").
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import re
 import struct
-import typing
-from collections.abc import Callable
 from typing import Any
 
+from evnet.mqtt import MAX_PAYLOAD
 from firmware.paxos import messages as m
 from firmware.paxos.canonical import dumps
+from firmware.paxos.fields import MAX_UINT, U16, U32, In, Out, plan
 from firmware.paxos.mac import Mac
-from firmware.paxos.types import Accepted, Ballot
 
 VERSION = 1
-BUNDLE = 0xB1  # first byte of a message that carries several frames (a frame starts with VERSION)
+BUNDLE = 0xB2  # first byte of a message that carries several bodies (a frame starts with VERSION)
 MAC_SIZE = 32
 # Wire tags: append only, never reorder (a tag is on the wire in every frame).
 TAGS: tuple[type, ...] = (m.Prepare, m.Promise, m.Accept, m.AcceptReply, m.Commit, m.Heartbeat, m.HeartbeatReply,
                           m.Nack, m.CatchUpRequest, m.CatchUpReply, m.Snapshot, m.ClientRequest, m.Forward,
                           m.ClientReply)
-_U8, _U16, _U32, _U64 = struct.Struct(">B"), struct.Struct(">H"), struct.Struct(">I"), struct.Struct(">Q")
 REQUESTS, REPLIES = 0xC1, 0xC2  # first byte of the binary client frames (JSON starts with "{")
 _REQ_HEAD, _REPLY_HEAD = struct.Struct(">QI"), struct.Struct(">QBI")
+
+# Size caps. A message (any payload: a frame, a bundle, a client frame, a snapshot, a reply) is at
+# most MAX_MESSAGE, the broker's `message_size_limit` too; a bundle holds at most MAX_FRAMES
+# bodies; a client's command at most MAX_COMMAND bytes, so a slot of `max_batch` (64) commands
+# still fits one message; a JSON request at most MAX_JSON_REQUEST.
+MAX_MESSAGE = MAX_PAYLOAD
+MAX_BODY = MAX_MESSAGE - 1 - 4 - MAC_SIZE  # a body that fits a message on its own, even in a bundle
+MAX_FRAMES = 1024
+MAX_COMMAND = 8192
+MAX_JSON_REQUEST = 2 * MAX_COMMAND
+CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # client and session ids (a topic level)
+_MAC_FIELD = b',"mac":"'
+_JSON_TAIL = len(_MAC_FIELD) + 2 * MAC_SIZE + 2  # ,"mac":"<64 hex>"}
+_PLANS = {cls: (tag, plan(cls)) for tag, cls in enumerate(TAGS)}
 
 
 class CodecError(ValueError):
@@ -58,116 +77,34 @@ class CodecError(ValueError):
         super().__init__(f"{reason}: {detail}")
 
 
-# ------------------------------------------------------------------ binary field packing
-
-class _Out:
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-
-    def uint(self, v: int) -> None:
-        if v < 0:
-            raise ValueError(f"negative integer {v} cannot be sent")
-        self.parts.append(_U64.pack(v))
-
-    def str(self, v: str) -> None:
-        b = v.encode()
-        self.parts.append(_U16.pack(len(b)) + b)
-
-    def bytes(self, v: bytes) -> None:
-        self.parts.append(_U32.pack(len(v)) + v)
+def _check_size(data: bytes | memoryview, limit: int, what: str) -> None:
+    if len(data) > limit:
+        raise CodecError("too_big", f"{what} of {len(data)} bytes, more than the {limit} allowed")
 
 
-class _In:
-    def __init__(self, data: memoryview) -> None:
-        self.data, self.pos = data, 0
-
-    def _take(self, n: int) -> memoryview:
-        if self.pos + n > len(self.data):
-            raise ValueError("frame ends inside a field")
-        out = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return out
-
-    def uint(self) -> int:
-        return _U64.unpack(self._take(8))[0]
-
-    def str(self) -> str:
-        return bytes(self._take(_U16.unpack(self._take(2))[0])).decode()
-
-    def bytes(self) -> bytes:
-        return bytes(self._take(_U32.unpack(self._take(4))[0]))
+def _client_id(v: Any, what: str) -> str:
+    if not (isinstance(v, str) and CLIENT_ID_RE.fullmatch(v)):
+        raise CodecError("malformed", f"{what} {str(v)[:80]!r} is not 1 to 64 of A-Z a-z 0-9 _ . : -")
+    return v
 
 
-def _ballot_enc(o: _Out, b: Ballot) -> None:
-    o.uint(b.round)
-    o.str(b.node)
+def _req(v: Any) -> int:
+    if type(v) is not int or not 0 <= v <= MAX_UINT:
+        raise CodecError("malformed", f"req {str(v)[:30]} is not an integer from 0 to {MAX_UINT}")
+    return v
 
 
-def _ballot_dec(i: _In) -> Ballot:
-    return Ballot(i.uint(), i.str())
-
-
-def _seq(enc: Callable[[_Out, Any], None], dec: Callable[[_In], Any]) -> tuple[Callable, Callable]:
-    def e(o: _Out, items: tuple) -> None:
-        o.parts.append(_U32.pack(len(items)))
-        for x in items:
-            enc(o, x)
-
-    def d(i: _In) -> tuple:
-        (n,) = _U32.unpack(i._take(4))
-        return tuple(dec(i) for _ in range(n))
-    return e, d
-
-
-def _accepted_enc(o: _Out, a: Accepted) -> None:
-    o.uint(a.slot)
-    _ballot_enc(o, a.ballot)
-    o.bytes(a.value)
-
-
-def _accepted_dec(i: _In) -> Accepted:
-    return Accepted(i.uint(), _ballot_dec(i), i.bytes())
-
-
-def _entry_enc(o: _Out, e: m.Entry) -> None:
-    o.uint(e.slot)
-    o.bytes(e.value)
-
-
-def _entry_dec(i: _In) -> m.Entry:
-    return m.Entry(i.uint(), i.bytes())
-
-
-_FIELD_CODECS: dict[Any, tuple[Callable, Callable]] = {
-    str: (_Out.str, _In.str),
-    int: (_Out.uint, _In.uint),
-    bytes: (_Out.bytes, _In.bytes),
-    Ballot: (_ballot_enc, _ballot_dec),
-    tuple[int, ...]: _seq(_Out.uint, _In.uint),
-    tuple[Accepted, ...]: _seq(_accepted_enc, _accepted_dec),
-    tuple[m.Entry, ...]: _seq(_entry_enc, _entry_dec),
-}
-
-
-def _plan(cls: type) -> list[tuple[str, Callable, Callable]]:
-    hints = typing.get_type_hints(cls)
-    plan = []
-    for name in cls.__dataclass_fields__:
-        tp = hints[name]
-        if tp not in _FIELD_CODECS:
-            raise TypeError(f"{cls.__name__}.{name}: no wire form for type {tp}")
-        plan.append((name, *_FIELD_CODECS[tp]))
-    return plan
-
-
-_PLANS = {cls: (tag, _plan(cls)) for tag, cls in enumerate(TAGS)}
+def _command(c: bytes) -> bytes:
+    if len(c) > MAX_COMMAND:
+        raise CodecError("malformed", f"a command of {len(c)} bytes, more than the {MAX_COMMAND} allowed")
+    return c
 
 
 def _json_result(raw: bytes) -> Any:
     """A state machine's result as JSON (None for a stale retry's empty answer)."""
     try:
         return json.loads(raw) if raw else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not UTF-8 or not JSON, an int of 5,000 digits, deep nesting
         return {"error": "result is not JSON", "raw": raw.decode("latin-1")}
 
 
@@ -177,63 +114,101 @@ class Codec:
     def __init__(self, site: str, key: bytes) -> None:
         self.site = site
         self._mac = Mac(key, b"evnet-paxos\0" + site.encode() + b"\0").digest
+        self._bundle_mac = Mac(key, b"evnet-bundle\0" + site.encode() + b"\0").digest
         self._client_mac = Mac(key, b"evnet-client\0" + site.encode() + b"\0").digest
         self._json_mac = Mac(key, b"evnet-json\0" + site.encode() + b"\0").hexdigest
 
-    def encode(self, msg: m.Message) -> bytes:
-        tag, plan = _PLANS[type(msg)]
-        out = _Out()
+    # ------------------------------------------------------------ replica to replica
+
+    def encode_body(self, msg: m.Message) -> bytes:
+        """`msg` unsigned, for `seal`; CodecError("too_big") if it could never travel."""
+        tag, fields = _PLANS[type(msg)]
+        out = Out()
         out.parts.append(bytes((VERSION, tag)))
-        for name, enc, _ in plan:
+        for name, enc, _ in fields:
             enc(out, getattr(msg, name))
         body = b"".join(out.parts)
+        _check_size(body, MAX_BODY, f"a {type(msg).__name__}")
+        return body
+
+    def encode(self, msg: m.Message) -> bytes:
+        """One message as a signed frame of its own."""
+        body = self.encode_body(msg)
         return body + self._mac(body)
 
-    def decode(self, frame: bytes) -> m.Message:
-        if len(frame) < 2 + MAC_SIZE:
-            raise CodecError("malformed", f"frame of {len(frame)} bytes is too short")
-        view = memoryview(frame)
-        body, mac = view[:-MAC_SIZE], view[-MAC_SIZE:]
-        if not hmac.compare_digest(self._mac(body), mac):
-            raise CodecError("mac", "bad MAC (another site's key, or tampered)")
+    def seal(self, bodies: list[bytes]) -> list[bytes]:
+        """Bodies for one peer as MQTT messages: a frame if one, else bundles of at most MAX_MESSAGE, MAX_FRAMES."""
+        if len(bodies) == 1:
+            return [bodies[0] + self._mac(bodies[0])]
+        out: list[bytes] = []
+        parts: list[bytes] = [bytes((BUNDLE,))]
+        size = 1 + MAC_SIZE
+        for body in bodies:
+            if len(parts) > 2 * MAX_FRAMES or size + 4 + len(body) > MAX_MESSAGE:
+                out.append(self._signed_bundle(parts))
+                parts, size = [bytes((BUNDLE,))], 1 + MAC_SIZE
+            parts += [U32.pack(len(body)), body]
+            size += 4 + len(body)
+        out.append(self._signed_bundle(parts))
+        return out
+
+    def _signed_bundle(self, parts: list[bytes]) -> bytes:
+        data = b"".join(parts)
+        return data + self._bundle_mac(data)
+
+    def unbundle(self, payload: bytes) -> list[memoryview]:
+        """The authentic bodies of one MQTT message (a frame or a bundle), for `decode_body`.
+
+        Size first, then the MAC over the raw bytes: a forged bundle costs one hash, never an unpacking.
+        """
+        _check_size(payload, MAX_MESSAGE, "a message")
+        if len(payload) < 2 + MAC_SIZE:
+            raise CodecError("malformed", f"a message of {len(payload)} bytes is too short")
+        view = memoryview(payload)
+        signed, mac = view[:-MAC_SIZE], view[-MAC_SIZE:]
+        if payload[0] != BUNDLE:
+            if not hmac.compare_digest(self._mac(signed), mac):
+                raise CodecError("mac", "bad MAC (another site's key, or tampered)")
+            return [signed]
+        if not hmac.compare_digest(self._bundle_mac(signed), mac):
+            raise CodecError("mac", "bad MAC on a bundle (another site's key, or tampered)")
+        bodies, pos, end = [], 1, len(signed)
+        while pos < end:
+            if len(bodies) == MAX_FRAMES:
+                raise CodecError("malformed", f"a bundle of more than {MAX_FRAMES} frames")
+            if pos + 4 > end:
+                raise CodecError("malformed", "bundle ends inside a frame length")
+            (n,) = U32.unpack_from(signed, pos)
+            if pos + 4 + n > end:
+                raise CodecError("malformed", f"bundle frame of {n} bytes runs past the end")
+            bodies.append(signed[pos + 4:pos + 4 + n])
+            pos += 4 + n
+        return bodies
+
+    def decode_body(self, body: bytes | memoryview) -> m.Message:
+        """The message in an authentic body (from `unbundle`)."""
+        if len(body) < 2:
+            raise CodecError("malformed", f"a frame of {len(body)} bytes")
         if body[0] != VERSION:
             raise CodecError("version", f"wire version {body[0]}, expected {VERSION}")
         if body[1] >= len(TAGS):
             raise CodecError("malformed", f"unknown message tag {body[1]}")
         cls = TAGS[body[1]]
-        i = _In(body[2:])
+        i = In(memoryview(body)[2:])
         try:
             fields = {name: dec(i) for name, _, dec in _PLANS[cls][1]}
-        except (ValueError, struct.error, UnicodeDecodeError) as e:
+        except (ValueError, struct.error) as e:  # UnicodeDecodeError is a ValueError
             raise CodecError("malformed", f"{cls.__name__}: {e}") from None
-        if i.pos != len(i.data):
-            raise CodecError("malformed", f"{cls.__name__}: {len(i.data) - i.pos} trailing bytes")
+        if i.left:
+            raise CodecError("malformed", f"{cls.__name__}: {i.left} trailing bytes")
         return cls(**fields)
 
-    # ------------------------------------------------------------ several frames in one publish
-
-    @staticmethod
-    def bundle(frames: list[bytes]) -> bytes:
-        """Frames for one peer in one MQTT message: `BUNDLE (len:u32 frame)*`; each frame keeps its own MAC."""
-        if len(frames) == 1:
-            return frames[0]
-        return bytes((BUNDLE,)) + b"".join(_U32.pack(len(f)) + f for f in frames)
-
-    @staticmethod
-    def unbundle(payload: bytes) -> list[bytes]:
-        """The frames in one MQTT message (a bundle, or a single frame)."""
-        if payload[:1] != bytes((BUNDLE,)):
-            return [payload]
-        frames, pos = [], 1
-        while pos < len(payload):
-            if pos + 4 > len(payload):
-                raise CodecError("malformed", "bundle ends inside a frame length")
-            (n,) = _U32.unpack_from(payload, pos)
-            if pos + 4 + n > len(payload):
-                raise CodecError("malformed", f"bundle frame of {n} bytes runs past the end")
-            frames.append(payload[pos + 4:pos + 4 + n])
-            pos += 4 + n
-        return frames
+    def decode(self, frame: bytes) -> m.Message:
+        """The message in a frame of its own (not a bundle)."""
+        bodies = self.unbundle(frame)
+        if len(bodies) != 1:
+            raise CodecError("malformed", f"a bundle of {len(bodies)} where one frame was expected")
+        return self.decode_body(bodies[0])
 
     # ------------------------------------------------------------ the public JSON topics
 
@@ -242,19 +217,35 @@ class Codec:
         mac = self._json_mac(canon)
         return canon[:-1] + b',"mac":"' + mac.encode() + b'"}'  # body is never empty: it has "v"
 
+    @staticmethod
+    def signed_json(signed: dict[str, Any]) -> bytes:
+        """The wire form of a body signed as a dict (its "mac" among the fields, as `gone_body` gives it).
+
+        The same bytes `_sign_json` makes: the MAC is checked on them as they come, so a signed
+        body must travel in exactly this form (not re-serialised, e.g. by `encode_payload`).
+        """
+        rest = {k: v for k, v in signed.items() if k != "mac"}
+        return dumps(rest)[:-1] + b',"mac":"' + str(signed["mac"]).encode() + b'"}'
+
     def _verify_json(self, data: bytes) -> dict[str, Any]:
+        """The body of a signed JSON message, its MAC checked on the raw bytes before any parsing."""
+        _check_size(data, MAX_MESSAGE, "a JSON message")
+        if len(data) < _JSON_TAIL + 2 or data[-_JSON_TAIL:-_JSON_TAIL + len(_MAC_FIELD)] != _MAC_FIELD \
+                or data[-2:] != b'"}':
+            raise CodecError("malformed", 'a signed JSON message ends with ,"mac":"<64 hex digits>"}')
+        view = memoryview(data)
+        good = self._json_mac(view[:-_JSON_TAIL], b"}").encode()
+        if not hmac.compare_digest(good, view[-2 - 2 * MAC_SIZE:-2]):
+            raise CodecError("mac", "bad MAC on a JSON message")
         try:
             body = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CodecError("malformed", f"not UTF-8 JSON: {e}") from None
-        if not isinstance(body, dict) or not isinstance(body.get("mac"), str):
-            raise CodecError("malformed", "expected a JSON object with a \"mac\"")
-        mac = body.pop("mac")
-        good = self._json_mac(dumps(body))
-        if not hmac.compare_digest(good, mac):
-            raise CodecError("mac", "bad MAC on a JSON message")
+        except (ValueError, RecursionError) as e:  # authentic, so a key holder's bug: still not our end
+            raise CodecError("malformed", f"not UTF-8 JSON: {type(e).__name__}: {str(e)[:100]}") from None
+        if not isinstance(body, dict):
+            raise CodecError("malformed", "expected a JSON object")
+        del body["mac"]
         if body.get("v") != VERSION:
-            raise CodecError("version", f"\"v\": {body.get('v')!r}, expected {VERSION}")
+            raise CodecError("version", f"\"v\": {str(body.get('v'))[:20]}, expected {VERSION}")
         return body
 
     def encode_request(self, client: str, req: int, op: str, args: dict[str, Any], to: str | None = None) -> bytes:
@@ -263,13 +254,16 @@ class Codec:
 
     def decode_request(self, data: bytes) -> tuple[m.ClientRequest, str | None]:
         """The request and the replica it was addressed to (None: whoever leads)."""
+        _check_size(data, MAX_JSON_REQUEST, "a JSON request")
         b = self._verify_json(data)
         client, req, op, args, to = b.get("client"), b.get("req"), b.get("op"), b.get("args"), b.get("to")
-        if not (isinstance(client, str) and client and isinstance(req, int) and req >= 0 and isinstance(op, str)
-                and isinstance(args, dict) and (to is None or isinstance(to, str))):
+        if not (isinstance(op, str) and isinstance(args, dict) and (to is None or isinstance(to, str))):
             raise CodecError("malformed", "a request needs client (str), req (int >= 0), op (str), args (object)")
-        command = dumps({**args, "op": op})
-        return m.ClientRequest(self.site, client, req, command), to
+        try:
+            command = dumps({**args, "op": op})
+        except (ValueError, RecursionError) as e:
+            raise CodecError("malformed", f"args: {type(e).__name__}") from None
+        return m.ClientRequest(self.site, _client_id(client, "client id"), _req(req), _command(command)), to
 
     def encode_reply(self, reply: m.ClientReply) -> bytes:
         result = _json_result(reply.result)
@@ -281,14 +275,15 @@ class Codec:
     def encode_requests(self, session: str, to: str | None, requests: list[tuple[str, int, bytes]]) -> bytes:
         """Binary requests `(client, req, command)` of one session; `command` is the state machine's bytes."""
         s, t = session.encode(), (to or "").encode()
-        parts = [bytes((REQUESTS, VERSION)), _U16.pack(len(s)), s, _U16.pack(len(t)), t, _U16.pack(len(requests))]
+        parts = [bytes((REQUESTS, VERSION)), U16.pack(len(s)), s, U16.pack(len(t)), t, U16.pack(len(requests))]
         for client, req, command in requests:
             c = client.encode()
-            parts += [_U16.pack(len(c)), c, _REQ_HEAD.pack(req, len(command)), command]
+            parts += [U16.pack(len(c)), c, _REQ_HEAD.pack(req, len(command)), command]
         body = b"".join(parts)
         return body + self._client_mac(body)
 
-    def _verify_client(self, data: bytes, kind: int) -> _In:
+    def _verify_client(self, data: bytes, kind: int) -> In:
+        _check_size(data, MAX_MESSAGE, "a client frame")
         if len(data) < 2 + MAC_SIZE or data[0] != kind:
             raise CodecError("malformed", f"a client frame of {len(data)} bytes")
         view = memoryview(data)
@@ -296,33 +291,43 @@ class Codec:
             raise CodecError("mac", "bad MAC on a client frame")
         if data[1] != VERSION:
             raise CodecError("version", f"client frame version {data[1]}, expected {VERSION}")
-        i = _In(view[:-MAC_SIZE])
+        i = In(view[:-MAC_SIZE])
         i.pos = 2
         return i
+
+    @staticmethod
+    def claimed_session(data: bytes) -> str | None:
+        """The session a binary request frame names, NOT verified: only to tell a client its key is wrong."""
+        if len(data) < 4 or data[0] != REQUESTS:
+            return None
+        session = data[4:4 + ((data[2] << 8) | data[3])].decode("ascii", errors="replace")
+        return session if CLIENT_ID_RE.fullmatch(session) else None
 
     def decode_requests(self, data: bytes) -> tuple[str, str | None, list[m.ClientRequest]]:
         """`(session, to, requests)` of a binary request frame (`to` None: whoever leads)."""
         i = self._verify_client(data, REQUESTS)
         try:
-            session, to = i.str(), i.str()
+            session, to = _client_id(i.str(), "session id"), i.str()
             reqs = []
-            for _ in range(_U16.unpack(i._take(2))[0]):
-                client = i.str()
-                req, n = _REQ_HEAD.unpack(i._take(_REQ_HEAD.size))
-                reqs.append(m.ClientRequest(self.site, client, req, bytes(i._take(n))))
-        except (ValueError, struct.error, UnicodeDecodeError) as e:
+            for _ in range(i.u16()):
+                client = _client_id(i.str(), "client id")
+                req, n = _REQ_HEAD.unpack(i.take(_REQ_HEAD.size))
+                reqs.append(m.ClientRequest(self.site, client, _req(req), _command(bytes(i.take(n)))))
+        except CodecError:
+            raise
+        except (ValueError, struct.error) as e:  # UnicodeDecodeError is a ValueError
             raise CodecError("malformed", f"binary requests: {e}") from None
-        if i.pos != len(i.data):
-            raise CodecError("malformed", f"binary requests: {len(i.data) - i.pos} trailing bytes")
+        if i.left:
+            raise CodecError("malformed", f"binary requests: {i.left} trailing bytes")
         return session, to or None, reqs
 
     def encode_replies(self, leader: str, replies: list[m.ClientReply]) -> bytes:
         """One binary message with the replies for the clients of one session."""
         ld = leader.encode()
-        parts = [bytes((REPLIES, VERSION)), _U16.pack(len(ld)), ld, _U16.pack(len(replies))]
+        parts = [bytes((REPLIES, VERSION)), U16.pack(len(ld)), ld, U16.pack(len(replies))]
         for r in replies:
             c = r.client.encode()
-            parts += [_U16.pack(len(c)), c, _REPLY_HEAD.pack(r.req, not r.result, len(r.result)), r.result]
+            parts += [U16.pack(len(c)), c, _REPLY_HEAD.pack(r.req, not r.result, len(r.result)), r.result]
         body = b"".join(parts)
         return body + self._client_mac(body)
 
@@ -334,13 +339,17 @@ class Codec:
         try:
             leader = i.str()
             out = []
-            for _ in range(_U16.unpack(i._take(2))[0]):
+            for _ in range(i.u16()):
                 client = i.str()
-                req, stale, n = _REPLY_HEAD.unpack(i._take(_REPLY_HEAD.size))
-                out.append({"client": client, "req": req, "result": _json_result(bytes(i._take(n))),
+                req, stale, n = _REPLY_HEAD.unpack(i.take(_REPLY_HEAD.size))
+                out.append({"client": client, "req": _req(req), "result": _json_result(bytes(i.take(n))),
                             "leader": leader, "stale": bool(stale)})
-        except (ValueError, struct.error, UnicodeDecodeError) as e:
+        except CodecError:
+            raise
+        except (ValueError, struct.error) as e:  # UnicodeDecodeError is a ValueError
             raise CodecError("malformed", f"binary replies: {e}") from None
+        if i.left:
+            raise CodecError("malformed", f"binary replies: {i.left} trailing bytes")
         return out
 
     def gone_body(self, replica: str) -> dict[str, Any]:
@@ -358,6 +367,7 @@ class Codec:
     def decode_reply(self, data: bytes) -> dict[str, Any]:
         """`client`, `req`, `result` (JSON), `leader` (who answered), `stale` (an older request's retry)."""
         b = self._verify_json(data)
-        if not (isinstance(b.get("client"), str) and isinstance(b.get("req"), int)):
-            raise CodecError("malformed", "a reply needs client (str) and req (int)")
+        if not (isinstance(b.get("client"), str) and isinstance(b.get("leader", ""), str)):
+            raise CodecError("malformed", "a reply needs client (str), req (int) and leader (str)")
+        _req(b.get("req"))
         return b

@@ -22,7 +22,8 @@ import paho.mqtt.client as mqtt
 PUBLISH = 0x30
 
 
-def _remaining_length(n: int) -> bytes:
+def remaining_length(n: int) -> bytes:
+    """MQTT's variable byte integer (a packet's remaining length)."""
     out = bytearray()
     while True:
         n, digit = n >> 7, n & 0x7F
@@ -47,7 +48,7 @@ class PacketWriter:
             if not t or len(t) > 0xFFFF or "+" in topic or "#" in topic:
                 raise ValueError(f"not a topic to publish to: {topic!r}")
             head = self._topics[topic] = len(t).to_bytes(2, "big") + t + self._props
-        return b"".join((bytes((PUBLISH,)), _remaining_length(len(head) + len(payload)), head, payload))
+        return b"".join((bytes((PUBLISH,)), remaining_length(len(head) + len(payload)), head, payload))
 
     def publish(self, messages: Sequence[tuple[str, bytes]]) -> None:
         """Send `(topic, payload)` messages in order; what the socket will not take now, paho sends later."""

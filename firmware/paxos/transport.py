@@ -11,14 +11,16 @@ QoS 0 everywhere: the protocol already retransmits (heartbeats, stale Accepts, P
 catch-up, client retries with the same request id) and de-duplicates, so QoS 1 would only add a
 PUBACK to every hop and replay stale messages queued across a reconnect. Nothing is retained.
 
-Frames with a bad MAC, from a sender that is not a member (or, for requests, not a plausible
-client id), or for another site are dropped, counted by reason in `dropped`, and logged at
-most once per `log_every` seconds per reason.
+Frames too big, with a bad MAC, malformed, from a sender that is not a member (or, for
+requests, a member's id), or for another site are dropped, counted by reason in `dropped`, and
+logged at most once per `log_every` seconds per reason, with the topic and the sender when known.
+A binary request with a bad MAC also gets, at most once per `notice_every` seconds, an empty
+signed answer on its session's reply topic: the only way a client with the wrong site key can
+tell that from a site that is not there (its own check of that answer fails).
 """
 
 from __future__ import annotations
 
-import re
 import select
 import time
 from collections import Counter
@@ -36,7 +38,6 @@ from firmware.paxos.codec import REQUESTS, Codec, CodecError
 from firmware.paxos.mqtt_reader import MalformedPacketError, PacketReader
 from firmware.paxos.mqtt_writer import PacketWriter
 
-CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 QOS = 0
 REQUESTS_BYTE = bytes((REQUESTS,))
 
@@ -61,7 +62,7 @@ class LinkPump:
             self.subacks += 1
             on_subscribe(*args)
         link.client.on_subscribe = counted
-        self.reader = PacketReader(link.client, link.exact)
+        self.reader = PacketReader(link.client, link.exact, log=link.log)
         self.writer = PacketWriter(link.client)
 
     def ready(self) -> bool:
@@ -95,9 +96,8 @@ class LinkPump:
                 return
             self._next_connect = now + self.retry
             try:
-                kw = {"clean_start": True} if link.v5 else {}
                 with guard:
-                    client.connect(link.address.host, link.address.port, link.cfg.keepalive_s, **kw)
+                    client.connect(link.address.host, link.address.port, **link.connect_args())
             except OSError as e:
                 self.log.debug("mqtt.connect_failed", url=link.cfg.url, error=str(e))
                 return
@@ -166,7 +166,7 @@ class MqttTransport:
 
     def __init__(self, link: MqttLink, codec: Codec, node_id: str, members: list[str] | tuple[str, ...],
                  deliver: Callable[[str, Any], None], *, publish: Callable[[list[tuple[str, bytes]]], None],
-                 clock: Clock | None = None, log_every: float = 5.0) -> None:
+                 clock: Clock | None = None, log_every: float = 5.0, notice_every: float = 1.0) -> None:
         self.link, self.codec, self.id = link, codec, node_id
         self.publish = publish
         self._out: list[tuple[str, bytes]] = []  # (topic, payload) not yet published
@@ -178,12 +178,14 @@ class MqttTransport:
         self._drops = FoldedLog(self.log, log_every, self.clock.monotonic)
         self.dropped: Counter[str] = self._drops.counts  # by reason
         self.sent = 0
+        self.notice_every = notice_every
+        self._next_notice = 0.0  # when a client with a bad MAC may be told next
         self.sessions: dict[str, str] = {}  # client -> the session its last (binary) request came from
 
     @staticmethod
-    def will(topics: PaxosTopics, codec: Codec, node_id: str) -> tuple[str, dict[str, Any], bool]:
+    def will(topics: PaxosTopics, codec: Codec, node_id: str) -> tuple[str, bytes, bool]:
         """The Last Will to give `MqttLink` (not retained: a retained 'gone' would outlive the restart)."""
-        return topics.gone(node_id), codec.gone_body(node_id), False
+        return topics.gone(node_id), codec.signed_json(codec.gone_body(node_id)), False
 
     def start(self, wait: float | None = 5.0) -> None:
         for topic, handler in ((self.topics.inbox(self.id), self._on_peer), (self.topics.gone(), self._on_gone)):
@@ -223,12 +225,15 @@ class MqttTransport:
 
     def send_all(self, messages: list[tuple[str, m.Message]]) -> None:
         """Send in one MQTT message per peer (a bundle): fewer publishes, fewer wake-ups at each end."""
-        frames: dict[str, list[bytes]] = {}
+        bodies: dict[str, list[bytes]] = {}
         for to, msg in messages:
-            frames.setdefault(to, []).append(self.codec.encode(msg))
-        for to, fs in frames.items():
-            self._out.append((self.topics.inbox(to), self.codec.bundle(fs)))
-            self.sent += len(fs)
+            try:
+                bodies.setdefault(to, []).append(self.codec.encode_body(msg))
+            except CodecError as e:  # a message the broker would drop: say so here, where it is known
+                self._drops.error("paxos.frame_unsendable", key="unsendable", to=to, detail=str(e))
+        for to, bs in bodies.items():
+            self._out += [(self.topics.inbox(to), payload) for payload in self.codec.seal(bs)]
+            self.sent += len(bs)
 
     def reply_all(self, replies: list[m.ClientReply]) -> None:
         """Answer clients: one binary message per session of binary clients, JSON to each of the others."""
@@ -244,30 +249,28 @@ class MqttTransport:
 
     # -------------------------------------------------------------- inbound (paho's thread)
 
-    def _drop(self, reason: str, topic: str, detail: str) -> None:
-        self._drops.warning("paxos.frame_dropped", key=reason, reason=reason, topic=topic, detail=detail)
+    def _drop(self, reason: str, topic: str, detail: str, sender: str | None = None) -> None:
+        self._drops.warning("paxos.frame_dropped", key=reason, reason=reason, topic=topic, sender=sender,
+                            detail=detail)
 
     def _on_peer(self, topic: str, payload: bytes) -> None:
         try:
-            frames = self.codec.unbundle(payload)
+            bodies = self.codec.unbundle(payload)  # size and MAC first: nothing unpacked before
         except CodecError as e:
             self._drop(e.reason, topic, str(e))
             return
-        for frame in frames:
-            self._on_frame(topic, frame)
-
-    def _on_frame(self, topic: str, payload: bytes) -> None:
-        try:
-            msg = self.codec.decode(payload)
-        except CodecError as e:
-            self._drop(e.reason, topic, str(e))
-            return
-        if msg.site != self.codec.site:
-            self._drop("foreign_site", topic, f"site {msg.site!r}")
-        elif msg.sender not in self.members or msg.sender == self.id or isinstance(msg, m.ClientRequest):
-            self._drop("unknown_sender", topic, f"{type(msg).__name__} from {msg.sender!r}")
-        else:
-            self.deliver("peer", msg)
+        for body in bodies:
+            try:
+                msg = self.codec.decode_body(body)
+            except CodecError as e:
+                self._drop(e.reason, topic, str(e))
+                continue
+            if msg.site != self.codec.site:
+                self._drop("foreign_site", topic, f"site {msg.site[:80]!r}", msg.sender[:80])
+            elif msg.sender not in self.members or msg.sender == self.id or isinstance(msg, m.ClientRequest):
+                self._drop("unknown_sender", topic, type(msg).__name__, msg.sender[:80])
+            else:
+                self.deliver("peer", msg)
 
     def _on_request(self, topic: str, payload: bytes) -> None:
         """A JSON request, or binary ones of a session (whose clients are then answered in binary)."""
@@ -279,21 +282,37 @@ class MqttTransport:
                 session, reqs = None, [req]
         except CodecError as e:
             self._drop(e.reason, topic, str(e))
+            if e.reason == "mac":
+                self._tell_bad_mac(payload)
             return
-        if session is not None and (not CLIENT_ID_RE.match(session) or session in self.members):
-            self._drop("unknown_sender", topic, f"requests from session {session!r}")
+        if session is not None and session in self.members:
+            self._drop("unknown_sender", topic, "requests from a member's id as session", session)
             return
         if not (to is None or to == self.id or to not in self.members):
             return
         for req in reqs:
-            if not CLIENT_ID_RE.match(req.sender) or req.sender in self.members:
-                self._drop("unknown_sender", topic, f"request from client id {req.sender!r}")
+            if req.sender in self.members:
+                self._drop("unknown_sender", topic, "request from a member's id as client", req.sender)
                 continue
             if session is None:
                 self.sessions.pop(req.sender, None)
             else:
                 self.sessions[req.sender] = session
             self.deliver("request", req)
+
+    def _tell_bad_mac(self, payload: bytes) -> None:
+        """Answer a binary request that failed its MAC with an empty signed reply (rate-limited).
+
+        A client with the wrong key cannot verify it either, and so learns that the site is there
+        and its key is not the site's (it would see only a timeout otherwise). The session id is
+        read unverified, so the answer says nothing and goes at most once per `notice_every` s.
+        """
+        session = self.codec.claimed_session(payload)
+        now = self.clock.monotonic()
+        if session is None or session in self.members or now < self._next_notice:
+            return
+        self._next_notice = now + self.notice_every
+        self._out.append((self.topics.reply(session), self.codec.encode_replies(self.id, [])))
 
     def _on_gone(self, topic: str, payload: bytes) -> None:
         try:

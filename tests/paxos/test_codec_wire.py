@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import time
+
 import pytest
 
 from evnet.config.site_key import read_site_key
 from firmware.paxos import messages as m
-from firmware.paxos.codec import TAGS, Codec, CodecError
+from firmware.paxos.batch import Command, encode_batch
+from firmware.paxos.canonical import dumps
+from firmware.paxos.codec import (
+    BUNDLE,
+    MAC_SIZE,
+    MAX_COMMAND,
+    MAX_FRAMES,
+    MAX_JSON_REQUEST,
+    MAX_MESSAGE,
+    TAGS,
+    Codec,
+    CodecError,
+)
+from firmware.paxos.fields import MAX_UINT
 from firmware.paxos.types import Accepted, Ballot
 
 KEY = bytes(range(32))
@@ -23,7 +40,7 @@ SAMPLES = [
     m.CatchUpRequest("s", "cp1", 0),
     m.CatchUpReply("s", "cp2", (m.Entry(0, b"x" * 1000),), 1),
     m.Snapshot("s", "cp2", 1024, b"\xff" * 3000),
-    m.ClientRequest("s", "client-é", 2**63, b'{"op":"get"}'),
+    m.ClientRequest("s", "client-é", 2**63 - 1, b'{"op":"get"}'),  # the largest integer taken
     m.Forward("s", "cp1", "c1", 1, b"{}"),
     m.ClientReply("s", "cp2", "c1", 1, b'"ok"'),
 ]
@@ -129,15 +146,143 @@ def test_the_site_key_file_is_hex_or_raw_and_long_enough(tmp_path):
         read_site_key(str(tmp_path / "short"))
 
 
-def test_a_bundle_carries_several_frames_each_with_its_own_mac():
+def test_a_bundle_carries_several_messages_under_one_mac_checked_before_unpacking():
     codec = Codec("s", KEY)
-    frames = [codec.encode(msg) for msg in SAMPLES[:4]]
-    assert Codec.bundle(frames[:1]) == frames[0]  # one frame travels as itself
-    assert [codec.decode(f) for f in Codec.unbundle(Codec.bundle(frames))] == SAMPLES[:4]
-    forged = Codec.bundle([frames[0], Codec("s", bytes(32)).encode(SAMPLES[1])])
-    good, bad = Codec.unbundle(forged)
-    assert codec.decode(good) == SAMPLES[0]
+    bodies = [codec.encode_body(msg) for msg in SAMPLES[:4]]
+    assert codec.seal(bodies[:1]) == [codec.encode(SAMPLES[0])]  # one message travels as a frame of its own
+    (bundle,) = codec.seal(bodies)
+    assert [codec.decode_body(b) for b in codec.unbundle(bundle)] == SAMPLES[:4]
     with pytest.raises(CodecError, match="mac"):
-        codec.decode(bad)
+        Codec("s", bytes(32)).unbundle(bundle)
+    with pytest.raises(CodecError, match="mac"):
+        codec.unbundle(bundle[:-1])
+    # A bundle whose frame lengths run past its end and whose MAC is wrong is refused for its MAC:
+    # the lengths were never read.
+    broken = bytes((BUNDLE,)) + b"\xff\xff\xff\xff" + bytes(MAC_SIZE)
+    with pytest.raises(CodecError) as err:
+        codec.unbundle(broken)
+    assert err.value.reason == "mac"
+    signed = bytes((BUNDLE,)) + b"\xff\xff\xff\xff"
     with pytest.raises(CodecError, match="runs past the end"):
-        Codec.unbundle(Codec.bundle(frames)[:-1])
+        codec.unbundle(signed + codec._bundle_mac(signed))
+    with pytest.raises(CodecError, match="one frame was expected"):
+        codec.decode(bundle)
+
+
+def test_bundles_are_split_to_fit_the_message_and_frame_caps():
+    codec = Codec("s", KEY)
+    small = codec.encode_body(SAMPLES[5])
+    many = codec.seal([small] * (MAX_FRAMES * 2 + 1))
+    assert len(many) == 3 and sum(len(codec.unbundle(p)) for p in many) == MAX_FRAMES * 2 + 1
+    big = codec.encode_body(m.Snapshot("s", "cp2", 1, b"x" * (MAX_MESSAGE // 2)))
+    payloads = codec.seal([big, big, small])
+    assert len(payloads) == 2 and all(len(p) <= MAX_MESSAGE for p in payloads)
+    with pytest.raises(CodecError, match="too_big"):
+        codec.encode_body(m.Snapshot("s", "cp2", 1, b"x" * MAX_MESSAGE))
+
+
+def _signed(codec: Codec, text: bytes) -> bytes:
+    """`text` signed as a key holder would sign it: the MAC suffix in place of its last byte."""
+    return text[:-1] + b',"mac":"' + codec._json_mac(text[:-1] + b"}").encode() + b'"}'
+
+
+@pytest.mark.parametrize("decode", ["decode_request", "decode_reply", "decode_replies", "decode_gone"])
+def test_a_json_message_is_authenticated_on_its_raw_bytes_before_it_is_parsed(decode):
+    codec = Codec("s", KEY)
+    deep = b"[" * 100_000  # json.loads raises RecursionError on it (issue 9, A1)
+    for junk in (deep, deep + b',"mac":"' + b"0" * 64 + b'"}', b'{"v":1,"mac":"' + b"0" * 64 + b'"}', b"", b"\xff"):
+        with pytest.raises(CodecError) as err:
+            getattr(codec, decode)(junk)
+        assert err.value.reason in ("mac", "malformed", "too_big")
+    # Signed by a key holder, still no other exception: nesting too deep, a number too long for int()
+    for text in (b'{"a":' + b"[" * 10_000 + b"}", b'{"v":1,"req":' + b"9" * 5000 + b"}", b"[1,2,3]"):
+        with pytest.raises(CodecError, match="malformed"):
+            getattr(codec, decode)(_signed(codec, text))
+
+
+def test_the_json_wire_form_is_unchanged_and_any_json_text_signed_on_its_bytes_is_taken():
+    codec = Codec("s", KEY)
+    body = {"v": 1, "client": "c1", "req": 5, "op": "get", "args": {"key": "k"}, "to": None}
+    canon = dumps(body)
+    data = codec.encode_request("c1", 5, "get", {"key": "k"})
+    mac = hmac.new(KEY, b"evnet-json\0s\0" + canon, hashlib.sha256).hexdigest()  # as docs/mqtt-api.md says
+    assert data == canon[:-1] + b',"mac":"' + mac.encode() + b'"}'
+    spaced = b'{"v": 1, "client": "c1", "req": 5, "op": "get", "args": {"key": "k"}}'  # not canonical: fine
+    assert codec.decode_request(_signed(codec, spaced))[0].req == 5
+    with pytest.raises(CodecError, match="mac"):  # the MAC is over the bytes: any change breaks it
+        codec.decode_request(data.replace(b'"req":5', b'"req": 5'))
+
+
+@pytest.mark.parametrize("req", [2**64, 2**63, -1, True, 1.0, "1"])
+def test_a_signed_request_whose_req_is_out_of_range_is_refused_at_decode(req):
+    codec = Codec("s", KEY)
+    with pytest.raises(CodecError, match="malformed: req"):
+        codec.decode_request(codec.encode_request("c1", req, "get", {"key": "k"}))  # type: ignore[arg-type]
+    request, _ = codec.decode_request(codec.encode_request("c1", MAX_UINT, "get", {"key": "k"}))
+    encode_batch([Command(request.sender, request.req, request.command)])  # what the leader does with it
+
+
+def test_binary_and_json_requests_apply_the_same_caps():
+    codec = Codec("s", KEY)
+    big = "x" * MAX_COMMAND
+    for data in (codec.encode_request("c1", 1, "put", {"key": "k", "value": big}),
+                 codec.encode_requests("sess", None, [("c1", 1, big.encode() + b"!")])):
+        with pytest.raises(CodecError) as err:
+            codec.decode_replies(data) if data[0] == 0xC2 else (
+                codec.decode_requests(data) if data[0] == 0xC1 else codec.decode_request(data))
+        assert err.value.reason in ("too_big", "malformed")
+    for bad_id in ("", "a/b", "#", "x" * 65, "é", "c\n"):
+        with pytest.raises(CodecError, match="client id"):
+            codec.decode_request(codec.encode_request(bad_id, 1, "get", {}))
+        with pytest.raises(CodecError, match="client id"):
+            codec.decode_requests(codec.encode_requests("sess", None, [(bad_id, 1, b"{}")]))
+    with pytest.raises(CodecError, match="session id"):
+        codec.decode_requests(codec.encode_requests("a+b", None, []))
+    body = bytes((0xC1, 1)) + b"\x00\x01s\x00\x00\x00\x01\x00\x01c" + (2**64 - 1).to_bytes(8, "big") + bytes(4)
+    with pytest.raises(CodecError, match="malformed: req"):
+        codec.decode_requests(body + codec._client_mac(body))
+    with pytest.raises(CodecError, match="too_big"):
+        codec.decode_request(b"{" * (MAX_JSON_REQUEST + 1))
+
+
+def test_a_peer_frame_with_an_integer_beyond_the_range_is_malformed():
+    codec = Codec("s", KEY)
+    body = bytearray(codec.encode_body(m.Heartbeat("s", "cp2", Ballot(7, "cp2"), 9)))
+    body[-8:] = (2**64 - 1).to_bytes(8, "big")  # commit = 2**64 - 1: commit + 1 would not pack again
+    with pytest.raises(CodecError, match="out of range"):
+        codec.decode(bytes(body) + codec._mac(bytes(body)))
+    head = codec.encode_body(m.AcceptReply("s", "cp1", Ballot(1, "x"), (), 0))[:-12]  # up to the slots' count
+    body = head + b"\xff\xff\xff\xff" + bytes(8)
+    with pytest.raises(CodecError, match="items announced"):  # 4 billion slots announced, none there
+        codec.decode(body + codec._mac(body))
+
+
+def test_nothing_over_the_message_cap_is_even_hashed():
+    codec = Codec("s", KEY)
+    huge = bytes((BUNDLE,)) + b"\x00\x00\x00\x00" * (32 * 2**20 // 4)  # 32 MB of empty frames (issue 9, A3)
+    t = time.process_time()
+    for decode in (codec.unbundle, codec.decode, codec.decode_requests, codec.decode_replies, codec.decode_reply):
+        with pytest.raises(CodecError) as err:
+            decode(huge)
+        assert err.value.reason == "too_big"
+    assert time.process_time() - t < 0.1  # a safety net: it was 0.65 s of CPU per MB
+
+
+def test_a_forged_bundle_at_the_cap_costs_one_hash():
+    codec = Codec("s", KEY)
+    forged = bytes((BUNDLE,)) + b"\x00\x00\x00\x00" * ((MAX_MESSAGE - 1 - MAC_SIZE) // 4) + bytes(MAC_SIZE)
+    t = time.process_time()
+    for _ in range(10):
+        with pytest.raises(CodecError, match="mac"):
+            codec.unbundle(forged)
+    assert (time.process_time() - t) / 10 < 0.05  # a safety net: ~1-3 ms for a hash of 1 MB
+    signed = forged[:-MAC_SIZE]
+    with pytest.raises(CodecError, match=f"more than {MAX_FRAMES} frames"):  # a key holder's, still bounded
+        codec.unbundle(signed + codec._bundle_mac(signed))
+
+
+def test_a_bad_mac_request_names_its_session_unverified_only_if_it_could_be_one():
+    codec = Codec("s", KEY)
+    assert Codec.claimed_session(Codec("s", bytes(32)).encode_requests("app-7", None, [])) == "app-7"
+    assert Codec.claimed_session(b"\xc1\x01\x00\x03a/b") is None
+    assert Codec.claimed_session(codec.encode_request("c1", 1, "get", {})) is None  # JSON: not read at all

@@ -15,15 +15,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware.paxos.mqtt_reader import MalformedPacketError, PacketReader
-
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+from firmware.paxos.mqtt_writer import remaining_length as varint
 
 
 def publish(topic: str, payload: bytes, properties: bytes = b"", v5: bool = True) -> bytes:
@@ -89,20 +81,55 @@ def test_a_closed_connection_and_a_length_that_is_not_mqtt(pair) -> None:
     assert reader.read(ours) is False
 
 
-def test_a_handler_that_raises_does_not_get_the_same_message_again(pair) -> None:
+def test_a_handler_that_raises_is_counted_and_the_next_message_still_comes(pair, caplog) -> None:
     client, reader, ours, broker, got = pair
     calls: list[bytes] = []
 
     def fails(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
         calls.append(msg.payload)
-        raise RuntimeError("a handler's bug")
+        raise RecursionError("maximum recursion depth exceeded")  # what json.loads raises on "[" * 100000
     client.message_callback_add("evnet/lab/boom", fails)
     broker.send(publish("evnet/lab/boom", b"1") + publish("evnet/lab/paxos/cp1", b"2"))
-    with pytest.raises(RuntimeError):
-        reader.read(ours)
+    assert reader.read(ours)  # nothing escapes: the read loop goes on
     broker.send(publish("evnet/lab/paxos/cp1", b"3"))
     assert reader.read(ours)
     assert calls == [b"1"] and got == [("evnet/lab/paxos/cp1", b"2"), ("evnet/lab/paxos/cp1", b"3")]
+    assert reader.dropped["handler_failed"] == 1
+    assert "topic=evnet/lab/boom" in caplog.text and "error=RecursionError" in caplog.text
+
+
+def test_a_publish_over_the_cap_is_skipped_as_it_comes_never_buffered(pair, caplog) -> None:
+    client, _, ours, broker, got = pair
+    reader = PacketReader(client, max_packet=1000)
+    huge = publish("evnet/lab/paxos/cp1", b"[" * 4_000_000)
+    broker.setblocking(False)
+    sent = 0
+    while sent < len(huge):  # as a broker would stream it, read as it comes
+        try:
+            sent += broker.send(huge[sent:sent + 65536])
+        except BlockingIOError:
+            pass
+        assert reader.read(ours)
+        assert len(reader._buf) < 100  # the bytes of the big message are dropped, not kept
+    broker.setblocking(True)
+    broker.send(publish("evnet/lab/paxos/cp2", b"small"))
+    while not got:
+        assert reader.read(ours)
+    assert got == [("evnet/lab/paxos/cp2", b"small")]  # the connection goes on, in step
+    assert reader.dropped["too_big"] == 1
+    assert "topic=evnet/lab/paxos/cp1" in caplog.text and "reason=too_big" in caplog.text
+    # a whole one in a single read is skipped just the same, and what follows it delivered
+    broker.send(publish("evnet/lab/x", b"y" * 2000) + publish("evnet/lab/paxos/cp3", b"after"))
+    assert reader.read(ours)
+    assert got[-1] == ("evnet/lab/paxos/cp3", b"after") and reader.dropped["too_big"] == 2
+
+
+def test_a_packet_other_than_publish_over_the_cap_ends_the_connection(pair) -> None:
+    client, _, ours, broker, got = pair
+    reader = PacketReader(client, max_packet=1000)
+    broker.send(bytes([0x90]) + varint(5000) + b"x" * 10)  # a SUBACK of 5000 bytes: not a broker we know
+    with pytest.raises(MalformedPacketError):
+        reader.read(ours)
 
 
 def test_an_exact_topic_goes_to_its_handler_and_not_through_paho(pair) -> None:

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
-from evnet.config import load_config
+from evnet.clock import ManualClock
+from evnet.config import MqttConfig, load_config
 from evnet.config.site_key import site_key
 from evnet.mqtt import MqttLink
 from firmware.paxos import messages as m
 from firmware.paxos.client import KvClient, KvSession, KvTimeout
-from firmware.paxos.codec import Codec
+from firmware.paxos.codec import MAX_MESSAGE, Codec
 from firmware.paxos.process import write_site_configs
 from firmware.paxos.runner import ReplicaRunner
-from firmware.paxos.transport import PaxosTopics
+from firmware.paxos.transport import MqttTransport, PaxosTopics
 from firmware.paxos.types import Ballot
+
+from .conftest import wait_for
 
 MEMBERS = ["cp1", "cp2", "cp3"]
 
-
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -145,3 +140,35 @@ def test_the_last_will_of_the_leader_makes_followers_elect_at_once(site):
         assert carol.put("x", 2) == "ok"
         assert carol.leader != old
         assert runners[carol.leader].replica.is_leader and runners[carol.leader].replica.ballot > old_ballot
+
+
+def _offline_transport(clock: ManualClock) -> tuple[MqttTransport, list[tuple[str, bytes]], Codec]:
+    """A transport whose link never connects: what it would publish lands in a list."""
+    codec = Codec("lab", b"s" * 32)
+    link = MqttLink(MqttConfig(url="mqtt://127.0.0.1:9"), "offline")
+    out: list[tuple[str, bytes]] = []
+    return MqttTransport(link, codec, "cp1", MEMBERS, lambda *_: None, publish=out.extend, clock=clock), out, codec
+
+
+def test_a_message_too_big_to_travel_is_logged_at_the_sender_and_the_rest_goes():
+    transport, out, codec = _offline_transport(ManualClock())
+    big = m.Snapshot("lab", "cp1", 1, b"x" * MAX_MESSAGE)  # the broker would drop it without a word
+    transport.send_all([("cp2", big), ("cp2", m.Heartbeat("lab", "cp1", Ballot(1, "cp1"), 0))])
+    transport.flush()
+    assert [codec.decode(p) for _, p in out] == [m.Heartbeat("lab", "cp1", Ballot(1, "cp1"), 0)]
+    assert transport.dropped["unsendable"] == 1
+
+
+def test_a_binary_request_with_a_bad_mac_gets_an_empty_signed_answer_at_most_once_a_second():
+    clock = ManualClock()
+    transport, out, codec = _offline_transport(clock)
+    forged = Codec("lab", b"w" * 32).encode_requests("app-7", None, [("app-7", 1, b"{}")])
+    for _ in range(5):
+        transport._on_request("evnet/lab/request", forged)
+    transport._on_request("evnet/lab/request", Codec("lab", b"w" * 32).encode_request("app-8", 1, "get", {}))
+    transport.flush()
+    assert [(t, codec.decode_replies(p)) for t, p in out] == [("evnet/lab/reply/app-7", [])]  # signed, says nothing
+    clock.advance(1.0)
+    transport._on_request("evnet/lab/request", forged)
+    transport.flush()
+    assert len(out) == 2 and transport.dropped["mac"] == 7
