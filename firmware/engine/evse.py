@@ -38,7 +38,6 @@ from hal.pilot import CableError, ControlPilot, VirtualCable, open_pilot
 
 TELEMETRY_S = 1.0  # real seconds between telemetry messages while charging (what a dashboard wants)
 IDLE_WAKE_S = 1.0  # real seconds: the loop wakes at least this often (watchdog, lease, clock checks)
-MANUAL_CLOCK_WAKE_S = 0.005  # real seconds: a ManualClock moves without telling anyone; look often
 
 
 def protocol_timeouts(speed: float) -> dict[str, float]:
@@ -64,7 +63,7 @@ class Evse:
                                  fallback_a=min(cfg.site.fallback_a, cp.max_current_a),
                                  local_drivers=tuple(cp.local_drivers), phases=cp.phases,
                                  new_session_id=lambda: f"{cp.id}-{uuid.uuid4().hex[:12]}",
-                                 **protocol_timeouts(getattr(self.clock, "speed", 1.0)))
+                                 **protocol_timeouts(self.clock.speed))
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.on_ticket = on_ticket
         self.print_tickets = print_tickets
@@ -234,10 +233,7 @@ class Evse:
         the systemd watchdog (real time)."""
         moments = [t for t in (self.core.next_deadline(), self._next_renewal) if t is not None]
         domain = max(0.0, min(moments, default=now + IDLE_WAKE_S) - now)
-        real_seconds = getattr(self.clock, "real_seconds", None)
-        if real_seconds is None:
-            return min(domain, MANUAL_CLOCK_WAKE_S)
-        waits = [real_seconds(domain), IDLE_WAKE_S, self._next_watchdog - time.monotonic()]
+        waits = [self.clock.real_seconds(domain), IDLE_WAKE_S, self._next_watchdog - time.monotonic()]
         if self.core.status == "CHARGING":
             waits.append(self._next_telemetry - time.monotonic())
         return max(0.0, min(waits))
@@ -280,8 +276,9 @@ class Evse:
                 return
 
     def _renew_lease(self, now: float) -> None:
-        """The configured grant, renewed every half lease: a lease renewed for ever (the site takes over later)."""
-        lease_s = self.cfg.site.lease_s
+        """The configured grant, renewed every half lease: a lease renewed for ever (the site takes over later).
+        A lease is a protocol timing: `site.lease_s` of real time, whatever the speed of domain time."""
+        lease_s = self.cfg.site.lease_s * self.clock.speed
         self._next_renewal = now + lease_s / 2
         self._do(self.core.grant(self.cfg.charge_point.max_current_a, now + lease_s, now), now)
 
