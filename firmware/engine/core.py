@@ -246,10 +246,9 @@ class EngineCore:
         for action in actions:
             if isinstance(action, p.PilotChanged):
                 self.log.info("engine.pilot", previous=action.previous.value, state=action.state.value)
-                if action.state is p.PilotState.A:
-                    out += self._session(self.session.unplugged(now), now)
-                elif action.previous is p.PilotState.A and action.state in (p.PilotState.B, p.PilotState.C):
-                    out += self._session(self.session.plugged_in(now), now)
+            elif isinstance(action, p.EvPresence):
+                session = self.session.plugged_in(now) if action.present else self.session.unplugged(now)
+                out += self._session(session, now)
             else:
                 if isinstance(action, p.SetContactor):
                     self.log.info("engine.contactor", closed=action.closed, reason=action.reason)

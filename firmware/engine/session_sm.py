@@ -134,8 +134,13 @@ class SessionMachine:
     # ------------------------------------------------------------------ inputs from the pilot
 
     def plugged_in(self, now: float) -> list[Action]:
-        """Pilot A -> B: wait for the EV to open an ISO 15118 session, or fall back to PWM."""
+        """An EV is seen (pilot A -> B, or B after a fault's -12 V hid it): wait for it to open an ISO 15118
+        session, or fall back to PWM. The Failure a fault left ends here: to the EV, who saw the -12 V
+        too, this is a new connection, as after a replug."""
         self.plugged = True
+        if self.state is SessionState.FAILURE:
+            self.failure = None
+            self._enter(SessionState.WAITING_EV, now)
         if self.state is not SessionState.WAITING_EV:
             return []
         self.hlc = False

@@ -345,3 +345,17 @@ def test_a_paused_session_replaced_by_a_new_one_is_ended_first():
     assert of(actions, SessionEnded) == [SessionEnded(old, "replaced")]
     assert one_response(actions).response_code == m.OK_NEW_SESSION and sm.session_id != old
     assert sm.driver is None and sm.state is S.AUTHENTICATION
+
+
+def test_an_ev_seen_again_after_a_fault_starts_afresh():
+    """The fault ended the session in Failure; the EV, still plugged in, is seen again when the fault
+    clears (the pilot machine says so): a new connection, as after a replug, not a Failure for ever."""
+    sm, ev = hlc_charging()
+    sm.fault("meter", 50)
+    assert sm.state is S.FAILURE
+    actions = sm.plugged_in(60)
+    assert of(actions, UseMode) == [UseMode(Mode.HLC)] and sm.state is S.BEGIN_SESSION and sm.failure is None
+    sm.authorize("alice", 61)
+    ev.sid = ""
+    assert ev.through_authorization(now=62).evse_processing == "Finished"
+    assert sm.session_id != "" and sm.started and sm.driver == "alice"
