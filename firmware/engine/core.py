@@ -291,6 +291,9 @@ class EngineCore:
             elif isinstance(action, s.SessionEnded):
                 self.log.info("engine.session_ended", session=action.session_id, reason=action.reason)
                 out += self._end_metering(action.reason)
+            elif isinstance(action, s.AuthorizationExpired):
+                self.log.warning("engine.authorization_expired", driver=action.driver,
+                                 after_s=self.session.connection_timeout_s)
             elif isinstance(action, s.Refused):
                 self.log.warning("engine.refused", what=action.what, why=action.why)
         return out + self._update_status(now)

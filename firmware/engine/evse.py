@@ -63,11 +63,12 @@ class Evse:
                                  fallback_a=min(cfg.site.fallback_a, cp.max_current_a),
                                  local_drivers=tuple(cp.local_drivers), phases=cp.phases,
                                  new_session_id=lambda: f"{cp.id}-{uuid.uuid4().hex[:12]}",
+                                 connection_timeout_s=cp.connection_timeout_s,
                                  **protocol_timeouts(self.clock.speed))
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.on_ticket = on_ticket
         self.print_tickets = print_tickets
-        self.standing_driver = standing_driver  # authorizes every session (a private point, the laptop demo)
+        self.standing_driver = standing_driver  # authorizes every EV plugged in (a private point, the laptop demo)
         self.contactor_closed = False
         self.board = gpio or GpioBoard(cfg.hal, cp=cp.id)
         self.cable: VirtualCable | None = None
@@ -210,7 +211,7 @@ class Evse:
                 except queue.Empty:
                     break
         session = self.core.session
-        if self.standing_driver and session.driver is None and session.pending_driver is None:
+        if self.standing_driver and session.plugged and session.driver is None and session.pending_driver is None:
             self._do(self.core.authorize(self.standing_driver, now), now)
         deadline = self.core.next_deadline()
         if deadline is not None and now >= deadline:

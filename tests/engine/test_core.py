@@ -335,3 +335,15 @@ def test_an_ev_plugged_in_through_a_fault_gets_a_new_session_when_it_clears():
     rig.do(rig.core.pilot_reading("C", 61.1))
     assert rig.contactor() is True and rig.statuses()[-1] == "CHARGING"
     assert rig.core.sessions[-1].session_id != first.session_id
+
+
+def test_an_authorization_with_no_ev_expires_and_an_ev_an_hour_later_is_not_billed_to_that_driver():
+    rig = Rig()  # the default connection timeout: 60 s
+    rig.do(rig.core.authorize("alice", 0.0))
+    assert rig.core.next_deadline() == 60.0
+    rig.do(rig.core.tick(60.0))
+    assert rig.core.session.pending_driver is None
+    rig.do(rig.core.pilot_reading("B", 3600.0))
+    rig.do(rig.core.tick(3605.0))  # no ISO 15118: waits for an authorization
+    rig.do(rig.core.pilot_reading("C", 3606.0))
+    assert rig.contactor() is not True and rig.statuses()[-1] == "AVAILABLE" and not rig.core.sessions

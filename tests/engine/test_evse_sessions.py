@@ -49,3 +49,17 @@ def test_an_ev_that_stays_plugged_through_a_fault_charges_again_once_it_clears(e
     ev.set_load(EvLoad.C)
     wait_for(lambda: contactor_pin(evse) == 1, what="contactor closed again")
     assert evse.core.meter.session_id not in (None, first)
+
+
+def test_an_authorization_with_no_ev_lapses_and_a_later_ev_is_not_billed_to_that_driver(evse_factory):
+    evse = evse_factory(speed=60.0)  # the 60 s connection timeout is a second of real time
+    ev = evse.cable.ev
+    evse.authorize("alice")
+    wait_for(lambda: evse.core.session.pending_driver == "alice", what="the authorization taken")
+    wait_for(lambda: evse.core.session.pending_driver is None, what="the authorization to lapse")
+    ev.set_load(EvLoad.B)
+    wait_for(lambda: evse.core.session.state.value == "Authentication", what="PWM fallback")
+    ev.set_load(EvLoad.C)
+    iterations = evse.loop_iterations
+    wait_for(lambda: evse.loop_iterations > iterations + 3, what="the loop to run")
+    assert contactor_pin(evse) == 0 and evse.core.session.driver is None and not evse.core.sessions
