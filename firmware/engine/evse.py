@@ -136,6 +136,8 @@ class Evse:
             self._thread.join(timeout=5.0)
         self.systemd.stopping()
         self._set_contactor(False)
+        if self.monitor is not None:  # a planned stop, said once the contactor is open: no fault for the monitor
+            self.monitor.stop(farewell=self.responder.farewell("SHUTDOWN"))
         try:
             self.poller.stop()
             self._final = True  # meter reads are now done here, at once
@@ -145,8 +147,7 @@ class Evse:
                 self._read_now(pending.token)
         except Exception as exc:
             self.log.error("evse.final_ticket_failed", error=repr(exc))
-        for closer in (self.monitor.stop if self.monitor else None,
-                       self.publisher.stop if self.publisher else None, self.pilot.close, self.board.close,
+        for closer in (self.publisher.stop if self.publisher else None, self.pilot.close, self.board.close,
                        self.meter.close):
             if closer is None:
                 continue
@@ -314,7 +315,7 @@ class Evse:
             elif isinstance(action, c.StatusChanged):
                 if self.board.led is not None:
                     self.board.led.show(action.status)
-                if self.publisher is not None:
+                if self.publisher is not None and not self._final:  # stopping: the farewell says DISCONNECTED
                     self.publisher.status(action.status, action.fault)
                 self.systemd.status(f"{action.status}" + (f" ({action.fault})" if action.fault else ""))
             elif isinstance(action, c.TicketClosed):
