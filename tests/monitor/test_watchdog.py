@@ -306,3 +306,23 @@ def test_evnet_monitor_reports_to_systemd(tmp_path) -> None:
         if proc.poll() is None:
             proc.kill()
         notify.close()
+
+
+@pytest.mark.slow
+def test_evnet_monitor_says_when_the_broker_is_unreachable(tmp_path) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    path = write_config(tmp_path, f"mqtt://127.0.0.1:{closed}")
+    path.write_text(path.read_text().replace("socket://127.0.0.1:0", f"socket://127.0.0.1:{free_port()}"))
+    proc = subprocess.Popen([sys.executable, "-m", "evnet.cli", "monitor", "--config", str(path)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
+    try:
+        while "event=mqtt.unreachable" not in (line := lines.get(timeout=TIMEOUT)):
+            pass
+        assert "connection refused: no broker listens there" in line and f"127.0.0.1:{closed}" in line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0
