@@ -104,6 +104,7 @@ id = "cp1"
 site = "bench"
 price_eur_kwh = 0.30
 max_current_a = 16
+journal_dir = "journal"
 
 [hal]
 pin_factory = "mock"

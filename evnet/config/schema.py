@@ -52,6 +52,8 @@ class ChargePointConfig:
         DRIVER_RE.match(d) for d in v), expect="a list of distinct driver ids (1-64 of A-Z a-z 0-9 . _ @ -)")
     # An authorization given with no EV plugged in lapses after this long (OCPP's ConnectionTimeOut).
     connection_timeout_s: float = spec(60.0, check=lambda v: 5 <= v <= 3600, expect="5 to 3600 s")
+    # Where the engine journals open sessions and unsent tickets ("": $STATE_DIRECTORY or ~/.local/state/evnet/...).
+    journal_dir: str = ""
 
 
 @dataclass(frozen=True)
