@@ -29,6 +29,7 @@ import threading
 import zlib
 from dataclasses import asdict, dataclass, field
 
+from evnet.durable import replace_file
 from evnet.logs import event_logger
 from firmware.engine.metering import Ticket
 from hal.meter.reading import MeterReading
@@ -208,11 +209,12 @@ def boot_id() -> str:
 
 
 def default_dir(site: str, cp: str) -> str:
-    """Under $STATE_DIRECTORY (systemd's StateDirectory=), else $XDG_STATE_HOME or ~/.local/state:
-    evnet/SITE/CP/engine."""
-    base = (os.environ.get("STATE_DIRECTORY", "").split(":")[0] or os.environ.get("XDG_STATE_HOME")
-            or os.path.join(os.path.expanduser("~"), ".local", "state"))
-    return os.path.join(base, "evnet", site, cp, "engine")
+    """SITE/CP/engine under the service's own $STATE_DIRECTORY (systemd's StateDirectory=evnet: /var/lib/evnet),
+    else under $XDG_STATE_HOME/evnet or ~/.local/state/evnet (a laptop)."""
+    service = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    base = service or os.path.join(os.environ.get("XDG_STATE_HOME")
+                                   or os.path.join(os.path.expanduser("~"), ".local", "state"), "evnet")
+    return os.path.join(base, site, cp, "engine")
 
 
 class Journal:
@@ -272,19 +274,7 @@ class Journal:
     def _compact(self) -> None:
         """Atomically replace the file by the live records (temporary file, fsync, rename, fsync the directory)."""
         data = b"".join(encode(r) for r in self.state.records())
-        tmp = self.path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.directory, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        replace_file(self.path, data)
         if self._fd >= 0:
             os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
