@@ -37,7 +37,7 @@ from hal.meter.reading import MeterReading
 FILE = "sessions.journal"
 LOCK = "journal.lock"
 MAX_LINE = 4096  # a record is a few hundred bytes; anything longer is not ours
-COMPACT_BYTES = 64 * 1024  # rewrite the file once it holds this much history
+COMPACT_BYTES = 64 * 1024  # rewrite the file once it holds this much history (or twice what still matters)
 MAX_TEXT = 128
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
@@ -266,7 +266,7 @@ class Journal:
                 os.fsync(self._fd)
                 self.state.apply(record)
                 self._size += len(line)
-                if self._size > COMPACT_BYTES:
+                if self._size > self._compact_at:
                     self._compact()
             except OSError as exc:
                 raise JournalError(f"journal {self.path}: {exc.strerror or exc}") from exc
@@ -279,6 +279,7 @@ class Journal:
             os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         self._size = len(data)
+        self._compact_at = max(COMPACT_BYTES, 2 * self._size)  # many tickets nobody takes: not a rewrite per record
 
     def close(self) -> None:
         with self._mutex:
