@@ -269,6 +269,10 @@ class Journal:
                 if self._size > self._compact_at:
                     self._compact()
             except OSError as exc:
+                try:  # no half record for the next one to be glued to
+                    os.ftruncate(self._fd, self._size)
+                except OSError:
+                    pass
                 raise JournalError(f"journal {self.path}: {exc.strerror or exc}") from exc
 
     def _compact(self) -> None:
