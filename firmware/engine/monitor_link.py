@@ -6,7 +6,9 @@ never delays an answer: the writer waits on its queue, not on the line). The ans
 on the control loop (`HeartbeatResponder`), so a hung loop stops answering and the monitor notices.
 A stuck line blocks the writer, never the control loop. A link that cannot be opened (the monitor
 not up yet) or fails is retried every `retry_s` by the reader; answers made meanwhile are dropped,
-as the monitor counts a miss for them anyway.
+as the monitor counts a miss for them anyway. Neither thread ends before `stop()`, whatever it
+meets: anything unexpected drops the line, which is opened again (meanwhile the monitor counts
+missed heartbeats, and cuts the safety line if that lasts).
 """
 
 from __future__ import annotations
@@ -35,11 +37,11 @@ class MonitorLink:
         self._out: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._link: SerialLink | None = None
-        self._reader = threading.Thread(target=self._read, name="monitor-link-read", daemon=True)
+        self._thread = threading.Thread(target=self._read, name="monitor-link-read", daemon=True)
         self._writer = threading.Thread(target=self._write, name="monitor-link-write", daemon=True)
 
     def start(self) -> None:
-        self._reader.start()
+        self._thread.start()
         self._writer.start()
 
     def send(self, payload: bytes) -> None:
@@ -54,8 +56,8 @@ class MonitorLink:
         if self._writer.is_alive():
             self._writer.join(timeout=2.0)
         self._stop.set()
-        if self._reader.is_alive():
-            self._reader.join(timeout=5.0)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
         if self._link is not None:
             self._link.close()
 
@@ -69,8 +71,22 @@ class MonitorLink:
                 link.send(payload)
             except (SerialLinkError, FrameError) as exc:  # the reader sees the failed link and reopens it
                 self.log.warning("monitor_link.send_failed", error=str(exc))
+            except Exception as exc:  # a bug or a port gone strange: this answer is lost, not the thread
+                self._folded.error("monitor_link.thread_failed", thread="write", error=repr(exc))
 
     def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._serve()
+            except Exception as exc:  # a bug or a port gone strange: drop the line, try again, never end
+                self._folded.error("monitor_link.thread_failed", thread="read", error=repr(exc),
+                                   retry_s=self.retry_s)
+                link, self._link = self._link, None
+                if link is not None:
+                    link.close()
+                self._stop.wait(self.retry_s)
+
+    def _serve(self) -> None:
         while not self._stop.is_set():
             link = self._link
             if link is None:
