@@ -1,12 +1,14 @@
 """Clocks: every component takes one, so tests and demos control time.
 
 Domain time (EV behaviour, energy, session length) may run faster than real time
-(`RealClock(speed=60)`); protocol timeouts use a clock with speed 1. `ManualClock`
-moves only when a test advances it, which makes runs deterministic.
+(`RealClock(speed=60)`); protocol timings (leases, heartbeats, the EV's reaction time) stay in
+real time, so a component that keeps one in domain time scales it by the clock's `speed`.
+`ManualClock` moves only when a test advances it, which makes runs deterministic.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Protocol
@@ -24,38 +26,55 @@ class Clock(Protocol):
     def sleep(self, seconds: float) -> None:
         """Wait `seconds` of domain time."""
 
+    @property
+    def speed(self) -> float:
+        """Domain seconds per real second: a protocol timing of T real seconds is T * speed of domain time."""
+
+    def real_seconds(self, domain_seconds: float) -> float:
+        """How long a thread should wait, in real time, for `domain_seconds` of domain time to pass."""
+
 
 class RealClock:
     """Real time, scaled by `speed` (60 turns a minute of domain time into a second)."""
 
     def __init__(self, speed: float = 1.0) -> None:
-        if not speed > 0:
+        if not (speed > 0 and math.isfinite(speed)):
             raise ValueError(f"clock speed must be > 0, got {speed!r}")
-        self.speed = float(speed)
+        self._speed = float(speed)
         self._mono0 = time.monotonic()
         self._wall0 = time.time()
 
+    @property
+    def speed(self) -> float:
+        return self._speed
+
     def monotonic(self) -> float:
-        return (time.monotonic() - self._mono0) * self.speed
+        return (time.monotonic() - self._mono0) * self._speed
 
     def time(self) -> float:
         return self._wall0 + self.monotonic()
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
-            time.sleep(seconds / self.speed)
+            time.sleep(seconds / self._speed)
 
     def real_seconds(self, domain_seconds: float) -> float:
         """How long `domain_seconds` of domain time take in real time."""
-        return domain_seconds / self.speed
+        return domain_seconds / self._speed
 
 
 class ManualClock:
     """A clock that moves only when told; `sleep` advances it at once.
 
     Threads may wait for a moment with `wait_until`, which returns when another
-    thread advances the clock far enough.
+    thread advances the clock far enough. Its `speed` is 1: the test's time is both the
+    domain's and the protocols'. A thread that waits on something else (a queue) cannot
+    foresee when a test will advance the clock, so `real_seconds` answers a short slice
+    (`POLL_S`) and the waiter looks again soon.
     """
+
+    POLL_S = 0.005
+    speed = 1.0
 
     def __init__(self, start: float = 0.0, wall_origin: float = 1_800_000_000.0) -> None:
         self._now = float(start)
@@ -71,6 +90,9 @@ class ManualClock:
 
     def sleep(self, seconds: float) -> None:
         self.advance(seconds)
+
+    def real_seconds(self, domain_seconds: float) -> float:
+        return min(max(0.0, domain_seconds), self.POLL_S)
 
     def advance(self, seconds: float) -> float:
         if seconds < 0:

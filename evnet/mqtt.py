@@ -2,11 +2,13 @@
 
 What every client here needs and paho does not do by itself: TCP_NODELAY on the
 socket (without it a two-hop round trip takes ~88 ms instead of ~0.3 ms), the
-subscriptions made again after every reconnect, a Last Will, and JSON payloads that
-carry `"v": 1` and are checked on the way in. And the trust boundary every subscriber shares:
-no payload over `MAX_PAYLOAD` reaches a handler (the broker is asked not to send one, and one
-that comes anyway is dropped), and whatever a handler raises for one message is caught, counted
-and logged with its topic: one bad message never ends paho's thread or the caller's loop.
+subscriptions made again after every reconnect, a Last Will, JSON payloads that
+carry `"v": 1` and are checked on the way in, and a broker that cannot be reached said
+in one line with its cause (paho retries in silence), its repeats folded. And the trust
+boundary every subscriber shares: no payload over `MAX_PAYLOAD` reaches a handler (the broker
+is asked not to send one, and one that comes anyway is dropped), and whatever a handler raises
+for one message is caught, counted and logged with its topic: one bad message never ends
+paho's thread or the caller's loop.
 """
 
 from __future__ import annotations
@@ -87,6 +89,30 @@ def read_credentials(path: str) -> tuple[str, str]:
         raise ValueError(f"{path}: missing {exc.args[0]!r}; expected username and password") from None
 
 
+def describe_connect_error(host: str, exc: BaseException | None) -> str:
+    """Why a connection attempt failed, in words a person acts on."""
+    if isinstance(exc, socket.gaierror):
+        return f"host {host!r} does not resolve ({exc.strerror or exc})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused: no broker listens there"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "no answer (timed out)"
+    return str(exc) if exc is not None else "unknown error"
+
+
+class _Client(mqtt.Client):
+    """paho's client, keeping why the last connection attempt failed (its `on_connect_fail` does not say)."""
+
+    last_error: OSError | None = None
+
+    def reconnect(self) -> mqtt.MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as exc:
+            self.last_error = exc
+            raise
+
+
 def set_nodelay(client: mqtt.Client) -> None:
     sock = client.socket()
     if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -114,9 +140,10 @@ class MqttLink:
         self._lock = threading.Lock()
         self.on_connected: Callable[[], None] | None = None
         self.v5 = cfg.version == "5"
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
-                                  **({} if self.v5 else {"clean_session": clean_start}))
+        self.client = _Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                              protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
+                              **({} if self.v5 else {"clean_session": clean_start}))
+        self.failures = FoldedLog(self.log, every=60.0)  # an unreachable broker: one line, then one a minute
         self._clean_start = clean_start
         if cfg.credentials_file:
             self.client.username_pw_set(*read_credentials(cfg.credentials_file))
@@ -128,6 +155,7 @@ class MqttLink:
             self.client.will_set(topic, payload, qos=1, retain=retain)
         self.client.reconnect_delay_set(min_delay=0.05, max_delay=2.0)
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
@@ -234,8 +262,10 @@ class MqttLink:
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
-            self.log.warning("mqtt.connect_refused", url=self.cfg.url, reason=str(reason))
+            self.failures.warning("mqtt.connect_refused", url=self.cfg.url, reason=str(reason), retrying=True)
             return
+        self.failures.reset("mqtt.unreachable")
+        self.failures.reset("mqtt.connect_refused")
         set_nodelay(client)
         with self._lock:
             subs = [(t, q) for t, (q, _) in self._subs.items()]
@@ -245,6 +275,11 @@ class MqttLink:
         self.log.info("mqtt.connected", url=self.cfg.url, subscriptions=len(subs))
         if self.on_connected is not None:
             self.on_connected()
+
+    def _on_connect_fail(self, client: _Client, _userdata: Any) -> None:
+        """Runs on paho's thread after each failed attempt (it retries, backing off to 2 s)."""
+        self.failures.warning("mqtt.unreachable", url=self.cfg.url,
+                              error=describe_connect_error(self.address.host, client.last_error), retrying=True)
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if self.connected.is_set():

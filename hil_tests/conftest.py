@@ -32,6 +32,7 @@ site = "hil"
 location = "HIL bench"
 price_eur_kwh = 0.40
 max_current_a = 32
+journal_dir = "journal"           # this test's own, beside its configuration
 
 [hal]
 pin_factory = "mock"

@@ -57,3 +57,18 @@ def test_real_clock_runs_at_its_speed() -> None:
 def test_real_clock_rejects_a_stopped_speed() -> None:
     with pytest.raises(ValueError, match="speed must be > 0"):
         RealClock(speed=0)
+
+
+def test_every_clock_declares_its_speed_and_real_seconds() -> None:
+    """Protocol timings in domain time scale by `speed`; waiters convert with `real_seconds`."""
+    fast, manual = RealClock(speed=60), ManualClock()
+    assert fast.speed == 60.0 and fast.real_seconds(30) == 0.5
+    assert manual.speed == 1.0
+    # A manual clock moves when a test says so, which a waiter cannot foresee: it is told to look again soon.
+    assert manual.real_seconds(10.0) == ManualClock.POLL_S and manual.real_seconds(0.001) == 0.001
+    assert manual.real_seconds(-1.0) == 0.0
+
+
+def test_real_clock_rejects_an_infinite_speed() -> None:
+    with pytest.raises(ValueError, match="speed must be > 0"):
+        RealClock(speed=float("inf"))

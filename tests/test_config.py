@@ -97,6 +97,8 @@ MISTAKES = [
     ("bad heartbeat", GOOD + "[monitor]\nheartbeat_s = 0\n", "monitor.heartbeat_s", "got 0.0, expected 0.05 to 60 s"),
     ("local driver twice", GOOD.replace("max_current_a = 32", 'max_current_a = 32\nlocal_drivers = ["a", "a"]'),
      "charge_point.local_drivers", "expected a list of distinct driver ids"),
+    ("no connection timeout", GOOD.replace("max_current_a = 32", "max_current_a = 32\nconnection_timeout_s = 0"),
+     "charge_point.connection_timeout_s", "got 0.0, expected 5 to 3600 s"),
     ("table where a value goes", GOOD + "[charge_point.phases]\nx = 1\n", "charge_point.phases",
      "got a table, expected an integer"),
 ]

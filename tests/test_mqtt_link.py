@@ -145,3 +145,32 @@ def test_a_failing_handler_or_an_oversized_message_never_ends_the_link(version: 
         finally:
             sub.stop()
             pub.stop()
+
+
+@pytest.mark.parametrize("url, words", [
+    ("mqtt://broker.invalid:1883", "host 'broker.invalid' does not resolve"),
+    ("closed", "connection refused: no broker listens there"),
+])
+def test_an_unreachable_broker_is_said_once_with_its_cause_then_folded(url: str, words: str,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import threading
+
+    if url == "closed":
+        with socket.socket() as s:  # a port nobody listens on
+            s.bind(("127.0.0.1", 0))
+            url = f"mqtt://127.0.0.1:{s.getsockname()[1]}"
+    caplog.set_level(logging.INFO, logger="evnet.mqtt")
+    link = MqttLink(MqttConfig(url=url), "lonely")
+    link.start(wait=None)
+    try:
+        tick = threading.Event()
+        for _ in range(1000):  # paho retries after 0.05, 0.1, 0.2, ... s: wait for the third attempt
+            if link.failures.counts["mqtt.unreachable"] >= 3:
+                break
+            tick.wait(0.01)
+        assert link.failures.counts["mqtt.unreachable"] >= 3
+    finally:
+        link.stop()
+    lines = [r.getMessage() for r in caplog.records if "mqtt.unreachable" in r.getMessage()]
+    assert len(lines) == 1 and words in lines[0] and url in lines[0], lines

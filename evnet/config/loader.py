@@ -13,7 +13,7 @@ from evnet.config.schema import SPI0_CE, SPI0_PINS, Config, PinConfig
 
 INTERNAL_FIELDS = {"path"}
 PATH_FIELDS = {("site", "key_file"), ("mqtt", "credentials_file"), ("mqtt", "tls_ca"),
-               ("mqtt", "tls_cert"), ("mqtt", "tls_key")}
+               ("mqtt", "tls_cert"), ("mqtt", "tls_key"), ("charge_point", "journal_dir")}
 
 
 class ConfigError(Exception):

@@ -50,6 +50,10 @@ class ChargePointConfig:
     # Drivers the manual-start button may start a charge for; a plain press charges to the first.
     local_drivers: list[str] = spec(factory=list, check=lambda v: len(set(v)) == len(v) and all(
         DRIVER_RE.match(d) for d in v), expect="a list of distinct driver ids (1-64 of A-Z a-z 0-9 . _ @ -)")
+    # An authorization given with no EV plugged in lapses after this long (OCPP's ConnectionTimeOut).
+    connection_timeout_s: float = spec(60.0, check=lambda v: 5 <= v <= 3600, expect="5 to 3600 s")
+    # Where the engine journals open sessions and unsent tickets ("": $STATE_DIRECTORY or ~/.local/state/evnet/...).
+    journal_dir: str = ""
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,15 @@
 `EngineCore` takes what the adapters saw (pilot readings, EV messages, meter readings and
 failures, buttons, authorizations, grants) with the time, and returns what they must do
 (`SetContactor`, `SetPwm`, `SetPilotError`, `SendMessage`, `ReadMeter`, `StatusChanged`,
-`TicketClosed`). `evse.py` runs it on a control loop; the tests run it on a ManualClock.
+`SessionOpened`, `TicketClosed`). `evse.py` runs it on a control loop; the tests run it on a ManualClock.
 
 How the machines meet: the pilot's plug/unplug drives the session; the session's `Energize`
 and `UseMode` drive the pilot; any fault opens the contactor (pilot) and ends the session in
 Failure; the lease's current feeds both. A session's metering starts on a reading taken
 before its energy flowed and ends on a reading asked for after the contactor opened (or on the
-last good reading if the meter died).
+last good reading if the meter died). Nothing metered is lost: the session's first reading goes
+out as `SessionOpened` (the adapter journals it) before anything that may close its contactor,
+which waits for that reading; a session a crash left open is closed from the meter by `recover`.
 """
 
 from __future__ import annotations
@@ -55,11 +57,20 @@ class StatusChanged:
 
 
 @dataclass(frozen=True)
+class SessionOpened:
+    """A session's first reading was taken: journal it before carrying out what follows (its contactor may close)."""
+
+    session_id: str
+    driver: str
+    start: Reading
+
+
+@dataclass(frozen=True)
 class TicketClosed:
     ticket: Ticket
 
 
-Action = p.Action | SendMessage | ReadMeter | StatusChanged | TicketClosed
+Action = p.Action | SendMessage | ReadMeter | StatusChanged | SessionOpened | TicketClosed
 
 
 def _reads_last(method: Callable[..., list[Action]]) -> Callable[..., list[Action]]:
@@ -95,6 +106,8 @@ class EngineCore:
         self.tickets: deque[Ticket] = deque(maxlen=HISTORY)  # the latest, for tests and diagnostics
         self.sessions: deque[s.SessionStarted] = deque(maxlen=HISTORY)
         self._pending_start: s.SessionStarted | None = None
+        self._energize_held = False  # the session may have energy once its first reading is taken
+        self._recovering = False  # the pending close is of a session a crash left open
         self._pending_close: str | None = None
         self._token = 0
         self._close_token = 0
@@ -176,13 +189,16 @@ class EngineCore:
             actions += self.clear_fault("meter", now)
         if self._pending_start is not None:
             started, self._pending_start = self._pending_start, None
-            self.meter.start(started.session_id, started.driver, reading)
+            actions += self._open_metering(started, reading, now)
         else:
             live = self.meter.update(reading)
             if live is not None:
                 self.session.update_meter(live.energy_kwh)
         if self._pending_close is not None and token >= self._close_token and not self.pilot.contactor:
+            recovered, self._recovering = self._recovering, False
             actions += self._close_ticket(self._pending_close, reading)
+            if recovered:
+                actions += self.clear_fault("recovery", now)
         return actions + self._check_current(reading, now)
 
     def _check_current(self, reading: Reading, now: float) -> list[Action]:
@@ -207,9 +223,23 @@ class EngineCore:
         if not faulted:
             return []
         actions = self.fault("meter", now)
-        if self._pending_close is not None:  # the ticket's end reading will not come: the last good one
+        if self._pending_close is not None and not self._recovering:  # no end reading will come: the last good one
             actions += self._close_ticket(self._pending_close, None)
         return actions
+
+    @_reads_last
+    def recover(self, session_id: str, driver: str, start: Reading, reason: str, now: float,
+                reading: Reading | None) -> list[Action]:
+        """A session the journal found open at start: close it from the meter (its register kept counting),
+        with `reason`. With no reading yet the point is FAULTED ("recovery") until one comes: no new
+        session before this one's ticket, and no ticket on a reading taken before the crash."""
+        self.log.warning("engine.session_recovered", session=session_id, driver=driver, reason=reason)
+        self.meter.start(session_id, driver, start)
+        if reading is not None:
+            self.last_reading = reading
+            return self._close_ticket(reason, reading)
+        self._pending_close, self._recovering = reason, True
+        return self.fault("recovery", now) + [self._token_read(closing=True)]
 
     @_reads_last
     def tick(self, now: float) -> list[Action]:
@@ -246,10 +276,9 @@ class EngineCore:
         for action in actions:
             if isinstance(action, p.PilotChanged):
                 self.log.info("engine.pilot", previous=action.previous.value, state=action.state.value)
-                if action.state is p.PilotState.A:
-                    out += self._session(self.session.unplugged(now), now)
-                elif action.previous is p.PilotState.A and action.state in (p.PilotState.B, p.PilotState.C):
-                    out += self._session(self.session.plugged_in(now), now)
+            elif isinstance(action, p.EvPresence):
+                session = self.session.plugged_in(now) if action.present else self.session.unplugged(now)
+                out += self._session(session, now)
             else:
                 if isinstance(action, p.SetContactor):
                     self.log.info("engine.contactor", closed=action.closed, reason=action.reason)
@@ -273,6 +302,10 @@ class EngineCore:
             if isinstance(action, s.Send):
                 out.append(SendMessage(action.message.to_dict()))
             elif isinstance(action, s.Energize):
+                if action.on and not self.meter.active:  # no contactor before the first reading is journaled
+                    self._energize_held = True
+                    continue
+                self._energize_held = False
                 out += self._pilot(self.pilot.set_ready(action.on, now), now)
             elif isinstance(action, s.UseMode):
                 self.log.info("engine.mode", mode=action.mode.value)
@@ -286,20 +319,33 @@ class EngineCore:
                 self.sessions.append(action)
                 if self.last_reading is not None and "meter" not in self.pilot.faults:
                     self._pending_start = None
-                    self.meter.start(action.session_id, action.driver, self.last_reading)
+                    out += self._open_metering(action, self.last_reading, now)
                 else:
                     out.append(self._token_read())
             elif isinstance(action, s.SessionEnded):
                 self.log.info("engine.session_ended", session=action.session_id, reason=action.reason)
                 out += self._end_metering(action.reason)
+            elif isinstance(action, s.AuthorizationExpired):
+                self.log.warning("engine.authorization_expired", driver=action.driver,
+                                 after_s=self.session.connection_timeout_s)
             elif isinstance(action, s.Refused):
                 self.log.warning("engine.refused", what=action.what, why=action.why)
         return out + self._update_status(now)
+
+    def _open_metering(self, started: s.SessionStarted, reading: Reading, now: float) -> list[Action]:
+        """Start metering on `reading`; a contactor held for it may close after the journal has it."""
+        self.meter.start(started.session_id, started.driver, reading)
+        out: list[Action] = [SessionOpened(started.session_id, started.driver, reading)]
+        if self._energize_held:
+            self._energize_held = False
+            out += self._pilot(self.pilot.set_ready(True, now), now)
+        return out
 
     def _end_metering(self, reason: str) -> list[Action]:
         if self._pending_start is not None:  # never got a first reading: nothing was delivered
             self.log.warning("engine.session_unmetered", session=self._pending_start.session_id, reason=reason)
             self._pending_start = None
+            self._energize_held = False
             return []
         if not self.meter.active:
             return []

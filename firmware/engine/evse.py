@@ -6,6 +6,8 @@ polling), the buttons, the meter poller, the monitor link. The loop carries out 
 actions (contactor, pilot, messages, meter reads, LED, MQTT), runs its timers, renews the
 configured current lease, answers the monitor's heartbeats and feeds systemd's watchdog, so a
 hung loop is seen by both. MQTT is best effort: with the broker down the engine keeps charging.
+Sessions and tickets are journaled (`ledger.py`, `journal.py`) before they are acted on: a session's
+first reading before its contactor closes, a ticket before it is printed or published.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from evnet.config import Config, load_config
 from evnet.logs import event_logger, setup_logging
 from firmware.engine import core as c
 from firmware.engine import pilot_sm as p
+from firmware.engine.journal import Journal, JournalError, boot_id, close_reason, default_dir
+from firmware.engine.ledger import Ledger
 from firmware.engine.meter_poller import MeterPoller
 from firmware.engine.monitor_link import MonitorLink
 from firmware.engine.publisher import Publisher
@@ -38,7 +42,6 @@ from hal.pilot import CableError, ControlPilot, VirtualCable, open_pilot
 
 TELEMETRY_S = 1.0  # real seconds between telemetry messages while charging (what a dashboard wants)
 IDLE_WAKE_S = 1.0  # real seconds: the loop wakes at least this often (watchdog, lease, clock checks)
-MANUAL_CLOCK_WAKE_S = 0.005  # real seconds: a ManualClock moves without telling anyone; look often
 
 
 def protocol_timeouts(speed: float) -> dict[str, float]:
@@ -64,13 +67,19 @@ class Evse:
                                  fallback_a=min(cfg.site.fallback_a, cp.max_current_a),
                                  local_drivers=tuple(cp.local_drivers), phases=cp.phases,
                                  new_session_id=lambda: f"{cp.id}-{uuid.uuid4().hex[:12]}",
-                                 **protocol_timeouts(getattr(self.clock, "speed", 1.0)))
+                                 connection_timeout_s=cp.connection_timeout_s,
+                                 **protocol_timeouts(self.clock.speed))
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self.on_ticket = on_ticket
-        self.print_tickets = print_tickets
-        self.standing_driver = standing_driver  # authorizes every session (a private point, the laptop demo)
+        self.standing_driver = standing_driver  # authorizes every EV plugged in (a private point, the laptop demo)
         self.contactor_closed = False
-        self.board = gpio or GpioBoard(cfg.hal, cp=cp.id)
+        # First: a second engine on the same journal stops here, before it touches a GPIO line.
+        journal = Journal(cp.journal_dir or default_dir(cfg.site_id, cp.id), cp=cp.id)
+        self._journal_failed = False  # a session could not be journaled: no contactor closes again
+        try:
+            self.board = gpio or GpioBoard(cfg.hal, cp=cp.id)
+        except BaseException:
+            journal.close()
+            raise
         self.cable: VirtualCable | None = None
         try:
             if pilot is None:
@@ -83,11 +92,14 @@ class Evse:
             if pilot is not None:
                 pilot.close()
             self.board.close()
+            journal.close()
             raise
         self.poller = MeterPoller(self.meter, self.clock, cfg.meter.poll_interval_s, self.events.put)
         self.responder = HeartbeatResponder()
         self.monitor = MonitorLink(cfg.monitor.serial_url, self.events.put, cp=cp.id) if monitor else None
         self.publisher = Publisher(cfg, self.clock) if mqtt else None
+        self.ledger = Ledger(journal, self.publisher, boot_id=boot_id(), cp=cp.id, print_tickets=print_tickets,
+                             on_ticket=on_ticket)
         self.systemd = SystemdNotifier(cp=cp.id, component="evse")
         self._watchdog_every = self.systemd.ping_interval(IDLE_WAKE_S)
         self._next_watchdog = 0.0
@@ -112,6 +124,7 @@ class Evse:
         now = self.clock.monotonic()
         self._do(self.core.start(now), now)
         self._renew_lease(now)
+        self._recover(now)
         if board.estop is not None and board.estop.is_pressed:
             self._do(self.core.emergency_stop(True, now), now)
         self._feed_pilot(now)
@@ -136,6 +149,8 @@ class Evse:
             self._thread.join(timeout=5.0)
         self.systemd.stopping()
         self._set_contactor(False)
+        if self.monitor is not None:  # a planned stop, said once the contactor is open: no fault for the monitor
+            self.monitor.stop(farewell=self.responder.farewell("SHUTDOWN"))
         try:
             self.poller.stop()
             self._final = True  # meter reads are now done here, at once
@@ -145,9 +160,8 @@ class Evse:
                 self._read_now(pending.token)
         except Exception as exc:
             self.log.error("evse.final_ticket_failed", error=repr(exc))
-        for closer in (self.monitor.stop if self.monitor else None,
-                       self.publisher.stop if self.publisher else None, self.pilot.close, self.board.close,
-                       self.meter.close):
+        for closer in (self.publisher.stop if self.publisher else None, self.pilot.close, self.board.close,
+                       self.meter.close, self.ledger.close):
             if closer is None:
                 continue
             try:
@@ -211,8 +225,9 @@ class Evse:
                 except queue.Empty:
                     break
         session = self.core.session
-        if self.standing_driver and session.driver is None and session.pending_driver is None:
+        if self.standing_driver and session.plugged and session.driver is None and session.pending_driver is None:
             self._do(self.core.authorize(self.standing_driver, now), now)
+        self.ledger.collect()
         deadline = self.core.next_deadline()
         if deadline is not None and now >= deadline:
             self._do(self.core.tick(now), now)
@@ -234,10 +249,7 @@ class Evse:
         the systemd watchdog (real time)."""
         moments = [t for t in (self.core.next_deadline(), self._next_renewal) if t is not None]
         domain = max(0.0, min(moments, default=now + IDLE_WAKE_S) - now)
-        real_seconds = getattr(self.clock, "real_seconds", None)
-        if real_seconds is None:
-            return min(domain, MANUAL_CLOCK_WAKE_S)
-        waits = [real_seconds(domain), IDLE_WAKE_S, self._next_watchdog - time.monotonic()]
+        waits = [self.clock.real_seconds(domain), IDLE_WAKE_S, self._next_watchdog - time.monotonic()]
         if self.core.status == "CHARGING":
             waits.append(self._next_telemetry - time.monotonic())
         return max(0.0, min(waits))
@@ -279,9 +291,25 @@ class Evse:
             if not self._carry_out(self.core.pilot_reading(reading.state, now, diode_fault=reading.diode_fault)):
                 return
 
+    def _recover(self, now: float) -> None:
+        """What the journal kept from before: tickets nobody took go out again; a session a crash left open
+        is closed from the meter now (or, if it cannot be read, by the core once it can)."""
+        self.ledger.resend()
+        opened = self.ledger.left_open
+        if opened is None:
+            return
+        try:
+            reading = self.meter.read()
+        except MeterError as exc:
+            self.log.warning("evse.recovery_waits_for_the_meter", session=opened.session_id, error=str(exc))
+            reading = None
+        self._do(self.core.recover(opened.session_id, opened.driver, opened.start_reading(),
+                                   close_reason(opened, self.ledger.boot_id), now, reading), now)
+
     def _renew_lease(self, now: float) -> None:
-        """The configured grant, renewed every half lease: a lease renewed for ever (the site takes over later)."""
-        lease_s = self.cfg.site.lease_s
+        """The configured grant, renewed every half lease: a lease renewed for ever (the site takes over later).
+        A lease is a protocol timing: `site.lease_s` of real time, whatever the speed of domain time."""
+        lease_s = self.cfg.site.lease_s * self.clock.speed
         self._next_renewal = now + lease_s / 2
         self._do(self.core.grant(self.cfg.charge_point.max_current_a, now + lease_s, now), now)
 
@@ -316,12 +344,25 @@ class Evse:
             elif isinstance(action, c.StatusChanged):
                 if self.board.led is not None:
                     self.board.led.show(action.status)
-                if self.publisher is not None:
+                if self.publisher is not None and not self._final:  # stopping: the farewell says DISCONNECTED
                     self.publisher.status(action.status, action.fault)
                 self.systemd.status(f"{action.status}" + (f" ({action.fault})" if action.fault else ""))
+            elif isinstance(action, c.SessionOpened):
+                pilot_changed |= self._session_opened(action)
             elif isinstance(action, c.TicketClosed):
-                self._ticket(action.ticket)
+                self.ledger.ticket_closed(action.ticket)
         return pilot_changed
+
+    def _session_opened(self, opened: c.SessionOpened) -> bool:
+        """Journal the session before anything after it runs (its contactor may close next); if that fails
+        the charge point faults and no contactor closes. True if the pilot output changed."""
+        try:
+            self.ledger.session_opened(opened)
+            return False
+        except JournalError as exc:
+            self.log.error("evse.journal_failed", session=opened.session_id, error=str(exc))
+            self._journal_failed = True
+            return self._carry_out(self.core.fault("journal", self.clock.monotonic()))
 
     def _read_now(self, token: int) -> None:
         now = self.clock.monotonic()
@@ -339,18 +380,13 @@ class Evse:
             if contactor is not None:
                 contactor.open_contacts()
             return
+        if self._journal_failed:
+            self.log.error("evse.contactor_refused", why="the session could not be journaled")
+            return
         if contactor is not None and not contactor.close_contacts():
             self.log.warning("evse.contactor_blocked")  # the e-stop interlock: the core hears of it next
             return
         self.contactor_closed = True
-
-    def _ticket(self, ticket: Any) -> None:
-        if self.print_tickets:
-            print(ticket.line(), flush=True)
-        if self.publisher is not None:
-            self.publisher.ticket(ticket)
-        if self.on_ticket is not None:
-            self.on_ticket(ticket)
 
 
 def main(argv: list[str]) -> int:
@@ -372,7 +408,7 @@ def main(argv: list[str]) -> int:
     try:
         evse = Evse(cfg, clock=RealClock(args.speed), mqtt=not args.no_mqtt, monitor=not args.no_monitor,
                     standing_driver=args.authorize)
-    except (CableError, GpioError, MeterError, OSError) as exc:
+    except (CableError, GpioError, JournalError, MeterError, OSError) as exc:
         print(f"evnet evse: cannot start charge point {cfg.cp_id}: {exc}", file=sys.stderr)
         return 1
     done = threading.Event()

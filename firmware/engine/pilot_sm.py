@@ -11,7 +11,10 @@ moment of the next timer. The rules it keeps (DESIGN.md, notes/charging.md):
   EV to go to B; an EV that ignores that has its contactor forced open after 6 s;
 - a pilot short (E), a voltage in no band (INVALID), an unexpected -12 V (F) or a diode fault put the EVSE in F (-12 V,
   contactor open); pilot faults (and over-current) are retried after `fault_retry_s`, other
-  faults are latched until `clear_fault`.
+  faults are latched until `clear_fault`;
+- while the EVSE itself drives -12 V it cannot see the EV (the EV's diode blocks), so whether an
+  EV is there is unknown; the first reading after the fault ends says it afresh. `EvPresence`
+  tells when an EV is seen (after A, or after such a blind spell) and when it is gone (A).
 
 High-level communication (ISO 15118) uses a 5 % duty; basic charging ("without profile")
 advertises the allowed current with the duty: 6-51 A -> A / 0.6 %, 51-80 A -> A / 2.5 + 64 %.
@@ -30,8 +33,11 @@ FAULT_RETRY_S = 10.0
 # Faults retried after `fault_retry_s` (the pilot's own, and an EV drawing too much); the others are latched.
 PILOT_FAULTS = frozenset({"pilot_short", "pilot_invalid", "pilot_fault", "diode_fault", "over_current"})
 
-__all__ = ["Mode", "PilotChanged", "PilotMachine", "PilotState", "SetContactor", "SetPilotError", "SetPwm",
-           "duty_for_current"]
+__all__ = ["EvPresence", "Mode", "PilotChanged", "PilotMachine", "PilotState", "SetContactor", "SetPilotError",
+           "SetPwm", "duty_for_current"]
+
+# What a reading says about the EV; the others (E, F, INVALID) are faults and say nothing.
+_PRESENT = {PilotState.A: False, PilotState.B: True, PilotState.C: True, PilotState.D: True}
 
 
 class Mode(StrEnum):
@@ -65,7 +71,14 @@ class PilotChanged:
     state: PilotState
 
 
-Action = SetContactor | SetPwm | SetPilotError | PilotChanged
+@dataclass(frozen=True)
+class EvPresence:
+    """An EV is now seen on the cable (`present`: a plug-in, as far as sessions go), or is gone (state A)."""
+
+    present: bool
+
+
+Action = SetContactor | SetPwm | SetPilotError | PilotChanged | EvPresence
 
 
 class PilotMachine:
@@ -83,6 +96,7 @@ class PilotMachine:
         self.contactor = False
         self.duty: float | None = None
         self.pilot_error = False
+        self.ev_present: bool | None = False  # None: unknown, hidden by our own -12 V
         self._pwm_stale = False
         self.stop_deadline: float | None = None
         self.closed_at: float | None = None
@@ -96,6 +110,10 @@ class PilotMachine:
         if state is not self.reading:
             actions.append(PilotChanged(self.reading, state))
             self.reading = state
+        present = None if self.pilot_error else _PRESENT.get(state)
+        if present is not None and present is not self.ev_present:
+            self.ev_present = present
+            actions.append(EvPresence(present))
         if self.pilot_error:
             pass  # while the EVSE itself drives -12 V the reading says little (a broken diode pulls it up)
         elif state is PilotState.E:
@@ -214,5 +232,7 @@ class PilotMachine:
         if on == self.pilot_error:
             return []
         self.pilot_error = on
+        if on:
+            self.ev_present = None  # our -12 V hides the EV until the next reading after the error
         self._pwm_stale = True  # the pilot must be driven again when the error ends
         return [SetPilotError()] if on else []

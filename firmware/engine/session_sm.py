@@ -11,7 +11,9 @@ withdraws the energy and holds until the EV is unplugged.
 An EV that says nothing within `hlc_wait_s` of plugging in has no high-level communication:
 it charges "without profile" on the PWM duty alone (`UseMode(Mode.PWM)`), once authorized.
 Authorization comes from `authorize(driver_id)` (the app; later the site) or from the
-manual-start button checked against the local list (`manual_start`).
+manual-start button checked against the local list (`manual_start`). One given with no EV
+plugged in lapses after `connection_timeout_s` (OCPP's ConnectionTimeOut: the driver did not
+plug in), so an EV that comes later is not billed to that driver.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from firmware.engine.pilot_sm import Mode
 SEQUENCE_TIMEOUT_S = 60.0
 HLC_WAIT_S = 5.0
 AUTH_TIMEOUT_S = 300.0
+# OCPP 1.6's ConnectionTimeOut (2.0.1: TxCtrlr.EVConnectionTimeOut) has no default in the standard;
+# reference configurations use 10 s (EVerest libocpp) to 50 s (ChargePi-go). A minute to walk to the car.
+CONNECTION_TIMEOUT_S = 60.0
 
 
 class SessionState(StrEnum):
@@ -76,6 +81,13 @@ class SessionEnded:
 
 
 @dataclass(frozen=True)
+class AuthorizationExpired:
+    """An authorization given with no EV lapsed: no EV plugged in within `connection_timeout_s`."""
+
+    driver: str
+
+
+@dataclass(frozen=True)
 class Refused:
     """An input that was not acted on (bad message, unknown driver, ...): for the log."""
 
@@ -83,7 +95,7 @@ class Refused:
     why: str
 
 
-Action = Send | Energize | UseMode | SessionStarted | SessionEnded | Refused
+Action = Send | Energize | UseMode | SessionStarted | SessionEnded | AuthorizationExpired | Refused
 
 # The request each state waits for next (besides the ones always accepted in Charging).
 _FLOW = {
@@ -99,7 +111,8 @@ class SessionMachine:
 
     def __init__(self, evse_id: str, local_drivers: Iterable[str] = (), phases: int = 3,
                  new_session_id: Callable[[], str] | None = None, sequence_timeout_s: float = SEQUENCE_TIMEOUT_S,
-                 hlc_wait_s: float = HLC_WAIT_S, auth_timeout_s: float = AUTH_TIMEOUT_S) -> None:
+                 hlc_wait_s: float = HLC_WAIT_S, auth_timeout_s: float = AUTH_TIMEOUT_S,
+                 connection_timeout_s: float = CONNECTION_TIMEOUT_S) -> None:
         self.evse_id = evse_id
         self.local_drivers = tuple(local_drivers)
         self.energy_mode = "AC_three_phase_core" if phases == 3 else "AC_single_phase_core"
@@ -108,6 +121,7 @@ class SessionMachine:
         self.sequence_timeout_s = sequence_timeout_s
         self.hlc_wait_s = hlc_wait_s
         self.auth_timeout_s = auth_timeout_s
+        self.connection_timeout_s = connection_timeout_s
         self.state = SessionState.WAITING_EV
         self.plugged = False
         self.hlc = False
@@ -115,6 +129,7 @@ class SessionMachine:
         self.started = False  # SessionStarted was sent for `session_id`
         self.driver: str | None = None
         self.pending_driver: str | None = None  # authorized before a session could use it
+        self.pending_deadline: float | None = None  # when `pending_driver` lapses if no EV plugs in
         self.evcc_id = ""
         self.expected: tuple[type[m.Message], ...] = ()
         self.deadline: float | None = None
@@ -134,8 +149,14 @@ class SessionMachine:
     # ------------------------------------------------------------------ inputs from the pilot
 
     def plugged_in(self, now: float) -> list[Action]:
-        """Pilot A -> B: wait for the EV to open an ISO 15118 session, or fall back to PWM."""
+        """An EV is seen (pilot A -> B, or B after a fault's -12 V hid it): wait for it to open an ISO 15118
+        session, or fall back to PWM. The Failure a fault left ends here: to the EV, who saw the -12 V
+        too, this is a new connection, as after a replug."""
         self.plugged = True
+        self.pending_deadline = None  # the EV came: an authorization waiting for it is used, not lapsed
+        if self.state is SessionState.FAILURE:
+            self.failure = None
+            self._enter(SessionState.WAITING_EV, now)
         if self.state is not SessionState.WAITING_EV:
             return []
         self.hlc = False
@@ -145,7 +166,7 @@ class SessionMachine:
     def unplugged(self, now: float) -> list[Action]:
         """Pilot -> A: whatever the session was doing, it is over."""
         if self.plugged:
-            self.pending_driver = None  # an authorization made for this plug-in does not outlive it
+            self.pending_driver = self.pending_deadline = None  # one made for this plug-in does not outlive it
         self.plugged = False
         actions = self._end("unplugged") + [Energize(False)]
         self.failure = None
@@ -160,6 +181,7 @@ class SessionMachine:
         if self.driver is not None:
             return [Refused("authorize", f"session already authorized for {self.driver}")]
         self.pending_driver = driver_id
+        self.pending_deadline = None if self.plugged else now + self.connection_timeout_s
         return self._maybe_start(now)
 
     def manual_start(self, now: float, driver_id: str | None = None) -> list[Action]:
@@ -290,19 +312,23 @@ class SessionMachine:
     # ------------------------------------------------------------------ time
 
     def next_deadline(self) -> float | None:
-        moments = [t for t in (self.deadline, self.auth_deadline) if t is not None]
+        moments = [t for t in (self.deadline, self.auth_deadline, self.pending_deadline) if t is not None]
         return min(moments, default=None)
 
     def tick(self, now: float) -> list[Action]:
+        actions: list[Action] = []
+        if self.pending_deadline is not None and now >= self.pending_deadline and self.pending_driver is not None:
+            actions.append(AuthorizationExpired(self.pending_driver))
+            self.pending_driver = self.pending_deadline = None
         if self.auth_deadline is not None and now >= self.auth_deadline:
-            return self._fail("timeout:authorization", now)
+            return actions + self._fail("timeout:authorization", now)
         if self.deadline is None or now < self.deadline:
-            return []
+            return actions
         if self.deadline_reason == "no_hlc":
             self._enter(SessionState.AUTHENTICATION, now)
             self.auth_deadline = now + self.auth_timeout_s
-            return [UseMode(Mode.PWM)] + self._maybe_start(now)
-        return self._fail(self.deadline_reason, now)
+            return actions + [UseMode(Mode.PWM)] + self._maybe_start(now)
+        return actions + self._fail(self.deadline_reason, now)
 
     # ------------------------------------------------------------------ helpers
 
@@ -311,6 +337,7 @@ class SessionMachine:
         if self.pending_driver is None or self.state is not SessionState.AUTHENTICATION or self.started:
             return []
         self.driver, self.pending_driver, self.auth_deadline = self.pending_driver, None, None
+        self.pending_deadline = None
         if not self.session_id:
             self.session_id = self._new_id()
         self.started = True

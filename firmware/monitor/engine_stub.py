@@ -3,7 +3,7 @@
     python -m firmware.monitor.engine_stub socket://127.0.0.1:PORT STATUS
 
 It does what the real engine does about the monitor and nothing else, so that the monitor's
-detection is measured on its own.
+detection is measured on its own: SIGTERM is a planned stop, said with a farewell before it exits.
 
 A reader thread only moves frames from the serial link to a queue; the control loop answers
 them with `HeartbeatResponder`. SIGUSR1 makes the control loop block for good (a hung engine
@@ -34,8 +34,9 @@ def main(url: str, status: str) -> int:
                 return 1
             time.sleep(0.05)
     inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-    hang = threading.Event()
+    hang, stop = threading.Event(), threading.Event()
     signal.signal(signal.SIGUSR1, lambda *_: hang.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     def reader() -> None:
         while True:
@@ -49,7 +50,7 @@ def main(url: str, status: str) -> int:
     threading.Thread(target=reader, daemon=True).start()
     responder = HeartbeatResponder()
     print("ready", flush=True)
-    while True:  # the control loop
+    while not stop.is_set():  # the control loop
         if hang.is_set():
             threading.Event().wait()  # blocked for good, like a loop stuck in a call
         try:
@@ -59,6 +60,9 @@ def main(url: str, status: str) -> int:
         answer = responder.answer(payload, time.monotonic(), status)
         if answer is not None:
             link.send(answer)
+    link.send(responder.farewell("SHUTDOWN"))
+    link.close()
+    return 0
 
 
 if __name__ == "__main__":

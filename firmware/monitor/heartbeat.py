@@ -9,11 +9,16 @@ the engine is dead or hung and the monitor must act (cut the safety line, report
 The engine answers from its control loop, so a loop that blocks stops the answers just
 as a dead process does: that is the point of answering there and not on a thread.
 
+A planned stop (SIGTERM, systemctl stop) is said first: once its contactor is open the engine
+sends a farewell, and the silence after it is no fault (`Health.STOPPED`); an unannounced
+silence still is. The next answer (a restarted engine) makes it healthy again.
+
 Payloads (carried inside the serial link's `<STX> payload <ETX> <LRC>` frames) are
 ASCII, so they never contain STX or ETX:
 
     monitor -> engine   b"HB 17"
     engine  -> monitor  b"HBA 17 CHARGING"
+    engine  -> monitor  b"BYE SHUTDOWN"       (a planned stop, its contactor already open)
 
 Neither side reads a clock, sleeps or does I/O: callers pass `now` (seconds of a
 monotonic, real-time clock) and frames in, and get payloads to send and actions out.
@@ -27,6 +32,7 @@ from enum import Enum
 
 HEARTBEAT = b"HB"
 ANSWER = b"HBA"
+FAREWELL = b"BYE"
 STATUS_RE = re.compile(rb"^[A-Z][A-Z0-9_]{0,31}$")
 MAX_SEQ = 2**31 - 1
 REPLY_FRACTION = 0.4  # default reply timeout, as a fraction of the heartbeat interval
@@ -40,11 +46,20 @@ def encode_heartbeat(seq: int) -> bytes:
     return b"%s %d" % (HEARTBEAT, seq)
 
 
-def encode_answer(seq: int, status: str) -> bytes:
-    raw = status.encode("ascii", "replace")
+def _token(text: str, what: str) -> bytes:
+    raw = text.encode("ascii", "replace")
     if not STATUS_RE.match(raw):
-        raise HeartbeatError(f"status {status!r} is not an upper-case token (A-Z, 0-9, _; at most 32)")
-    return b"%s %d %s" % (ANSWER, seq, raw)
+        raise HeartbeatError(f"{what} {text!r} is not an upper-case token (A-Z, 0-9, _; at most 32)")
+    return raw
+
+
+def encode_answer(seq: int, status: str) -> bytes:
+    return b"%s %d %s" % (ANSWER, seq, _token(status, "status"))
+
+
+def encode_farewell(reason: str) -> bytes:
+    """What an engine says when it stops on purpose (`reason`: an upper-case token, e.g. SHUTDOWN)."""
+    return b"%s %s" % (FAREWELL, _token(reason, "reason"))
 
 
 def _seq(word: bytes, payload: bytes) -> int:
@@ -69,6 +84,14 @@ def decode_answer(payload: bytes) -> tuple[int, str]:
     if not STATUS_RE.match(words[2]):
         raise HeartbeatError(f"status {words[2][:40]!r} in {payload[:40]!r} is not an upper-case token")
     return _seq(words[1], payload), words[2].decode("ascii")
+
+
+def decode_farewell(payload: bytes) -> str:
+    """The reason of a farewell `BYE <REASON>`."""
+    words = payload.split(b" ")
+    if len(words) != 2 or words[0] != FAREWELL or not STATUS_RE.match(words[1]):
+        raise HeartbeatError(f"expected 'BYE <REASON>', got {payload[:40]!r}")
+    return words[1].decode("ascii")
 
 
 # ---------------------------------------------------------------- the engine side
@@ -105,6 +128,10 @@ class HeartbeatResponder:
             self.last_error = str(exc)
             return encode_answer(seq, "UNKNOWN")
 
+    def farewell(self, reason: str = "SHUTDOWN") -> bytes:
+        """What to send, once the contactor is open, when the engine stops on purpose."""
+        return encode_farewell(reason)
+
     def monitor_silent(self, now: float, after_s: float) -> bool:
         """True when no heartbeat came for `after_s` seconds (or none ever)."""
         return self.last_heard is None or now - self.last_heard >= after_s
@@ -117,6 +144,7 @@ class Health(Enum):
     STARTING = "starting"  # no answer yet since the monitor started: safety line still cut
     HEALTHY = "healthy"
     FAULTED = "faulted"
+    STOPPED = "stopped"  # the engine said it stops (a planned stop): silence is no fault, the line stays cut
 
 
 @dataclass(frozen=True)
@@ -144,13 +172,21 @@ class EngineLost:
 
 
 @dataclass(frozen=True)
+class EngineStopped:
+    """The engine announced a planned stop (its contactor is open): cut the safety line, report no fault."""
+
+    reason: str
+    last_status: str | None
+
+
+@dataclass(frozen=True)
 class StatusChanged:
     """A healthy engine now reports a different status."""
 
     status: str
 
 
-Action = Send | EngineHealthy | EngineLost | StatusChanged
+Action = Send | EngineHealthy | EngineLost | EngineStopped | StatusChanged
 
 
 class HeartbeatMonitor:
@@ -238,7 +274,7 @@ class HeartbeatMonitor:
 
     def _miss(self, now: float) -> list[Action]:
         self.misses += 1
-        if self.health is Health.FAULTED or self.misses < self.max_misses:
+        if self.health in (Health.FAULTED, Health.STOPPED) or self.misses < self.max_misses:
             return []
         started = now if self._started_at is None else self._started_at
         if self.health is Health.STARTING and now - started < self.startup_grace_s:
@@ -247,8 +283,10 @@ class HeartbeatMonitor:
         return [EngineLost(self.misses, self.engine_status, self.last_answer_at)]
 
     def receive(self, payload: bytes, now: float) -> list[Action]:
-        """Take one frame from the engine."""
+        """Take one frame from the engine: an answer, or the farewell of a planned stop."""
         try:
+            if payload.startswith(FAREWELL + b" "):
+                return self._farewell(decode_farewell(payload))
             seq, status = decode_answer(payload)
         except HeartbeatError as exc:
             self.rejected += 1
@@ -269,3 +307,9 @@ class HeartbeatMonitor:
         if status != previous:
             return [StatusChanged(status)]
         return []
+
+    def _farewell(self, reason: str) -> list[Action]:
+        if self.health is Health.STOPPED:
+            return []
+        self.health, self.misses, self._awaiting = Health.STOPPED, 0, None
+        return [EngineStopped(reason, self.engine_status)]

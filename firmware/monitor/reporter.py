@@ -76,6 +76,15 @@ class MonitorReporter:
         with self._lock:
             self._clear(engine_status)
 
+    def engine_stopped(self) -> None:
+        """A planned stop: the engine says DISCONNECTED itself; a FAULTED held from before is lifted for it."""
+        with self._lock:
+            held, self.fault, self.engine_status = self.fault, None, None
+            if held is not None:
+                self.link.publish_json(self.status_topic, {**self._identity, "status": "DISCONNECTED", "fault": None,
+                                                           "source": "monitor", "ts": self.clock.time()},
+                                       qos=1, retain=True)
+
     def engine_up(self, engine_status: str) -> None:
         """The engine's first answer since this monitor started: lift a FAULTED an earlier monitor left."""
         with self._lock:

@@ -13,6 +13,10 @@ After `monitor.misses` unanswered heartbeats, dead or hung alike, the monitor:
 When the engine answers again the safety line is restored and its status published. The
 safety line starts cut and stays so until the engine's first answer.
 
+A planned stop is no fault: the engine says it over the link (a farewell, after its contactor
+opened), and the monitor cuts the safety line as for any engine that does not answer (no engine,
+no energy) but reports no FAULTED, raises no alert of a lost engine and runs no `--on-fault`.
+
 On a Raspberry Pi the monitor OWNS the safety-line GPIO (`hal.pins.safety`); the engine never
 opens it (two processes cannot share a line). On a laptop the pin factory is gpiozero's mock.
 Energy delivery never depends on the broker: MQTT is best effort, the relay comes first.
@@ -29,7 +33,14 @@ import threading
 from evnet.clock import Clock, RealClock
 from evnet.config import Config, load_config
 from evnet.logs import event_logger, setup_logging
-from firmware.monitor.heartbeat import EngineHealthy, EngineLost, HeartbeatMonitor, Send, StatusChanged
+from firmware.monitor.heartbeat import (
+    EngineHealthy,
+    EngineLost,
+    EngineStopped,
+    HeartbeatMonitor,
+    Send,
+    StatusChanged,
+)
 from firmware.monitor.port import MonitorPort
 from firmware.monitor.reporter import MonitorReporter
 from firmware.monitor.systemd import SystemdNotifier
@@ -114,6 +125,8 @@ class Watchdog:
                 self._lost(a)
             elif isinstance(a, EngineHealthy):
                 self._healthy(a)
+            elif isinstance(a, EngineStopped):
+                self._stopped(a)
             elif isinstance(a, StatusChanged):
                 self.log.info("monitor.engine_status", status=a.status)
 
@@ -144,6 +157,18 @@ class Watchdog:
                 self.log.info("monitor.on_fault_started", command=shlex.join(self.on_fault))
             except OSError as exc:
                 self.log.error("monitor.on_fault_failed", command=shlex.join(self.on_fault), error=str(exc))
+        self._notify()
+
+    def _stopped(self, stopped: EngineStopped) -> None:
+        self.safety.open_contacts()  # no engine, no energy: the line's rest state, not a fault
+        self.fault_code = None
+        self.log.info("monitor.engine_stopped", reason=stopped.reason, last_status=stopped.last_status,
+                      safety="cut")
+        if self.reporter is not None:
+            self.reporter.engine_stopped()
+            self.reporter.alert("engine_stopped", reason=stopped.reason, last_status=stopped.last_status,
+                                safety_line="cut")
+        self.notifier.status(f"engine stopped ({stopped.reason}, planned); safety line cut")
         self._notify()
 
     def _healthy(self, ok: EngineHealthy) -> None:

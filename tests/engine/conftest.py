@@ -20,6 +20,7 @@ location = "Bay 1"
 price_eur_kwh = 0.30
 max_current_a = 16
 local_drivers = ["owner"]
+journal_dir = "journal"
 
 [hal]
 pin_factory = "mock"

@@ -296,3 +296,54 @@ def test_pending_end_read_names_the_read_a_ticket_waits_for():
     assert read is not None
     rig.do(rig.core.meter_reading(reading(101.0, 30.0), 30.0, token=read.token))
     assert rig.tickets()[0].end_kwh == 101.0 and rig.core.pending_end_read() is None
+
+
+def test_an_ev_plugged_in_while_the_charge_point_is_faulted_gets_a_session_when_the_fault_clears():
+    rig = Rig()
+    rig.do(rig.core.emergency_stop(True, 1.0))
+    rig.do(rig.core.pilot_reading("F", 1.0))  # what the EVSE reads while it drives -12 V itself
+    rig.do(rig.core.pilot_reading("F", 2.0))  # an EV plugs in now: still -12 V
+    rig.do(rig.core.emergency_stop(False, 3.0))
+    assert rig.statuses()[-1] == "AVAILABLE"
+    rig.do(rig.core.pilot_reading("B", 3.0))  # +12 V again: the EV is seen
+    assert rig.core.session.state.value == "BeginSession" and rig.duty() == 5.0
+    rig.do(rig.core.tick(8.0))  # no ISO 15118: charging without profile
+    rig.do(rig.core.authorize("alice", 9.0))
+    rig.do(rig.core.pilot_reading("C", 10.0))
+    assert rig.contactor() is True and rig.statuses()[-1] == "CHARGING"
+
+
+def test_an_ev_plugged_in_through_a_fault_gets_a_new_session_when_it_clears():
+    rig = Rig()
+    rig.hlc_to_charging(now=1.0)
+    rig.do(rig.core.meter_failed("meter timeout", True, 50.0))
+    rig.do(rig.core.pilot_reading("F", 50.0))
+    assert rig.core.session.state.value == "Failure" and rig.contactor() is False
+    (first,) = rig.tickets()
+    rig.do(rig.core.meter_reading(reading(104.0, 60.0), 60.0))  # the meter is back: the fault clears
+    assert rig.statuses()[-1] == "AVAILABLE"
+    rig.do(rig.core.pilot_reading("B", 60.0))  # the EV never left
+    assert rig.core.session.state.value == "BeginSession"
+    rig.sid = ""
+    rig.ask(m.SessionSetupReq(evcc_id="ev-1"), 61.0)
+    rig.ask(m.ServiceDiscoveryReq(), 61.0)
+    rig.ask(m.PaymentServiceSelectionReq(), 61.0)
+    rig.do(rig.core.authorize("alice", 61.0))
+    assert rig.ask(m.AuthorizationReq(), 61.0).evse_processing == "Finished"
+    rig.ask(m.ChargeParameterDiscoveryReq(energy_request_kwh=10, max_current_a=32), 61.0)
+    rig.ask(m.PowerDeliveryReq(charge_progress="Start"), 61.0)
+    rig.do(rig.core.pilot_reading("C", 61.1))
+    assert rig.contactor() is True and rig.statuses()[-1] == "CHARGING"
+    assert rig.core.sessions[-1].session_id != first.session_id
+
+
+def test_an_authorization_with_no_ev_expires_and_an_ev_an_hour_later_is_not_billed_to_that_driver():
+    rig = Rig()  # the default connection timeout: 60 s
+    rig.do(rig.core.authorize("alice", 0.0))
+    assert rig.core.next_deadline() == 60.0
+    rig.do(rig.core.tick(60.0))
+    assert rig.core.session.pending_driver is None
+    rig.do(rig.core.pilot_reading("B", 3600.0))
+    rig.do(rig.core.tick(3605.0))  # no ISO 15118: waits for an authorization
+    rig.do(rig.core.pilot_reading("C", 3606.0))
+    assert rig.contactor() is not True and rig.statuses()[-1] == "AVAILABLE" and not rig.core.sessions

@@ -57,3 +57,18 @@ def test_heartbeats_are_answered_with_the_status_and_a_hung_loop_stops_answering
     release.set()
     assert ask(port, 102) == (102, "AVAILABLE")  # answers again once the loop is free
     assert evse.responder.answered >= 3
+
+
+def test_the_answer_leaves_as_soon_as_the_control_loop_made_it(evse_factory, port):
+    """The link's writer waits on the answers, not on a read timeout of the line: the round trip through the
+    engine is a millisecond or so (bench/monitor.py measures it), far below pyserial's 50 ms read slice."""
+    evse_factory(speed=10.0, extra=f'[monitor]\nserial_url = "{port.engine_url}"\n', monitor=True)
+    seqs = iter(range(1, 1000))
+    wait_for(lambda: ask(port, next(seqs), timeout=0.5) is not None, what="a first answer")
+    times = []
+    for seq in range(500, 530):
+        t0 = time.perf_counter()
+        assert ask(port, seq) == (seq, "AVAILABLE")
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    assert times[len(times) // 2] < 0.020, f"median round trip {times[len(times) // 2] * 1000:.1f} ms"

@@ -65,3 +65,43 @@ def test_a_clean_stop_says_disconnected(evse_factory, mosquitto, central):
     wait_for(saw("AVAILABLE"), what="AVAILABLE")
     evse.stop()
     wait_for(saw("DISCONNECTED"), what="DISCONNECTED on a clean stop")
+
+
+def read_until(stream, words: str, timeout: float = 20.0) -> str:
+    """Lines of a child's stderr until one holds `words` (a reader thread, so a silent child cannot hang us)."""
+    import threading
+
+    found: queue.SimpleQueue = queue.SimpleQueue()
+
+    def reader():
+        for line in stream:
+            if words in line:
+                found.put(line)
+                return
+        found.put(None)
+
+    threading.Thread(target=reader, daemon=True).start()
+    try:
+        line = found.get(timeout=timeout)
+    except queue.Empty:
+        line = None
+    assert line is not None, f"no line with {words!r}"
+    return line
+
+
+def test_evnet_evse_says_when_the_broker_host_does_not_resolve(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from .conftest import make_config
+
+    cfg = make_config(tmp_path, mqtt_url="mqtt://broker.invalid:1883")
+    proc = subprocess.Popen([sys.executable, "-m", "evnet.cli", "evse", "--config", cfg.path, "--no-monitor"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        line = read_until(proc.stderr, "event=mqtt.unreachable")
+        assert "cp=cp1" in line and "host 'broker.invalid' does not resolve" in line and "retrying=True" in line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0

@@ -3,6 +3,7 @@
 import pytest
 
 from firmware.engine.pilot_sm import (
+    EvPresence,
     Mode,
     PilotChanged,
     PilotMachine,
@@ -188,3 +189,40 @@ def test_repeated_readings_produce_no_actions():
     sm = charging()
     assert sm.pilot("C", 1) == []
     assert sm.set_ready(True, 1) == []
+
+
+def presence(actions):
+    return [a.present for a in actions if isinstance(a, EvPresence)]
+
+
+def test_plug_in_and_unplug_are_told_once_each():
+    sm = PilotMachine()
+    assert presence(sm.pilot("B", 0)) == [True]
+    assert presence(sm.pilot("C", 1)) == []  # B -> C is the same EV
+    assert presence(sm.pilot("A", 2)) == [False]
+
+
+def test_an_ev_plugged_in_while_the_evse_drives_f_is_seen_when_the_fault_clears():
+    sm = PilotMachine()
+    sm.fault("emergency_stop", 0)
+    assert presence(sm.pilot("F", 1)) == []  # our own -12 V: the EV that plugs in now cannot be seen
+    assert sm.ev_present is None
+    actions = sm.clear_fault("emergency_stop", 2)
+    assert pwm(actions) and SetPilotError() not in actions  # the pilot is driven again ...
+    assert presence(sm.pilot("B", 2)) == [True]  # ... and the next reading shows the EV: a plug-in
+
+
+def test_an_ev_that_stays_plugged_through_a_fault_is_seen_again_after_it():
+    sm = charging()
+    assert presence(sm.fault("meter", 1)) == []
+    sm.pilot("F", 1)
+    sm.clear_fault("meter", 2)
+    assert presence(sm.pilot("B", 2)) == [True]
+
+
+def test_an_ev_gone_during_a_fault_is_told_gone_after_it():
+    sm = charging()
+    sm.pilot("E", 1)  # a short: pilot fault, retried after 10 s
+    sm.pilot("F", 1.1)
+    sm.tick(11.0)
+    assert presence(sm.pilot("A", 11.0)) == [False]

@@ -5,6 +5,7 @@ import pytest
 from firmware.engine import iso15118 as m
 from firmware.engine.pilot_sm import Mode
 from firmware.engine.session_sm import (
+    AuthorizationExpired,
     Energize,
     Refused,
     Send,
@@ -345,3 +346,44 @@ def test_a_paused_session_replaced_by_a_new_one_is_ended_first():
     assert of(actions, SessionEnded) == [SessionEnded(old, "replaced")]
     assert one_response(actions).response_code == m.OK_NEW_SESSION and sm.session_id != old
     assert sm.driver is None and sm.state is S.AUTHENTICATION
+
+
+def test_an_ev_seen_again_after_a_fault_starts_afresh():
+    """The fault ended the session in Failure; the EV, still plugged in, is seen again when the fault
+    clears (the pilot machine says so): a new connection, as after a replug, not a Failure for ever."""
+    sm, ev = hlc_charging()
+    sm.fault("meter", 50)
+    assert sm.state is S.FAILURE
+    actions = sm.plugged_in(60)
+    assert of(actions, UseMode) == [UseMode(Mode.HLC)] and sm.state is S.BEGIN_SESSION and sm.failure is None
+    sm.authorize("alice", 61)
+    ev.sid = ""
+    assert ev.through_authorization(now=62).evse_processing == "Finished"
+    assert sm.session_id != "" and sm.started and sm.driver == "alice"
+
+
+def test_an_authorization_with_no_ev_lapses_after_the_connection_timeout():
+    sm = SessionMachine("cp1", hlc_wait_s=2, connection_timeout_s=60)
+    sm.authorize("bob", 0)
+    assert sm.next_deadline() == 60
+    assert sm.tick(59.9) == [] and sm.pending_driver == "bob"
+    assert sm.tick(60) == [AuthorizationExpired("bob")]
+    assert sm.pending_driver is None and sm.next_deadline() is None
+    sm.plugged_in(3600)  # an EV an hour later is nobody's yet
+    sm.tick(3602)
+    assert sm.state is S.AUTHENTICATION and not sm.started and sm.driver is None
+
+
+def test_an_ev_that_comes_in_time_takes_the_authorization_and_it_does_not_lapse():
+    sm = SessionMachine("cp1", hlc_wait_s=2, connection_timeout_s=60)
+    sm.authorize("bob", 0)
+    sm.plugged_in(59)
+    assert of(sm.tick(61), SessionStarted)[0].driver == "bob"
+    assert not of(sm.tick(120), AuthorizationExpired)
+
+
+def test_an_authorization_given_while_an_ev_is_plugged_in_does_not_lapse():
+    sm = plugged(hlc_wait_s=5.0, connection_timeout_s=60)
+    sm.authorize("ann", 1)  # the EV is there, still in its HLC wait
+    assert sm.pending_deadline is None
+    assert of(sm.tick(5.0), SessionStarted)[0].driver == "ann"

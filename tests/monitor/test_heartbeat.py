@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from firmware.monitor.heartbeat import (
     EngineHealthy,
     EngineLost,
+    EngineStopped,
     Health,
     HeartbeatError,
     HeartbeatMonitor,
@@ -16,8 +17,10 @@ from firmware.monitor.heartbeat import (
     Send,
     StatusChanged,
     decode_answer,
+    decode_farewell,
     decode_heartbeat,
     encode_answer,
+    encode_farewell,
     encode_heartbeat,
 )
 
@@ -221,3 +224,32 @@ def test_responder_rejects_and_tracks_silence() -> None:
     assert eng.answer(b"HB 6", 1.0, "out of order") == b"HBA 6 UNKNOWN" and "upper-case" in eng.last_error
     assert not eng.monitor_silent(3.9, 3.0)
     assert eng.monitor_silent(4.0, 3.0)
+
+
+def test_a_planned_stop_is_said_and_its_silence_is_no_fault() -> None:
+    sim = Sim(misses=2)
+    sim.status = "CHARGING"
+    sim.run_until(1.5)
+    sim.alive = False
+    sim._handle(sim.mon.receive(sim.eng.farewell("SHUTDOWN"), 1.5))  # said once its contactor is open
+    assert sim.of(EngineStopped) == [(1.5, EngineStopped("SHUTDOWN", "CHARGING"))]
+    sim.run_until(30.0)
+    assert sim.of(EngineLost) == [] and sim.mon.health is Health.STOPPED
+    sim.alive, sim.status = True, "AVAILABLE"  # the service manager starts it again
+    sim.run_until(31.5)
+    assert sim.of(EngineHealthy)[-1][1] == EngineHealthy("AVAILABLE", recovered=False)
+    sim.alive = False  # and this time it dies unannounced: a fault, as ever
+    sim.run_until(40.0)
+    assert len(sim.of(EngineLost)) == 1 and sim.mon.faulted
+
+
+def test_farewell_codec() -> None:
+    assert encode_farewell("SHUTDOWN") == b"BYE SHUTDOWN" and decode_farewell(b"BYE SHUTDOWN") == "SHUTDOWN"
+    for bad in (b"BYE", b"BYE shutdown", b"BYE A B", b"BYEBYE X", b"BYE " + b"X" * 40):
+        with pytest.raises(HeartbeatError):
+            decode_farewell(bad)
+    with pytest.raises(HeartbeatError):
+        encode_farewell("not a token")
+    mon = HeartbeatMonitor(1.0, 2)
+    mon.start(0.0)
+    assert mon.receive(b"BYE lower", 0.1) == [] and mon.rejected == 1 and mon.health is Health.STARTING

@@ -57,3 +57,15 @@ def test_systemd_analyze_accepts_the_units(tmp_path: Path) -> None:
     res = subprocess.run(["systemd-analyze", "verify", *map(str, sorted(tmp_path.iterdir()))],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and res.stderr.strip() == "", res.stderr
+
+
+def test_the_engine_keeps_its_journal_in_its_state_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from firmware.engine.journal import default_dir
+
+    service = unit("evnet-evse@.service")["Service"]
+    assert service["StateDirectory"] == "evnet" and "/var/lib/evnet" in service["ReadWritePaths"]
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/evnet")  # what systemd sets for StateDirectory=evnet
+    assert default_dir("riverside", "bay1") == "/var/lib/evnet/riverside/bay1/engine"
+    monkeypatch.delenv("STATE_DIRECTORY")
+    monkeypatch.setenv("XDG_STATE_HOME", "/home/me/.local/state")
+    assert default_dir("riverside", "bay1") == "/home/me/.local/state/evnet/riverside/bay1/engine"

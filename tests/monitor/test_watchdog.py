@@ -46,6 +46,7 @@ site = "t"
 location = "bay 1"
 price_eur_kwh = 0.3
 max_current_a = 32
+journal_dir = "journal"
 
 [site]
 members = ["cp1"]
@@ -122,11 +123,14 @@ def running_watchdog(cfg: Config, mock_factory: object, *, reporter: bool = True
 
 
 @pytest.fixture
-def monitor(tmp_path: Path, mosquitto, mock_factory) -> Iterator[tuple[Watchdog, object, Topics]]:
+def monitor(request: pytest.FixtureRequest, tmp_path: Path, mosquitto,
+            mock_factory) -> Iterator[tuple[Watchdog, object, Topics]]:
+    """A watchdog whose engine (a child the test starts) has `request.param` seconds (default 30) to answer first:
+    a child Python may take more than two heartbeats to start on a loaded machine."""
     cfg = load_config(write_config(tmp_path, mosquitto.url))
     topics = Topics(cfg, "evnet/t/cp/cp1/#")
     try:
-        with running_watchdog(cfg, mock_factory) as wd:
+        with running_watchdog(cfg, mock_factory, startup_grace_s=getattr(request, "param", 30.0)) as wd:
             yield wd, mock_factory.pin(SAFETY_PIN), topics
     finally:
         topics.link.stop()
@@ -197,6 +201,7 @@ def test_an_engine_whose_control_loop_blocks_is_caught(monitor, tmp_path) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("monitor", [0.0], indirect=True)  # no grace: faulted at once with no engine
 def test_faulted_status_is_held_against_the_engines_last_will(monitor, tmp_path) -> None:
     wd, safety_pin, topics = monitor
     wait_health(wd, Health.FAULTED)  # no engine at all, no grace: FAULTED after 2 misses
@@ -306,3 +311,23 @@ def test_evnet_monitor_reports_to_systemd(tmp_path) -> None:
         if proc.poll() is None:
             proc.kill()
         notify.close()
+
+
+@pytest.mark.slow
+def test_evnet_monitor_says_when_the_broker_is_unreachable(tmp_path) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    path = write_config(tmp_path, f"mqtt://127.0.0.1:{closed}")
+    path.write_text(path.read_text().replace("socket://127.0.0.1:0", f"socket://127.0.0.1:{free_port()}"))
+    proc = subprocess.Popen([sys.executable, "-m", "evnet.cli", "monitor", "--config", str(path)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
+    try:
+        while "event=mqtt.unreachable" not in (line := lines.get(timeout=TIMEOUT)):
+            pass
+        assert "connection refused: no broker listens there" in line and f"127.0.0.1:{closed}" in line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0

@@ -5,9 +5,11 @@ answers again. The engine's own Last Will (DISCONNECTED, on kill -9) does not hi
 
 from __future__ import annotations
 
+import queue
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,3 +78,55 @@ def test_monitor_catches_the_real_engine_hung_and_killed(setup) -> None:
         engine.send_signal(signal.SIGCONT)
         engine.kill()
         engine.wait(TIMEOUT)
+
+
+@pytest.mark.slow
+def test_a_planned_stop_of_the_real_engine_is_no_fault_but_an_unannounced_death_is(setup) -> None:
+    wd, safety_pin, topics, config = setup
+    engine = start_engine(config)
+    try:
+        wait_health(wd, Health.HEALTHY)
+        topics.wait_for(lambda t, b: b.get("event") == "engine_up", "engine_up")
+        engine.send_signal(signal.SIGTERM)  # systemctl stop
+        assert engine.wait(TIMEOUT) == 0
+        wait_health(wd, Health.STOPPED)
+        assert safety_pin.state == 0  # no engine, no energy: the line's rest state
+        body = topics.wait_for(lambda t, b: b.get("event") == "engine_stopped", "the engine_stopped alert")
+        assert body["reason"] == "SHUTDOWN" and body["last_status"] == "AVAILABLE"
+        # Heartbeats go on unanswered, well past the misses that would fault (no event says "a miss": poll).
+        until(lambda: wd.hb.misses >= wd.hb.max_misses + 3, "heartbeats missed after the stop")
+        seen = drain(topics)
+        assert wd.hb.health is Health.STOPPED and wd.faults == 0 and wd.fault_code is None
+        assert not [b for t, b in seen if b.get("status") == "FAULTED" or b.get("event") == "engine_lost"], repr(seen)
+
+        engine = start_engine(config)  # started again: healthy, and an unannounced death is still a fault
+        wait_health(wd, Health.HEALTHY)
+        assert safety_pin.state == 1
+        engine.kill()
+        engine.wait(TIMEOUT)
+        wait_health(wd, Health.FAULTED)
+        assert safety_pin.state == 0 and wd.faults == 1
+        topics.wait_for(is_status("FAULTED", "engine_down"), "FAULTED after kill -9")
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+        engine.wait(TIMEOUT)
+
+
+def until(check, what: str) -> None:
+    tick = threading.Event()
+    for _ in range(int(TIMEOUT / 0.01)):
+        if check():
+            return
+        tick.wait(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def drain(topics: Topics) -> list[tuple[str, dict]]:
+    """Every message the observer has now (the monitor's heartbeat reports come every 10 s, alerts at once)."""
+    out = []
+    while True:
+        try:
+            out.append(topics.q.get_nowait())
+        except queue.Empty:
+            return out
