@@ -67,7 +67,7 @@ def measure(runs: int = 7, heartbeat_s: float = 1.0, misses: int = 2, seed: int 
     results: dict[str, list[float]] = {"kill -9": [], "SIGSTOP (hang)": []}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = _config(heartbeat_s, misses, tmp)
-        port = MonitorPort(cfg.monitor.serial_url, cp="cp1")
+        port = MonitorPort(cfg.monitor.monitor_end, cp="cp1")
         relay = Relay("safety", cfg.hal.pins.safety, pin_factory=factory, cp="cp1")
         wd = Watchdog(cfg, port=port, safety=relay, reporter=None, startup_grace_s=0.0)
         stop = threading.Event()

@@ -104,7 +104,7 @@ class Engine:
 def running_watchdog(cfg: Config, mock_factory: object, *, reporter: bool = True,
                      startup_grace_s: float = 0.0) -> Iterator[Watchdog]:
     """A `Watchdog` on its own thread, with its port and safety relay; stopped and released after."""
-    port = MonitorPort(cfg.monitor.serial_url, cp="cp1")
+    port = MonitorPort(cfg.monitor.monitor_end, cp="cp1")
     relay = Relay("safety", cfg.hal.pins.safety, pin_factory=mock_factory, cp="cp1")
     wd = Watchdog(cfg, port=port, safety=relay, reporter=MonitorReporter(cfg, RealClock()) if reporter else None,
                   startup_grace_s=startup_grace_s)
@@ -245,7 +245,7 @@ def test_evnet_monitor_command_runs_and_stops_cleanly(tmp_path, mosquitto) -> No
 def test_monitor_on_a_serial_device_catches_a_stopped_engine(tmp_path: Path, pty_pair, mock_factory) -> None:
     monitor_tty, engine_tty = pty_pair
     path = write_config(tmp_path, "mqtt://127.0.0.1:1")  # no broker: the relay works without one
-    path.write_text(path.read_text().replace("socket://127.0.0.1:0", monitor_tty))
+    path.write_text(path.read_text().replace('"socket://127.0.0.1:0"', f'"{engine_tty}"\nmonitor_url = "{monitor_tty}"'))
     cfg = load_config(path)
     with running_watchdog(cfg, mock_factory, reporter=False) as wd:
         assert not wd.port.listening
