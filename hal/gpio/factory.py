@@ -45,13 +45,18 @@ def make_pin_factory(name: str) -> Factory:
 
 
 def diagnose(exc: Exception, install_hint: str) -> str:
-    """Why a pin factory failed, and the one thing to do about it: each cause has its own remedy."""
+    """Why a pin factory failed, and the one thing to do about it: each cause has its own remedy.
+
+    No /dev/gpiochip* at all comes first: on a laptop, installing a GPIO library would not help.
+    """
     chips = glob.glob("/dev/gpiochip*")
+    if not chips or isinstance(exc, PinUnknownPi):
+        return f"this machine is not a Raspberry Pi: it has no /dev/gpiochip* ({exc}); {NOT_A_PI}"
     if isinstance(exc, ImportError):
         return f"its library is missing ({exc}); {install_hint}"
-    if isinstance(exc, PermissionError) or "permission" in str(exc).lower() or (chips and "gpiochip" in str(exc)):
+    if isinstance(exc, PermissionError) or "permission" in str(exc).lower() or "gpiochip" in str(exc):
         return (f"this user may not open the GPIO chip ({exc}); add the user to the gpio group "
                 "(sudo usermod -aG gpio $USER) and log in again")
-    if isinstance(exc, (PinUnknownPi, BadPinFactory)) or not chips:
-        return f"this machine is not a Raspberry Pi: it has no /dev/gpiochip* ({exc}); {NOT_A_PI}"
+    if isinstance(exc, BadPinFactory):
+        return f"{exc}; {NOT_A_PI}"
     return f"{type(exc).__name__}: {exc}; {NOT_A_PI}"

@@ -105,14 +105,18 @@ def test_without_gpio_hal_check_says_what_failed_and_what_to_do_in_one_line(
     assert "install" not in err  # lgpio is installed: telling the user to install it again would be wrong
 
 
-def test_each_cause_of_a_gpio_failure_has_its_own_remedy() -> None:
+def test_each_cause_of_a_gpio_failure_has_its_own_remedy(monkeypatch: pytest.MonkeyPatch) -> None:
     from gpiozero.exc import PinUnknownPi
 
-    from hal.gpio.factory import diagnose
+    from hal.gpio import factory
 
-    assert "./bootstrap --pi" in diagnose(ModuleNotFoundError("No module named 'lgpio'"), "run ./bootstrap --pi")
-    assert "gpio group" in diagnose(PermissionError("[Errno 13] /dev/gpiochip0"), "x")
-    assert "not a Raspberry Pi" in diagnose(PinUnknownPi("unable to locate Pi revision"), "x")
+    monkeypatch.setattr(factory.glob, "glob", lambda pattern: [])  # a laptop: no GPIO chip at all
+    assert "not a Raspberry Pi" in factory.diagnose(ModuleNotFoundError("No module named 'lgpio'"), "x")
+    monkeypatch.setattr(factory.glob, "glob", lambda pattern: ["/dev/gpiochip0"])  # a Pi
+    assert "./bootstrap --pi" in factory.diagnose(ModuleNotFoundError("No module named 'lgpio'"),
+                                                  "run ./bootstrap --pi")
+    assert "gpio group" in factory.diagnose(PermissionError("[Errno 13] /dev/gpiochip0"), "x")
+    assert "not a Raspberry Pi" in factory.diagnose(PinUnknownPi("unable to locate Pi revision"), "x")
 
 
 def test_unconfirmed_led_is_not_a_failure_when_nobody_could_be_asked(tmp_path: Path) -> None:
