@@ -33,6 +33,10 @@ class Site:
         self.seqs: dict[str, int] = {}
         self.results: list[dict[str, Any]] = []
 
+    @staticmethod
+    def key(name: str) -> Ed25519PrivateKey:
+        return key_of(name)
+
     # -- time and leaders -------------------------------------------------------------------
 
     def tick(self, ms: int) -> None:
@@ -77,7 +81,8 @@ class Site:
         assert self.signed(by, "add_principal", id=driver, role="driver", key=public_key_b64(key_of(driver)))["ok"]
 
     def register(self, cp: str, max_a: float = 32, price: float = 0.30, **more: Any) -> dict[str, Any]:
-        result = self.member(cp, "register", cp=cp, location=f"Bay {cp}", price_eur_kwh=price, max_current_a=max_a, **more)
+        result = self.member(cp, "register", cp=cp, location=f"Bay {cp}", price_eur_kwh=price, max_current_a=max_a,
+                             **more)
         assert result["ok"], result
         return result
 
