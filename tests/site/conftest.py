@@ -32,6 +32,7 @@ class Site:
         self.office = (1, "cp1")
         self.seqs: dict[str, int] = {}
         self.results: list[dict[str, Any]] = []
+        self.log: list[tuple[bytes, Context]] = []  # every command applied, with its context
 
     @staticmethod
     def key(name: str) -> Ed25519PrivateKey:
@@ -52,7 +53,9 @@ class Site:
     # -- senders ----------------------------------------------------------------------------
 
     def raw(self, command: bytes, client: str = "x", member: bool = False) -> dict[str, Any]:
-        result = json.loads(self.m.apply(command, self.ctx(client, member)))
+        ctx = self.ctx(client, member)
+        self.log.append((command, ctx))
+        result = json.loads(self.m.apply(command, ctx))
         self.results.append(result)
         return result
 
