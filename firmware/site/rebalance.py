@@ -55,6 +55,9 @@ def rebalance(st: SiteState) -> None:
         if grant > budget.allowances[cp].grant_da and grant >= MIN_CHARGE_DA:
             budget.set_grant(cp, grant, now)
     for cp, share in shares.items():
-        short = budget.allowances[cp].grant_da < share.target_da
-        st.cps[cp] = replace(st.cps[cp], active=share.active, turn_since=share.turn_since, target_da=share.target_da,
-                             limit_reason="waiting_for_others" if short else share.reason)
+        rec = st.cps[cp]
+        reason = "waiting_for_others" if budget.allowances[cp].grant_da < share.target_da else share.reason
+        if (rec.active, rec.turn_since, rec.target_da, rec.limit_reason) != (share.active, share.turn_since,
+                                                                             share.target_da, reason):
+            st.cps[cp] = replace(rec, active=share.active, turn_since=share.turn_since, target_da=share.target_da,
+                                 limit_reason=reason)

@@ -87,7 +87,8 @@ def split(wants: Sequence[Want], limit_da: int, now: int, rotate_ms: int) -> dic
     charging = free + ranked[:room]
     for w in ranked[room:]:
         shares[w.cp] = Share(0, "paused_short", False, _turn(w, False, now))
-    reserved = sum(w.fallback_da for w in wants if w not in charging)  # what the others may always draw
+    charging_ids = {w.cp for w in charging}
+    reserved = sum(w.fallback_da for w in wants if w.cp not in charging_ids)  # what the others may always draw
     level = _level(charging, limit_da - reserved)
     for w in charging:
         target = min(w.cap_da, max(level, w.fallback_da))
