@@ -23,12 +23,8 @@ def unavailable(st: SiteState, cp: str, driver: str, *, empty: bool = False) -> 
     """Why `cp` cannot take `driver` now (a key of WHY), or None. `empty`: an EV plugged in also counts."""
     rec = st.cps[cp]
     auth, reservation = st.live_authorization(cp), st.live_reservation(cp)
-    if not rec.registered:
-        return "not_registered"
-    if rec.fault is not None:
-        return "faulted"
-    if not rec.available:
-        return "out_of_order"
+    if (why := rec.out_of_service()) is not None:
+        return why
     if not st.budget.lease_held(cp, st.now):
         return "not_heard"
     if st.session_at(cp) is not None or (auth is not None and auth.driver != driver):

@@ -15,15 +15,14 @@ from firmware.site.params import MIN_CHARGE_DA
 from firmware.site.split import Want, cap_of, split
 from firmware.site.state import ChargePoint, SiteState
 
+IDLE_REASON = {"not_registered": "not_registered", "faulted": "fault", "out_of_order": "operator"}
+
 
 def idle_reason(st: SiteState, rec: ChargePoint, cap_da: int) -> str | None:
     """Why this charge point wants no current (split.REASONS), or None if its EV wants current."""
-    if not rec.registered:
-        return "not_registered"
-    if rec.fault is not None:
-        return "fault"
-    if not rec.available:
-        return "operator"
+    why = rec.out_of_service()
+    if why is not None:
+        return IDLE_REASON[why]
     session = st.session_at(rec.id)
     if session is None or not rec.plugged:
         return "no_ev"

@@ -32,8 +32,7 @@ def ticket_json(t: Ticket) -> dict[str, Any]:
 def start(st: SiteState, cmd: StartSession) -> dict[str, Any]:
     """A session starts on the charge point's authorization, or for a known driver (manual start, RFID)."""
     rec = known_cp(st, cmd.cp)
-    if rec.fault is not None or not rec.available:
-        why = "faulted" if rec.fault is not None else "out_of_order"
+    if (why := rec.out_of_service()) is not None:
         raise SiteError("cp_unavailable", f"{cmd.cp} is {why.replace('_', ' ')}", why=why)
     if (busy := st.session_at(cmd.cp)) is not None:
         raise SiteError("cp_busy", f"{cmd.cp} has session {busy.id} in progress", session=busy.id)

@@ -38,6 +38,14 @@ class ChargePoint:
     target_da: int = 0
     limit_reason: str = "not_registered"
 
+    def out_of_service(self) -> str | None:
+        """Why no one may use it now, whatever else: "not_registered", "faulted", "out_of_order"; or None."""
+        if not self.registered:
+            return "not_registered"
+        if self.fault is not None:
+            return "faulted"
+        return None if self.available else "out_of_order"
+
 
 @dataclass(frozen=True)
 class Principal:

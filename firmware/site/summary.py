@@ -11,15 +11,14 @@ from typing import Any
 from firmware.site.params import amps
 from firmware.site.state import ChargePoint, SiteState
 
+OUT_OF_SERVICE = {"not_registered": "DISCONNECTED", "faulted": "FAULTED", "out_of_order": "OUT_OF_ORDER"}
+
 
 def status_of(st: SiteState, rec: ChargePoint) -> str:
     """DESIGN.md's charge point states, as far as the site knows them (DISCONNECTED: never registered)."""
-    if not rec.registered:
-        return "DISCONNECTED"
-    if rec.fault is not None:
-        return "FAULTED"
-    if not rec.available:
-        return "OUT_OF_ORDER"
+    why = rec.out_of_service()
+    if why is not None:
+        return OUT_OF_SERVICE[why]
     if st.session_at(rec.id) is not None:
         return "CHARGING"
     if st.live_reservation(rec.id) is not None:
