@@ -183,7 +183,7 @@ def parse_json(command: bytes) -> dict[str, Any]:
     if len(command) > MAX_COMMAND_BYTES:
         raise SiteError("too_large", f"{len(command)} bytes; the site takes at most {MAX_COMMAND_BYTES}")
     try:
-        obj = json.loads(command, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        obj = json.loads(command.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
     except (ValueError, RecursionError) as exc:
         raise SiteError("malformed", f"not a JSON object: {str(exc)[:80]}") from None
     if not isinstance(obj, dict):
@@ -201,8 +201,9 @@ def decode(command: bytes) -> Decoded:
         raise _bad(sorted(extra)[0], "no such field", obj[sorted(extra)[0]])
     signed = None
     if SIGNED_KEYS & set(obj):
-        for key in sorted(SIGNED_KEYS - set(obj)):
-            raise _bad(key, "a signed request's field", None)
+        missing = sorted(SIGNED_KEYS - set(obj))
+        if missing:
+            raise _bad(missing[0], "a value (a signed request has by, seq, site and sig)", None)
         signed = Signed(by=PRINCIPAL("by", obj["by"]), seq=integer(1, MAX_SEQ)("seq", obj["seq"]),
                         site=ident(SITE_ID_RE, "a site id")("site", obj["site"]),
                         sig=ident(BASE64_RE, "a base64 signature")("sig", obj["sig"]),

@@ -129,3 +129,13 @@ def test_the_error_is_given_and_nothing_changes(code: str, make_site: Any, monke
     assert result["error"] == code, result
     assert isinstance(result["reason"], str) and result["reason"] and "\n" not in result["reason"]
     assert s.m.snapshot() == before
+
+
+def test_malformed_covers_what_json_allows_but_a_command_may_not_be(make_site: Any) -> None:
+    s = make_site({"cp1": 0})
+    for command in (b'{"op": "renew", "op": "renew", "args": {"cp": "cp1"}}', b'{"op": "report", "args": NaN}',
+                    "{\"op\": \"renew\"}".encode("utf-16"), b"[" * 2000 + b"]" * 2000, b"\xff{}"):
+        assert s.raw(command, client="cp1", member=True)["error"] == "malformed", command[:20]
+    signed_without_sig = b'{"op": "whoami", "by": "D1", "seq": 1, "site": "s1"}'
+    result = s.raw(signed_without_sig)
+    assert result["error"] == "bad_field" and result["field"] == "sig"
