@@ -27,6 +27,7 @@ in force is the sum (`in_force`), which then only falls.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -67,8 +68,8 @@ class Budget:
         self.allowances = {cp: Allowance(f) for cp, f in sorted(fallbacks_da.items())}
 
     def copy(self) -> Budget:
-        other = object.__new__(Budget)
-        other.__dict__.update(self.__dict__)
+        """For a command to work on: the records are immutable, so a new table of them is a full copy."""
+        other = copy.copy(self)
         other.allowances = dict(self.allowances)
         return other
 
@@ -95,10 +96,10 @@ class Budget:
     def fallbacks_da(self) -> int:
         return sum(a.fallback_da for a in self.allowances.values())
 
-    # -- changes ----------------------------------------------------------------------------
-
     def lease_held(self, cp: str, now: int) -> bool:
         return self.allowances[cp].lease_held(now)
+
+    # -- changes ----------------------------------------------------------------------------
 
     def renew(self, cp: str, now: int) -> None:
         """The lease runs from this renewal's stamp; a lease that had lapsed starts again at grant 0."""
