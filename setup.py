@@ -15,6 +15,7 @@ setup(
         "pymodbus>=3.16.1,<3.17",
         "gpiozero>=2.0.1.post3",
         "pyserial==3.5",
+        "cryptography>=41",  # Ed25519: drivers' and operators' signed site requests
     ],
     extras_require={
         "pi": ["lgpio>=0.2"],

@@ -1,0 +1,189 @@
+"""The site's commands as typed values: what decode.py makes of the bytes and machine.py dispatches on.
+
+Who may send what (`ALLOWED`): "member" is a charge point's own process (ctx.member: the Paxos
+layer authenticated it with the site key); "driver" and "operator" are principals of the state
+whose requests carry an Ed25519 signature (credentials.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Context:
+    """Given by the Paxos layer with every command."""
+
+    client: str               # the Paxos client id the command came from
+    member: bool              # proposed by a site member (its charge point), authenticated by the site key
+    office: tuple[int, str]   # the proposing leader's ballot (round, node): orders leaders' terms
+    now_ms: int               # the proposing leader's monotonic clock (ms) when it proposed the command
+
+
+# -- a charge point's own commands (members) ---------------------------------------------------
+
+@dataclass(frozen=True)
+class Register:
+    cp: str
+    location: str
+    price_ueur_kwh: int
+    max_da: int
+    phases: int
+
+
+@dataclass(frozen=True)
+class Report:
+    cp: str
+    plugged: bool
+    drawn_da: int
+    ev_max_da: int | None
+    health: str
+    fault: str | None
+
+
+@dataclass(frozen=True)
+class ClearFault:
+    cp: str
+
+
+@dataclass(frozen=True)
+class Renew:
+    cp: str
+
+
+@dataclass(frozen=True)
+class AckGrant:
+    cp: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class StartSession:
+    cp: str
+    session: str
+    meter_wh: int
+    driver: str | None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    cp: str
+    session: str
+    meter_wh: int
+
+
+@dataclass(frozen=True)
+class StopSession:
+    cp: str
+    session: str
+    meter_wh: int
+    reason: str
+
+
+# -- any member, about the site ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CloseLost:
+    cp: str                   # the silent charge point whose session the site closes
+
+
+@dataclass(frozen=True)
+class Expire:
+    pass
+
+
+@dataclass(frozen=True)
+class ForgetQuiet:
+    quiet_ms: int
+
+
+# -- drivers ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RequestCharge:
+    at: str | None            # None: anywhere
+
+
+@dataclass(frozen=True)
+class Reserve:
+    at: str
+    duration_ms: int | None
+
+
+@dataclass(frozen=True)
+class CancelReservation:
+    pass
+
+
+@dataclass(frozen=True)
+class StopCharge:
+    pass
+
+
+# -- operators (and members, for operators only) ------------------------------------------------
+
+@dataclass(frozen=True)
+class StopCp:
+    cps: tuple[str, ...] | None  # None: all
+
+
+@dataclass(frozen=True)
+class ResumeCp:
+    cps: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class SetLimit:
+    limit_da: int
+
+
+@dataclass(frozen=True)
+class SetPriority:
+    cp: str
+    priority: int
+
+
+@dataclass(frozen=True)
+class AddPrincipal:
+    id: str
+    role: str
+    key: str
+
+
+@dataclass(frozen=True)
+class RemovePrincipal:
+    id: str
+
+
+@dataclass(frozen=True)
+class AckTickets:
+    sessions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WhoAmI:
+    pass
+
+
+Command = (Register | Report | ClearFault | Renew | AckGrant | StartSession | Checkpoint | StopSession
+           | CloseLost | Expire | ForgetQuiet | RequestCharge | Reserve | CancelReservation | StopCharge
+           | StopCp | ResumeCp | SetLimit | SetPriority | AddPrincipal | RemovePrincipal | AckTickets | WhoAmI)
+
+MEMBER, DRIVER, OPERATOR = "member", "driver", "operator"
+ROLES = (DRIVER, OPERATOR)
+
+ALLOWED: dict[type, frozenset[str]] = {
+    **{c: frozenset({MEMBER}) for c in (Register, Report, ClearFault, Renew, AckGrant, StartSession,
+                                        Checkpoint, StopSession, CloseLost, Expire, ForgetQuiet)},
+    **{c: frozenset({DRIVER}) for c in (RequestCharge, Reserve, CancelReservation, StopCharge)},
+    **{c: frozenset({OPERATOR}) for c in (StopCp, ResumeCp, SetLimit, SetPriority, AckTickets)},
+    AddPrincipal: frozenset({OPERATOR, MEMBER}),     # a member adds operators only
+    RemovePrincipal: frozenset({OPERATOR, MEMBER}),
+    WhoAmI: frozenset({DRIVER, OPERATOR}),
+}
+
+# Commands a member sends about its own charge point: `cp` must be its Paxos client id.
+OWN_CP = (Register, Report, ClearFault, Renew, AckGrant, StartSession, Checkpoint, StopSession)
+
+STOP_REASONS = ("ev", "unplugged", "driver", "operator", "fault", "local", "power_loss", "other")
+CP_LOST = "cp_lost"  # the reason of a session the site closed itself
