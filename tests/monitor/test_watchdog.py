@@ -245,7 +245,8 @@ def test_evnet_monitor_command_runs_and_stops_cleanly(tmp_path, mosquitto) -> No
 def test_monitor_on_a_serial_device_catches_a_stopped_engine(tmp_path: Path, pty_pair, mock_factory) -> None:
     monitor_tty, engine_tty = pty_pair
     path = write_config(tmp_path, "mqtt://127.0.0.1:1")  # no broker: the relay works without one
-    path.write_text(path.read_text().replace('"socket://127.0.0.1:0"', f'"{engine_tty}"\nmonitor_url = "{monitor_tty}"'))
+    ends = f'"{engine_tty}"\nmonitor_url = "{monitor_tty}"'  # the engine's end, and the monitor's own
+    path.write_text(path.read_text().replace('"socket://127.0.0.1:0"', ends))
     cfg = load_config(path)
     with running_watchdog(cfg, mock_factory, reporter=False) as wd:
         assert not wd.port.listening
