@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from evnet.logs import EventLogger, event_logger
+from evnet.logs import EventLogger, FoldedLog, event_logger
 from firmware.engine import iso15118 as m
 from firmware.engine import pilot_sm as p
 from firmware.engine import session_sm as s
@@ -101,6 +101,10 @@ class EngineCore:
         self._faults_seen: set[str] = set()
         self._session_state = self.session.state
         self._over_since: float | None = None
+        self._hardware_faults: dict[str, str] = {}  # HAL part -> the fault it reported
+        self.bad_messages = 0  # EV messages that were not valid ISO 15118 messages
+        self._log_now = 0.0  # the `now` of the input being handled: repeated log lines fold on domain time
+        self._folded = FoldedLog(self.log, monotonic=lambda: self._log_now)
 
     # ------------------------------------------------------------------ inputs
 
@@ -120,11 +124,14 @@ class EngineCore:
 
     @_reads_last
     def message(self, data: Any, now: float) -> list[Action]:
-        """A dict from the cable's message channel."""
+        """A dict from the cable's message channel; one that is not a valid message is dropped, counted
+        (`bad_messages`) and logged, and changes nothing (the EV's sequence timer still runs)."""
         try:
             msg = m.decode(data)
         except m.MessageError as exc:
-            self.log.warning("engine.bad_message", error=str(exc))
+            self.bad_messages += 1
+            self._log_now = now
+            self._folded.warning("engine.bad_message", source="ev", error=str(exc), dropped=self.bad_messages)
             return []
         self.log.debug("engine.message_in", type=type(msg).__name__)
         return self._session(self.session.receive(msg, now), now)
@@ -155,6 +162,21 @@ class EngineCore:
     @_reads_last
     def clear_fault(self, code: str, now: float) -> list[Action]:
         return self._pilot(self.pilot.clear_fault(code, now), now)
+
+    @_reads_last
+    def hardware_fault(self, part: str, code: str | None, now: float) -> list[Action]:
+        """A HAL part (`part`: "pilot", ...) failed with `code`, or works again (None): its fault is raised,
+        replaced or cleared. It holds until the part itself says it recovered."""
+        previous = self._hardware_faults.pop(part, None)
+        if code == previous:
+            if code is not None:
+                self._hardware_faults[part] = code
+            return []
+        actions = self.clear_fault(previous, now) if previous is not None else []
+        if code is not None:
+            self._hardware_faults[part] = code
+            actions += self.fault(code, now)
+        return actions
 
     @_reads_last
     def grant(self, current_a: float, until: float, now: float) -> list[Action]:

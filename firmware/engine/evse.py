@@ -251,6 +251,8 @@ class Evse:
                     self._do(core.message(data, now), now)
             elif event[1] in ("pilot", "link"):
                 self._feed_pilot(now)
+            elif event[1] == "fault":  # the pilot's own machinery failed or recovered
+                self._do(core.hardware_fault("pilot", self.pilot.fault_code, now), now)
         elif kind == "heartbeat":
             answer = self.responder.answer(event[1], now, core.status)
             if answer is not None and self.monitor is not None:

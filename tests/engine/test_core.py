@@ -1,5 +1,6 @@
 """The engine core (pilot + session + lease + metering) through whole sessions, in simulated time."""
 
+import logging
 import math
 
 import pytest
@@ -198,6 +199,18 @@ def test_a_malformed_message_is_dropped():
     rig.do(rig.core.pilot_reading("B", 0.0))
     assert rig.core.message({"type": "Nonsense"}, 1.0) == []
     assert rig.core.session.state.value == "BeginSession"
+
+
+def test_bad_messages_are_dropped_counted_and_their_log_lines_folded(caplog):
+    caplog.set_level(logging.WARNING, logger="evnet.engine")
+    rig = Rig()
+    rig.do(rig.core.pilot_reading("B", 0.0))
+    for i in range(20):  # a 401-digit number used to raise OverflowError out of the core
+        bad = {"type": "ChargeParameterDiscoveryReq", "max_current_a": 10**400}
+        assert rig.core.message(bad, 1.0 + i * 0.01) == []
+    assert rig.core.bad_messages == 20 and rig.core.session.state.value == "BeginSession"
+    lines = [r.getMessage() for r in caplog.records if "event=engine.bad_message" in r.getMessage()]
+    assert len(lines) == 1 and "source=ev" in lines[0] and "cp=cp1" in lines[0]
 
 
 def test_a_session_started_before_any_meter_reading_asks_for_one():
