@@ -3,7 +3,9 @@
 The thread only moves bytes: frames in go to the control loop (`deliver(("heartbeat",
 payload))`), and the loop's answers go out. The answer itself is made on the control loop
 (`HeartbeatResponder`), so a hung loop stops answering and the monitor notices. A link that
-cannot be opened (the monitor not up yet) or fails is retried every `retry_s`.
+cannot be opened (the monitor not up yet) or fails is retried every `retry_s`; so is one whose
+thread meets anything unexpected: the thread never ends before `stop()` (meanwhile the monitor
+counts missed heartbeats, and cuts the safety line if that lasts).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from evnet.logs import event_logger
+from evnet.logs import FoldedLog, event_logger
 from hal.serial_link import FrameError, SerialLink, SerialLinkError
 
 READ_SLICE_S = 0.02
@@ -26,6 +28,7 @@ class MonitorLink:
         self.deliver = deliver
         self.retry_s = retry_s
         self.log = event_logger("monitor_link", cp=cp, url=url)
+        self._fold = FoldedLog(self.log)
         self._out: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._link: SerialLink | None = None
@@ -45,6 +48,17 @@ class MonitorLink:
             self._link.close()
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._serve()
+            except Exception as exc:  # a bug or a port gone strange: drop the line, try again, never end
+                self._fold.error("monitor_link.thread_failed", error=repr(exc), retry_s=self.retry_s)
+                if self._link is not None:
+                    self._link.close()
+                    self._link = None
+                self._stop.wait(self.retry_s)
+
+    def _serve(self) -> None:
         failed_once = False
         while not self._stop.is_set():
             if self._link is None:
