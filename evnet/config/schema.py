@@ -121,7 +121,9 @@ class MeterConfig:
     poll_interval_s: float = spec(1.0, check=lambda v: 0.01 <= v <= 60, expect="0.01 to 60 s")
     timeout_s: float = spec(0.5, check=lambda v: 0.01 <= v <= 10, expect="0.01 to 10 s")
     retries: int = spec(2, check=lambda v: 0 <= v <= 10, expect="0 to 10")
-    fail_after: int = spec(3, check=lambda v: 1 <= v <= 100, expect="1 to 100 failed reads in a row")
+    # Failed attempts in a row (across reads) that make the meter faulted: the engine then opens the contactor
+    # at once. A dead meter is faulted within fail_after x timeout_s plus back-offs (hal/meter/driver.py).
+    fail_after: int = spec(3, check=lambda v: 1 <= v <= 100, expect="1 to 100 failed attempts in a row")
 
 
 @dataclass(frozen=True)

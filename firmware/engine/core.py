@@ -224,10 +224,12 @@ class EngineCore:
 
     @_reads_last
     def meter_failed(self, error: str, faulted: bool, now: float) -> list[Action]:
-        """A read failed; once the driver calls the meter faulted, the charge point faults."""
-        self.log.warning("engine.meter_read_failed", error=error, faulted=faulted)
+        """A read failed; once the driver calls the meter faulted, the charge point faults at once (the
+        driver logs each failure, folded; this logs the fault once)."""
         if not faulted:
             return []
+        if "meter" not in self.pilot.faults:
+            self.log.error("engine.meter_faulted", error=error)
         actions = self.fault("meter", now)
         if self._pending_close is not None:  # the ticket's end reading will not come: the last good one
             actions += self._close_ticket(self._pending_close, None)

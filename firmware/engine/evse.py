@@ -84,7 +84,7 @@ class Evse:
                 pilot.close()
             self.board.close()
             raise
-        self.poller = MeterPoller(self.meter, self.clock, cfg.meter.poll_interval_s, self.events.put)
+        self.poller = MeterPoller(self.meter, self.clock, cfg.meter.poll_interval_s, self.events.put, cp=cp.id)
         self.responder = HeartbeatResponder()
         self.monitor = MonitorLink(cfg.monitor.serial_url, self.events.put, cp=cp.id) if monitor else None
         self.publisher = Publisher(cfg, self.clock) if mqtt else None
