@@ -19,17 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from evnet.config.schema import SafetyConfig
 from evnet.logs import EventLogger, FoldedLog, event_logger
 from firmware.engine import iso15118 as m
 from firmware.engine import pilot_sm as p
 from firmware.engine import session_sm as s
+from firmware.engine.checks import RELAY_WELDED, MeterChecks
 from firmware.engine.lease import CurrentLease
 from firmware.engine.metering import Reading, SessionMeter, Ticket
 
 HISTORY = 32
-OVERCURRENT_RATIO = 1.1  # tolerated above the allowed current ...
-OVERCURRENT_MARGIN_A = 1.0  # ... plus this
-OVERCURRENT_S = 6.0  # for this long (IEC 61851-1 gives the EV 5 s to follow a lower duty)
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ class EngineCore:
     def __init__(self, cp: str, *, price_eur_kwh: float, max_current_a: float, fallback_a: float,
                  local_drivers: tuple[str, ...] | list[str] = (), phases: int = 3,
                  new_session_id: Callable[[], str] | None = None, log: EventLogger | None = None,
-                 **session_options: float) -> None:
+                 safety: SafetyConfig | None = None, **session_options: float) -> None:
         self.cp = cp
         self.log = log or event_logger("engine", cp=cp)
         self.pilot = p.PilotMachine()
@@ -100,7 +99,7 @@ class EngineCore:
         self._close_token = 0
         self._faults_seen: set[str] = set()
         self._session_state = self.session.state
-        self._over_since: float | None = None
+        self.checks = MeterChecks(safety, self.log)  # over-current, welded contactor, stuck meter
         self._hardware_faults: dict[str, str] = {}  # HAL part -> the fault it reported
         self.bad_messages = 0  # EV messages that were not valid ISO 15118 messages
         self._log_now = 0.0  # the `now` of the input being handled: repeated log lines fold on domain time
@@ -205,22 +204,10 @@ class EngineCore:
                 self.session.update_meter(live.energy_kwh)
         if self._pending_close is not None and token >= self._close_token and not self.pilot.contactor:
             actions += self._close_ticket(self._pending_close, reading)
-        return actions + self._check_current(reading, now)
-
-    def _check_current(self, reading: Reading, now: float) -> list[Action]:
-        """An EV that draws clearly more than it is allowed for OVERCURRENT_S (it has 5 s to follow a
-        lower offer) is cut off: the EV is trusted to respect the offer, and this is the check."""
-        drawn = max(reading.current_a)
-        if not self.pilot.contactor or drawn <= self.allowed_a * OVERCURRENT_RATIO + OVERCURRENT_MARGIN_A:
-            self._over_since = None
-            return []
-        if self._over_since is None:
-            self._over_since = now
-            self.log.warning("engine.over_current", drawn_a=drawn, allowed_a=self.allowed_a)
-        if now - self._over_since < OVERCURRENT_S:
-            return []
-        self._over_since = None
-        return self.fault("over_current", now)
+        code = self.checks.reading(reading, self.allowed_a, now)  # firmware/engine/checks.py
+        if code is not None:
+            actions += self.fault(code, now)
+        return actions
 
     @_reads_last
     def meter_failed(self, error: str, faulted: bool, now: float) -> list[Action]:
@@ -243,6 +230,11 @@ class EngineCore:
         return actions + self._apply_current(now)
 
     # ------------------------------------------------------------------ queries
+
+    @property
+    def safety_cut(self) -> bool:
+        """True while the contactor cannot stop the energy (welded shut): the monitor must cut the safety line."""
+        return RELAY_WELDED in self.pilot.faults
 
     def pending_end_read(self) -> ReadMeter | None:
         """The meter read a finished session's ticket still waits for (a process stopping must do it now)."""
@@ -277,6 +269,7 @@ class EngineCore:
             else:
                 if isinstance(action, p.SetContactor):
                     self.log.info("engine.contactor", closed=action.closed, reason=action.reason)
+                    self.checks.contactor(action.closed, now)
                     if not action.closed and self._pending_close is not None:
                         out.append(self._token_read(closing=True))
                 out.append(action)

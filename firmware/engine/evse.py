@@ -30,7 +30,7 @@ from firmware.engine.meter_poller import MeterPoller
 from firmware.engine.monitor_link import MonitorLink
 from firmware.engine.publisher import Publisher
 from firmware.engine.session_sm import AUTH_TIMEOUT_S, HLC_WAIT_S, SEQUENCE_TIMEOUT_S
-from firmware.monitor.heartbeat import HeartbeatResponder
+from firmware.monitor.heartbeat import SAFETY_CUT, HeartbeatResponder
 from firmware.monitor.systemd import SystemdNotifier
 from hal.gpio import GpioBoard, GpioError
 from hal.meter import MeterError, open_meter
@@ -63,7 +63,7 @@ class Evse:
         self.core = c.EngineCore(cp.id, price_eur_kwh=cp.price_eur_kwh, max_current_a=cp.max_current_a,
                                  fallback_a=min(cfg.site.fallback_a, cp.max_current_a),
                                  local_drivers=tuple(cp.local_drivers), phases=cp.phases,
-                                 new_session_id=lambda: f"{cp.id}-{uuid.uuid4().hex[:12]}",
+                                 new_session_id=lambda: f"{cp.id}-{uuid.uuid4().hex[:12]}", safety=cfg.safety,
                                  **protocol_timeouts(getattr(self.clock, "speed", 1.0)))
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.on_ticket = on_ticket
@@ -253,8 +253,8 @@ class Evse:
                 self._feed_pilot(now)
             elif event[1] == "fault":  # the pilot's own machinery failed or recovered
                 self._do(core.hardware_fault("pilot", self.pilot.fault_code, now), now)
-        elif kind == "heartbeat":
-            answer = self.responder.answer(event[1], now, core.status)
+        elif kind == "heartbeat":  # a welded contactor: the status asks the monitor to cut the safety line
+            answer = self.responder.answer(event[1], now, SAFETY_CUT if core.safety_cut else core.status)
             if answer is not None and self.monitor is not None:
                 self.monitor.send(answer)
         elif kind == "meter_reading":

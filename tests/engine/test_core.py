@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from evnet.config.schema import SafetyConfig
 from firmware.engine import iso15118 as m
 from firmware.engine.core import EngineCore, ReadMeter, SendMessage, StatusChanged, TicketClosed
 from firmware.engine.pilot_sm import SetContactor, SetPilotError, SetPwm
@@ -274,20 +275,59 @@ def test_a_new_session_before_the_end_reading_closes_the_old_ticket_first():
     assert [t.driver for t in rig.tickets()] == ["alice"] and rig.core.meter.driver == "erin"
 
 
-def test_an_ev_drawing_too_much_for_6_s_is_cut_off():
+def test_an_ev_drawing_too_much_for_7_s_is_cut_off():
     rig = Rig()
     rig.do(rig.core.pilot_reading("B", 0.0))
     rig.do(rig.core.tick(5.0))
     rig.do(rig.core.authorize("greedy", 5.0))
     rig.do(rig.core.pilot_reading("C", 6.0))
-    rig.do(rig.core.meter_reading(reading(100.1, 7.0, amps=17.5), 7.0))  # 16 A allowed: within 10 % + 1 A
+    rig.do(rig.core.meter_reading(reading(100.1, 7.0, amps=18.0), 7.0))  # 16 A offered: within (16 + 0.5) x 1.1
     assert rig.contactor() is True and rig.core.status == "CHARGING"
     rig.do(rig.core.meter_reading(reading(100.2, 8.0, amps=25.0), 8.0))
-    rig.do(rig.core.meter_reading(reading(100.3, 13.9, amps=25.0), 13.9))
+    rig.do(rig.core.meter_reading(reading(100.3, 14.9, amps=25.0), 14.9))
     assert rig.contactor() is True  # the EV gets its time to follow
-    out = rig.do(rig.core.meter_reading(reading(100.4, 14.0, amps=25.0), 14.0))
+    out = rig.do(rig.core.meter_reading(reading(100.4, 15.0, amps=25.0), 15.0))
     assert SetContactor(False, "fault:over_current") in out and rig.core.status == "FAULTED"
-    assert rig.core.next_deadline() == 24.0  # retried like a pilot fault
+    assert rig.core.next_deadline() == 25.0  # retried like a pilot fault
+
+
+def charging_at(rig, offer_a, now=6.0):
+    rig.do(rig.core.grant(offer_a, math.inf, 0.0))
+    rig.do(rig.core.pilot_reading("B", 0.0))
+    rig.do(rig.core.tick(5.0))
+    rig.do(rig.core.authorize("driver", 5.0))
+    rig.do(rig.core.pilot_reading("C", now))
+    assert rig.contactor() is True
+
+
+def draw(rig, amps, start, seconds, kwh=100.0):
+    """Readings every second at `amps` on three phases, the register following the energy."""
+    for t in range(seconds + 1):
+        kwh += amps * 690.0 / 3_600_000.0
+        rig.do(rig.core.meter_reading(reading(round(kwh, 2), start + t, amps=amps), start + t))
+    return kwh
+
+
+def test_36_a_on_a_32_a_offer_trips_after_7_s_and_35_a_never_does():
+    """(32 A + 0.5 A noise) x 1.1 = 35.75 A: EVerest's defaults, the [safety] section's."""
+    rig = Rig(max_current_a=32)
+    charging_at(rig, 32)
+    kwh = draw(rig, 35.0, start=10, seconds=120)
+    assert rig.core.status == "CHARGING"
+    kwh = draw(rig, 36.0, start=200, seconds=6, kwh=kwh)
+    assert rig.core.status == "CHARGING"  # 6 s over: not yet
+    rig.do(rig.core.meter_reading(reading(kwh + 0.01, 207.0, amps=36.0), 207.0))
+    assert rig.contactor() is False and rig.core.fault_code == "over_current"
+
+
+def test_the_over_current_tolerance_and_delay_come_from_the_configuration():
+    rig = Rig(max_current_a=32, safety=SafetyConfig(overcurrent_tolerance_pct=0, overcurrent_noise_a=0,
+                                                    overcurrent_delay_s=6))
+    charging_at(rig, 32)
+    kwh = draw(rig, 32.0, start=10, seconds=30)
+    assert rig.core.status == "CHARGING"
+    draw(rig, 32.5, start=100, seconds=6, kwh=kwh)
+    assert rig.core.fault_code == "over_current"
 
 
 def test_an_ev_that_follows_a_lower_offer_in_time_is_fine():
