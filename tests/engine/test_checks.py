@@ -108,34 +108,18 @@ def test_over_current_limit_is_everests(offer: float, drawn: float, trips: bool)
         assert codes.index("over_current") == 7  # 7 s after it first read over the limit
 
 
-CONFIG = """\
-[charge_point]
-id = "cp1"
-site = "s1"
-price_eur_kwh = 0.3
-max_current_a = 32
-
-[site]
-members = ["cp1"]
-limit_a = 32
-key_file = "site.key"
-"""
-
-
 def test_the_safety_section_is_read_checked_and_reaches_the_engine(tmp_path) -> None:
-    from evnet.config import ConfigError, load_config
+    from evnet.config import ConfigError
     from firmware.engine.evse import Evse
 
-    path = tmp_path / "cp.toml"
-    path.write_text(CONFIG)
-    assert load_config(path).safety == SafetyConfig()  # the defaults: EVerest's
-    path.write_text(CONFIG + "[safety]\novercurrent_tolerance_pct = 5\novercurrent_delay_s = 10\n")
-    cfg = load_config(path)
+    from .conftest import make_config
+
+    assert make_config(tmp_path).safety == SafetyConfig()  # the defaults: EVerest's
+    cfg = make_config(tmp_path, extra="[safety]\novercurrent_tolerance_pct = 5\novercurrent_delay_s = 10\n")
     evse = Evse(cfg, mqtt=False, monitor=False, print_tickets=False)
     try:
         assert evse.core.checks.limits is cfg.safety and evse.core.checks.over_limit_a(32) == pytest.approx(34.125)
     finally:
         evse.stop()
-    path.write_text(CONFIG + "[safety]\novercurrent_delay_s = 5\n")
     with pytest.raises(ConfigError, match="overcurrent_delay_s: .*6 to 60 s"):
-        load_config(path)
+        make_config(tmp_path, extra="[safety]\novercurrent_delay_s = 5\n")
