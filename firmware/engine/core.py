@@ -166,13 +166,13 @@ class EngineCore:
     def hardware_fault(self, part: str, code: str | None, now: float) -> list[Action]:
         """A HAL part (`part`: "pilot", ...) failed with `code`, or works again (None): its fault is raised,
         replaced or cleared. It holds until the part itself says it recovered."""
-        previous = self._hardware_faults.pop(part, None)
+        previous = self._hardware_faults.get(part)
         if code == previous:
-            if code is not None:
-                self._hardware_faults[part] = code
             return []
         actions = self.clear_fault(previous, now) if previous is not None else []
-        if code is not None:
+        if code is None:
+            del self._hardware_faults[part]
+        else:
             self._hardware_faults[part] = code
             actions += self.fault(code, now)
         return actions

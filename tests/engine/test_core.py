@@ -214,6 +214,20 @@ def test_bad_messages_are_dropped_counted_and_their_log_lines_folded(caplog):
     assert len(lines) == 1 and "source=ev" in lines[0] and "cp=cp1" in lines[0]
 
 
+def test_a_hardware_fault_holds_until_its_part_says_it_recovered():
+    rig = Rig()
+    rig.hlc_to_charging()
+    out = rig.do(rig.core.hardware_fault("pilot", "pilot_read_fault", 10.0))
+    assert SetContactor(False, "fault:pilot_read_fault") in out and rig.core.status == "FAULTED"
+    assert rig.core.hardware_fault("pilot", "pilot_read_fault", 11.0) == []  # said again: nothing new
+    rig.do(rig.core.tick(100.0))
+    assert rig.core.fault_code == "pilot_read_fault"  # not retried away like a pilot reading
+    rig.do(rig.core.hardware_fault("pilot", "cable_fault", 101.0))
+    assert rig.core.fault_code == "cable_fault"
+    rig.do(rig.core.hardware_fault("pilot", None, 102.0))
+    assert rig.core.status == "AVAILABLE" and rig.core.fault_code is None
+
+
 def test_a_session_started_before_any_meter_reading_asks_for_one():
     core = EngineCore("cp1", price_eur_kwh=0.3, max_current_a=16, fallback_a=6)
     core.start(0.0)
