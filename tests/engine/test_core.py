@@ -267,6 +267,18 @@ def test_status_goes_charging_and_back_with_the_session():
     assert rig.statuses() == ["AVAILABLE", "CHARGING", "AVAILABLE"]
 
 
+def test_meter_failures_are_logged_by_the_driver_and_the_fault_once_here(caplog):
+    caplog.set_level(logging.INFO, logger="evnet.engine")
+    rig = Rig()
+    for i in range(10):  # the driver logs each failure (folded); the engine does not repeat them
+        rig.do(rig.core.meter_failed("meter timeout: no answer", faulted=False, now=1.0 + i))
+    for i in range(10):
+        rig.do(rig.core.meter_failed("meter timeout: no answer", faulted=True, now=20.0 + i))
+    lines = [r.getMessage() for r in caplog.records if "meter" in r.getMessage() and r.levelno >= logging.WARNING]
+    assert sum("event=engine.meter_faulted" in line for line in lines) == 1
+    assert not any("meter_read_failed" in line for line in lines)
+
+
 def test_the_meter_dying_before_the_end_reading_closes_the_ticket_on_the_last_good_one():
     rig = Rig()
     rig.hlc_to_charging()
