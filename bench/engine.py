@@ -1,6 +1,7 @@
 """The charging engine's safety timing and footprint, in real time on the mock HAL.
 
     python bench/engine.py [--events 1000] [--idle 10] [--monitor-runs 7] [--skip-monitor]
+                           [--meter-fault-runs 7] [--only-meter-fault]
 
 - C -> B: the EV end of the cable goes from C to B -> the engine's contactor relay is open
   (cable change callback -> control loop -> EngineCore -> gpiozero line), over 1,000 events,
@@ -8,8 +9,13 @@
 - C -> contactor closed: the EV asks for energy with the EVSE ready -> the relay is closed;
 - resident memory and idle CPU of a real `evnet evse` process (simulated meter inside it,
   polled every second; tcp cable; MQTT to a local Mosquitto when one is installed);
-- the monitor's detection time for kill -9 and for a hang (bench/monitor.py's `measure`).
-Targets: C->B max <= 100 ms and p99 <= 20 ms; C -> closed <= 3 s; detection <= 2.5 s.
+- the monitor's detection time for kill -9 and for a hang (bench/monitor.py's `measure`);
+- meter fault -> contactor open: a charging session's simulated meter goes silent, garbles its
+  answers, answers Modbus exceptions, gives impossible values or disappears at a random moment;
+  the time until the contactor relay is open (the shipped meter defaults: poll 1 s, timeout 0.5 s,
+  2 retries, faulted after 3 failed attempts: hal/meter/driver.py gives the bound).
+Targets: C->B max <= 100 ms and p99 <= 20 ms; C -> closed <= 3 s; detection <= 2.5 s;
+meter fault -> open <= poll interval + 3 x timeout + back-offs (2.65 s).
 Prints figures; never fails on a time.
 """
 
@@ -32,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from evnet.clock import RealClock  # noqa: E402
 from evnet.config import load_config  # noqa: E402
 from firmware.engine.evse import Evse  # noqa: E402
+from hal.meter import Misbehaviour  # noqa: E402
 from hal.pilot import EvLoad, TcpEvEnd  # noqa: E402
 
 CONFIG = """\
@@ -67,7 +74,7 @@ serial_url = "socket://127.0.0.1:1"
 def summary(name: str, samples: list[float]) -> None:
     ms = sorted(s * 1000 for s in samples)
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-    print(f"{name:<52} n={len(ms):<5} p50={statistics.median(ms):8.3f} ms  p99={p99:8.3f} ms  max={ms[-1]:8.3f} ms",
+    print(f"{name:<60} n={len(ms):<5} p50={statistics.median(ms):8.3f} ms  p99={p99:8.3f} ms  max={ms[-1]:8.3f} ms",
           flush=True)
 
 
@@ -185,14 +192,66 @@ def bench_footprint(idle_s: float, folder: Path) -> None:
         cpu0, t0 = _cpu_seconds(proc.pid), time.monotonic()
         time.sleep(idle_s)
         cpu = (_cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
-        print(f"{'evnet evse idle (no EV), resident memory':<52} {_rss_mib(proc.pid):8.1f} MiB", flush=True)
-        print(f"{'evnet evse idle (no EV), CPU over ' + format(idle_s, 'g') + ' s':<52} {cpu * 100:8.2f} % of one core"
+        print(f"{'evnet evse idle (no EV), resident memory':<60} {_rss_mib(proc.pid):8.1f} MiB", flush=True)
+        print(f"{'evnet evse idle (no EV), CPU over ' + format(idle_s, 'g') + ' s':<60} {cpu * 100:8.2f} % of one core"
               f"{'' if broker else ' (no broker installed: MQTT retrying)'}", flush=True)
     finally:
         proc.terminate()
         proc.wait(10)
         if broker is not None:
             broker.stop()
+
+
+METER_FAULT_SPEED = 10.0  # domain time runs 10x (the 5 s HLC wait); the poll is set to 1 s of real time
+METER_FAULTS = {
+    "silent (no answer)": Misbehaviour.SILENT,
+    "garbled answers": Misbehaviour.GARBLED,
+    "Modbus exception": Misbehaviour.EXCEPTION,
+    "impossible values (NaN kWh)": Misbehaviour.NAN,
+    "meter gone (refused)": None,
+}
+
+
+def bench_meter_fault(runs: int, folder: Path) -> None:
+    """Contactor open after the meter goes bad mid-session, in real time, with the shipped meter defaults."""
+    import random
+
+    path = write_config(folder, "inproc")
+    path.write_text(path.read_text().replace('address = "127.0.0.1:0"', 'address = "127.0.0.1:0"\n'
+                                             f"poll_interval_s = {METER_FAULT_SPEED:g}"))
+    cfg = load_config(path)
+    rng = random.Random(9)
+    for name, mode in METER_FAULTS.items():
+        samples = []
+        for _ in range(runs):
+            evse = Evse(cfg, clock=RealClock(METER_FAULT_SPEED), mqtt=False, monitor=False, standing_driver="bench",
+                        print_tickets=False)
+            evse.start()
+            try:
+                watch = RelayWatch(evse)
+                ev = evse.cable.ev
+                ev.set_load(EvLoad.B)
+                deadline = time.monotonic() + 30
+                while not evse.core.session.started:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"no session: {evse.core.session.state.value}")
+                    time.sleep(0.01)
+                ev.set_load(EvLoad.C)
+                ev.set_current(16.0)
+                watch.wait(True)
+                time.sleep(1.0 + rng.random())  # the meter goes bad anywhere in a poll interval
+                sim = evse.meter.simulator
+                t0 = time.perf_counter()
+                if mode is None:
+                    sim.stop()
+                else:
+                    sim.misbehave(mode)
+                samples.append(watch.wait(False, timeout=30) - t0)
+                if evse.core.fault_code != "meter":
+                    raise RuntimeError(f"opened for {evse.core.fault_code}, not a meter fault")
+            finally:
+                evse.stop()
+        summary(f"meter fault -> contactor open: {name}", samples)
 
 
 def bench_monitor(runs: int) -> None:
@@ -211,13 +270,19 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle to measure CPU over")
     parser.add_argument("--monitor-runs", type=int, default=7)
     parser.add_argument("--skip-monitor", action="store_true")
+    parser.add_argument("--meter-fault-runs", type=int, default=7, help="runs per kind of meter fault (0: skip)")
+    parser.add_argument("--only-meter-fault", action="store_true", help="measure the meter-fault latency only")
     args = parser.parse_args()
-    logging.getLogger("evnet").setLevel(logging.ERROR)  # cable unplug warnings are expected here
+    logging.getLogger("evnet").setLevel(logging.CRITICAL)  # cable unplug warnings, meter faults are expected here
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # and pymodbus' own dumps of them
     print(f"bench/engine.py: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, mock GPIO, simulated meter")
     with tempfile.TemporaryDirectory() as tmp:
-        bench_latency(args.events, Path(tmp))
-        bench_footprint(args.idle, Path(tmp))
-    if not args.skip_monitor:
+        if not args.only_meter_fault:
+            bench_latency(args.events, Path(tmp))
+            bench_footprint(args.idle, Path(tmp))
+        if args.meter_fault_runs > 0:
+            bench_meter_fault(args.meter_fault_runs, Path(tmp))
+    if not args.skip_monitor and not args.only_meter_fault:
         bench_monitor(args.monitor_runs)
     return 0
 

@@ -125,7 +125,9 @@ class MeterConfig:
     poll_interval_s: float = spec(1.0, check=lambda v: 0.01 <= v <= 60, expect="0.01 to 60 s")
     timeout_s: float = spec(0.5, check=lambda v: 0.01 <= v <= 10, expect="0.01 to 10 s")
     retries: int = spec(2, check=lambda v: 0 <= v <= 10, expect="0 to 10")
-    fail_after: int = spec(3, check=lambda v: 1 <= v <= 100, expect="1 to 100 failed reads in a row")
+    # Failed attempts in a row (across reads) that make the meter faulted: the engine then opens the contactor
+    # at once. A dead meter is faulted within fail_after x timeout_s plus back-offs (hal/meter/driver.py).
+    fail_after: int = spec(3, check=lambda v: 1 <= v <= 100, expect="1 to 100 failed attempts in a row")
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,23 @@ class MonitorConfig:
 
 
 @dataclass(frozen=True)
+class SafetyConfig:
+    """[safety]: when the engine cuts off an EV that draws more than it is offered (docs/engine-checks.md).
+
+    It trips when a phase draws more than (offer + overcurrent_noise_a) x (1 + overcurrent_tolerance_pct
+    / 100) for overcurrent_delay_s: 36 A on a 32 A offer trips after 7 s, 35 A does not. The defaults are
+    EVerest's (EvseManager: soft_over_current_measurement_noise_A 0.5, soft_over_current_tolerance_percent
+    10, soft_over_current_timeout_ms 7000, at least 6000); the delay must exceed the 5 s IEC 61851-1 gives
+    an EV to follow a lower offer. (OpenEVSE trips at offer + 5 A for 5 s: looser at 32 A.)
+    """
+
+    overcurrent_tolerance_pct: float = spec(10.0, check=lambda v: 0 <= v <= 50, expect="0 to 50 %")
+    overcurrent_noise_a: float = spec(0.5, check=lambda v: 0 <= v <= 5, expect="0 to 5 A")
+    overcurrent_delay_s: float = spec(7.0, check=lambda v: 6 <= v <= 60,
+                                      expect="6 to 60 s (IEC 61851-1 gives an EV 5 s to follow a lower offer)")
+
+
+@dataclass(frozen=True)
 class Config:
     """One charge point's whole configuration, as read from `path`."""
 
@@ -184,6 +203,7 @@ class Config:
     meter: MeterConfig = spec(factory=MeterConfig)
     mqtt: MqttConfig = spec(factory=MqttConfig)
     monitor: MonitorConfig = spec(factory=MonitorConfig)
+    safety: SafetyConfig = spec(factory=SafetyConfig)
     path: str = ""
 
     @property

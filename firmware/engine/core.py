@@ -21,17 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from evnet.logs import EventLogger, event_logger
+from evnet.config.schema import SafetyConfig
+from evnet.logs import EventLogger, FoldedLog, event_logger
 from firmware.engine import iso15118 as m
 from firmware.engine import pilot_sm as p
 from firmware.engine import session_sm as s
+from firmware.engine.checks import RELAY_WELDED, MeterChecks
 from firmware.engine.lease import CurrentLease
 from firmware.engine.metering import Reading, SessionMeter, Ticket
 
 HISTORY = 32
-OVERCURRENT_RATIO = 1.1  # tolerated above the allowed current ...
-OVERCURRENT_MARGIN_A = 1.0  # ... plus this
-OVERCURRENT_S = 6.0  # for this long (IEC 61851-1 gives the EV 5 s to follow a lower duty)
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ class EngineCore:
     def __init__(self, cp: str, *, price_eur_kwh: float, max_current_a: float, fallback_a: float,
                  local_drivers: tuple[str, ...] | list[str] = (), phases: int = 3,
                  new_session_id: Callable[[], str] | None = None, log: EventLogger | None = None,
-                 **session_options: float) -> None:
+                 safety: SafetyConfig | None = None, **session_options: float) -> None:
         self.cp = cp
         self.log = log or event_logger("engine", cp=cp)
         self.pilot = p.PilotMachine()
@@ -113,7 +112,11 @@ class EngineCore:
         self._close_token = 0
         self._faults_seen: set[str] = set()
         self._session_state = self.session.state
-        self._over_since: float | None = None
+        self.checks = MeterChecks(safety, self.log)  # over-current, welded contactor, stuck meter
+        self._hardware_faults: dict[str, str] = {}  # HAL part -> the fault it reported
+        self.bad_messages = 0  # EV messages that were not valid ISO 15118 messages
+        self._log_now = 0.0  # the `now` of the input being handled: repeated log lines fold on domain time
+        self._folded = FoldedLog(self.log, monotonic=lambda: self._log_now)
 
     # ------------------------------------------------------------------ inputs
 
@@ -133,11 +136,14 @@ class EngineCore:
 
     @_reads_last
     def message(self, data: Any, now: float) -> list[Action]:
-        """A dict from the cable's message channel."""
+        """A dict from the cable's message channel; one that is not a valid message is dropped, counted
+        (`bad_messages`) and logged, and changes nothing (the EV's sequence timer still runs)."""
         try:
             msg = m.decode(data)
         except m.MessageError as exc:
-            self.log.warning("engine.bad_message", error=str(exc))
+            self.bad_messages += 1
+            self._log_now = now
+            self._folded.warning("engine.bad_message", source="ev", error=str(exc), dropped=self.bad_messages)
             return []
         self.log.debug("engine.message_in", type=type(msg).__name__)
         return self._session(self.session.receive(msg, now), now)
@@ -170,6 +176,21 @@ class EngineCore:
         return self._pilot(self.pilot.clear_fault(code, now), now)
 
     @_reads_last
+    def hardware_fault(self, part: str, code: str | None, now: float) -> list[Action]:
+        """A HAL part (`part`: "pilot", ...) failed with `code`, or works again (None): its fault is raised,
+        replaced or cleared. It holds until the part itself says it recovered."""
+        previous = self._hardware_faults.get(part)
+        if code == previous:
+            return []
+        actions = self.clear_fault(previous, now) if previous is not None else []
+        if code is None:
+            del self._hardware_faults[part]
+        else:
+            self._hardware_faults[part] = code
+            actions += self.fault(code, now)
+        return actions
+
+    @_reads_last
     def grant(self, current_a: float, until: float, now: float) -> list[Action]:
         """Allow `current_a` until `until` (the configuration's renewal, later the site's `set_limit`)."""
         self.lease.grant(current_a, until)
@@ -199,29 +220,19 @@ class EngineCore:
             actions += self._close_ticket(self._pending_close, reading)
             if recovered:
                 actions += self.clear_fault("recovery", now)
-        return actions + self._check_current(reading, now)
-
-    def _check_current(self, reading: Reading, now: float) -> list[Action]:
-        """An EV that draws clearly more than it is allowed for OVERCURRENT_S (it has 5 s to follow a
-        lower offer) is cut off: the EV is trusted to respect the offer, and this is the check."""
-        drawn = max(reading.current_a)
-        if not self.pilot.contactor or drawn <= self.allowed_a * OVERCURRENT_RATIO + OVERCURRENT_MARGIN_A:
-            self._over_since = None
-            return []
-        if self._over_since is None:
-            self._over_since = now
-            self.log.warning("engine.over_current", drawn_a=drawn, allowed_a=self.allowed_a)
-        if now - self._over_since < OVERCURRENT_S:
-            return []
-        self._over_since = None
-        return self.fault("over_current", now)
+        code = self.checks.reading(reading, self.allowed_a, now)  # firmware/engine/checks.py
+        if code is not None:
+            actions += self.fault(code, now)
+        return actions
 
     @_reads_last
     def meter_failed(self, error: str, faulted: bool, now: float) -> list[Action]:
-        """A read failed; once the driver calls the meter faulted, the charge point faults."""
-        self.log.warning("engine.meter_read_failed", error=error, faulted=faulted)
+        """A read failed; once the driver calls the meter faulted, the charge point faults at once (the
+        driver logs each failure, folded; this logs the fault once)."""
         if not faulted:
             return []
+        if "meter" not in self.pilot.faults:
+            self.log.error("engine.meter_faulted", error=error)
         actions = self.fault("meter", now)
         if self._pending_close is not None and not self._recovering:  # no end reading will come: the last good one
             actions += self._close_ticket(self._pending_close, None)
@@ -249,6 +260,11 @@ class EngineCore:
         return actions + self._apply_current(now)
 
     # ------------------------------------------------------------------ queries
+
+    @property
+    def safety_cut(self) -> bool:
+        """True while the contactor cannot stop the energy (welded shut): the monitor must cut the safety line."""
+        return RELAY_WELDED in self.pilot.faults
 
     def pending_end_read(self) -> ReadMeter | None:
         """The meter read a finished session's ticket still waits for (a process stopping must do it now)."""
@@ -282,6 +298,7 @@ class EngineCore:
             else:
                 if isinstance(action, p.SetContactor):
                     self.log.info("engine.contactor", closed=action.closed, reason=action.reason)
+                    self.checks.contactor(action.closed, now)
                     if not action.closed and self._pending_close is not None:
                         out.append(self._token_read(closing=True))
                 out.append(action)

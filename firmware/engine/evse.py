@@ -34,7 +34,7 @@ from firmware.engine.meter_poller import MeterPoller
 from firmware.engine.monitor_link import MonitorLink
 from firmware.engine.publisher import Publisher
 from firmware.engine.session_sm import AUTH_TIMEOUT_S, HLC_WAIT_S, SEQUENCE_TIMEOUT_S
-from firmware.monitor.heartbeat import HeartbeatResponder
+from firmware.monitor.heartbeat import SAFETY_CUT, HeartbeatResponder
 from firmware.monitor.systemd import SystemdNotifier
 from hal.gpio import GpioBoard, GpioError
 from hal.meter import MeterError, open_meter
@@ -66,7 +66,7 @@ class Evse:
         self.core = c.EngineCore(cp.id, price_eur_kwh=cp.price_eur_kwh, max_current_a=cp.max_current_a,
                                  fallback_a=min(cfg.site.fallback_a, cp.max_current_a),
                                  local_drivers=tuple(cp.local_drivers), phases=cp.phases,
-                                 new_session_id=lambda: f"{cp.id}-{uuid.uuid4().hex[:12]}",
+                                 new_session_id=lambda: f"{cp.id}-{uuid.uuid4().hex[:12]}", safety=cfg.safety,
                                  connection_timeout_s=cp.connection_timeout_s,
                                  **protocol_timeouts(self.clock.speed))
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
@@ -94,7 +94,7 @@ class Evse:
             self.board.close()
             journal.close()
             raise
-        self.poller = MeterPoller(self.meter, self.clock, cfg.meter.poll_interval_s, self.events.put)
+        self.poller = MeterPoller(self.meter, self.clock, cfg.meter.poll_interval_s, self.events.put, cp=cp.id)
         self.responder = HeartbeatResponder()
         self.monitor = MonitorLink(cfg.monitor.serial_url, self.events.put, cp=cp.id) if monitor else None
         self.publisher = Publisher(cfg, self.clock) if mqtt else None
@@ -263,8 +263,10 @@ class Evse:
                     self._do(core.message(data, now), now)
             elif event[1] in ("pilot", "link"):
                 self._feed_pilot(now)
-        elif kind == "heartbeat":
-            answer = self.responder.answer(event[1], now, core.status)
+            elif event[1] == "fault":  # the pilot's own machinery failed or recovered
+                self._do(core.hardware_fault("pilot", self.pilot.fault_code, now), now)
+        elif kind == "heartbeat":  # a welded contactor: the status asks the monitor to cut the safety line
+            answer = self.responder.answer(event[1], now, SAFETY_CUT if core.safety_cut else core.status)
             if answer is not None and self.monitor is not None:
                 self.monitor.send(answer)
         elif kind == "meter_reading":

@@ -17,6 +17,8 @@ A pause is SessionStop(Pause); the EV resumes with SessionSetup carrying the old
 from __future__ import annotations
 
 import dataclasses
+import math
+import reprlib
 import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -37,6 +39,18 @@ Notification = Literal["None", "StopCharging", "ReNegotiation"]
 Progress = Literal["Start", "Stop", "Renegotiate"]
 PaymentOption = Literal["ExternalPayment", "Contract"]
 EnergyMode = Literal["AC_single_phase_core", "AC_three_phase_core"]
+
+
+# What a field may hold: every number an EV or a charge point sends (amps, kWh, seconds, an epoch
+# timestamp) is far inside these; anything beyond is refused before it is converted (a 401-digit
+# integer would overflow `float`). Strings and lists are capped so that a message stays loggable.
+MAX_NUMBER = 1e15
+MAX_INTEGER = 2**31 - 1
+MAX_STRING = 256
+MAX_ITEMS = 1024  # ISO 15118-2 allows up to 1024 PMaxScheduleEntries
+
+_show = reprlib.Repr()
+_show.maxstring = _show.maxother = 60
 
 
 class MessageError(ValueError):
@@ -205,34 +219,45 @@ def _hints(cls: type[Message]) -> dict[str, Any]:
 def _field_value(name: str, tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise MessageError(f"{where}.{name}: got {value!r}, expected one of {typing.get_args(tp)}")
+        if not isinstance(value, str) or value not in typing.get_args(tp):
+            raise MessageError(f"{where}.{name}: got {_show.repr(value)}, expected one of {typing.get_args(tp)}")
         return value
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise MessageError(f"{where}.{name}: got {value!r}, expected a list")
+            raise MessageError(f"{where}.{name}: got {_show.repr(value)}, expected a list")
+        if len(value) > MAX_ITEMS:
+            raise MessageError(f"{where}.{name}: {len(value)} items, at most {MAX_ITEMS}")
         item_tp = typing.get_args(tp)[0]
         if item_tp is ScheduleEntry:
             items = []
             for i, item in enumerate(value):
                 if not isinstance(item, dict) or set(item) != {"start_s", "max_current_a"}:
-                    raise MessageError(f"{where}.{name}[{i}]: got {item!r}, expected {{start_s, max_current_a}}")
+                    raise MessageError(f"{where}.{name}[{i}]: got {_show.repr(item)}, "
+                                       f"expected {{start_s, max_current_a}}")
                 items.append(ScheduleEntry(_number(item["start_s"], f"{where}.{name}[{i}].start_s"),
                                            _number(item["max_current_a"], f"{where}.{name}[{i}].max_current_a")))
             return tuple(items)
         return tuple(_field_value(f"{name}[{i}]", item_tp, v, where) for i, v in enumerate(value))
     if tp is float:
         return _number(value, f"{where}.{name}")
-    if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise MessageError(f"{where}.{name}: got {value!r}, expected an integer")
-    if tp is str and not isinstance(value, str):
-        raise MessageError(f"{where}.{name}: got {value!r}, expected a string")
-    return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int) or not -MAX_INTEGER <= value <= MAX_INTEGER:
+            raise MessageError(f"{where}.{name}: got {_show.repr(value)}, expected an integer "
+                               f"of at most {MAX_INTEGER} in size")
+        return value
+    if tp is str:
+        if not isinstance(value, str) or len(value) > MAX_STRING:
+            raise MessageError(f"{where}.{name}: got {_show.repr(value)}, expected a string "
+                               f"of at most {MAX_STRING} characters")
+        return value
+    raise MessageError(f"{where}.{name}: no rule to decode a {tp!r}")  # a new field type needs one here
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise MessageError(f"{where}: got {value!r}, expected a number")
+    """A finite number within +-MAX_NUMBER; big integers are compared before `float` could overflow."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -MAX_NUMBER <= value <= MAX_NUMBER \
+            or (isinstance(value, float) and not math.isfinite(value)):
+        raise MessageError(f"{where}: got {_show.repr(value)}, expected a number within +-{MAX_NUMBER:g}")
     return float(value)
 
 
@@ -243,12 +268,12 @@ def decode(data: Any) -> Message:
     name = data.get("type")
     cls = Message.TYPES.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise MessageError(f"message: unknown type {name!r}")
+        raise MessageError(f"message: unknown type {_show.repr(name)}")
     hints = _hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - known - {"type"}
     if unknown:
-        raise MessageError(f"{name}: unknown field(s) {sorted(unknown)}")
+        raise MessageError(f"{name}: unknown field(s) {_show.repr(sorted(map(str, unknown)))}")
     kwargs = {k: _field_value(k, hints[k], v, name) for k, v in data.items() if k != "type"}
     return cls(**kwargs)
 

@@ -34,6 +34,9 @@ HEARTBEAT = b"HB"
 ANSWER = b"HBA"
 FAREWELL = b"BYE"
 STATUS_RE = re.compile(rb"^[A-Z][A-Z0-9_]{0,31}$")
+# The status of an engine whose own contactor cannot stop the energy (welded shut): FAULTED, and the
+# monitor is to cut the safety line for as long as the engine answers with it.
+SAFETY_CUT = "FAULTED_SAFETY_CUT"
 MAX_SEQ = 2**31 - 1
 REPLY_FRACTION = 0.4  # default reply timeout, as a fraction of the heartbeat interval
 

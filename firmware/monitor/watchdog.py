@@ -11,7 +11,9 @@ After `monitor.misses` unanswered heartbeats, dead or hung alike, the monitor:
    which the engine's own WatchdogSec= would otherwise do for a hung loop).
 
 When the engine answers again the safety line is restored and its status published. The
-safety line starts cut and stays so until the engine's first answer.
+safety line starts cut and stays so until the engine's first answer. An engine that answers
+`FAULTED_SAFETY_CUT` (`heartbeat.SAFETY_CUT`: its contactor is welded shut) has the line cut for
+as long as it does.
 
 A planned stop is no fault: the engine says it over the link (a farewell, after its contactor
 opened), and the monitor cuts the safety line as for any engine that does not answer (no engine,
@@ -34,6 +36,7 @@ from evnet.clock import Clock, RealClock
 from evnet.config import Config, load_config
 from evnet.logs import event_logger, setup_logging
 from firmware.monitor.heartbeat import (
+    SAFETY_CUT,
     EngineHealthy,
     EngineLost,
     EngineStopped,
@@ -68,6 +71,7 @@ class Watchdog:
         self.faults = 0
         self.lost_at: float | None = None  # clock time of the last EngineLost
         self.fault_code: str | None = None
+        self.cut_for_engine = False  # the engine asked for the safety line cut (SAFETY_CUT)
         self.changed = threading.Condition()  # notified on every health change (tests, benchmarks)
         self._children: list[subprocess.Popen[bytes]] = []
         self._reopen_at = 0.0
@@ -129,6 +133,7 @@ class Watchdog:
                 self._stopped(a)
             elif isinstance(a, StatusChanged):
                 self.log.info("monitor.engine_status", status=a.status)
+                self._follow_cut_request(a.status)
 
     def _send(self, payload: bytes) -> None:
         link = self.port.link(0.0)
@@ -171,15 +176,36 @@ class Watchdog:
         self.notifier.status(f"engine stopped ({stopped.reason}, planned); safety line cut")
         self._notify()
 
-    def _healthy(self, ok: EngineHealthy) -> None:
+    def _follow_cut_request(self, status: str) -> bool:
+        """Cut the line while a healthy engine answers SAFETY_CUT, restore it when it stops; True if closed."""
+        if status == SAFETY_CUT:
+            self.safety.open_contacts()  # first, before any word about it
+            if not self.cut_for_engine:
+                self.cut_for_engine = True
+                self.log.error("monitor.safety_cut_by_engine", status=status, safety="cut")
+                if self.reporter is not None:
+                    self.reporter.alert("safety_cut", requested_by="engine", safety_line="cut")
+                self._notify()
+            return False
         closed = self.safety.close_contacts()
+        if self.cut_for_engine:
+            self.cut_for_engine = False
+            self.log.info("monitor.safety_restored", status=status, safety="restored" if closed else "refused")
+            if self.reporter is not None:
+                self.reporter.alert("safety_restored", status=status)
+            self._notify()
+        return closed
+
+    def _healthy(self, ok: EngineHealthy) -> None:
+        closed = self._follow_cut_request(ok.status)
         self.log.info("monitor.engine_back" if ok.recovered else "monitor.engine_up", status=ok.status,
                       safety="restored" if closed else "refused")
         if self.reporter is not None:
+            shown = "FAULTED" if ok.status == SAFETY_CUT else ok.status  # a status Central knows
             if ok.recovered:
-                self.reporter.cleared(ok.status)
+                self.reporter.cleared(shown)
             else:
-                self.reporter.engine_up(ok.status)
+                self.reporter.engine_up(shown)
             self.reporter.alert("engine_back" if ok.recovered else "engine_up", status=ok.status,
                                 safety_line="restored" if closed else "refused")
         self.fault_code = None

@@ -3,7 +3,7 @@
     from hal.meter import open_meter, MeterError
     meter = open_meter(cfg.meter, clock=clock, cp_id=cfg.cp_id, load=lambda: cable.current_a)
     reading = meter.read()          # MeterReading: voltage_v, current_a (3 phases), power_w, import_kwh, taken_at
-    meter.faulted                   # True after cfg.meter.fail_after failed reads in a row
+    meter.faulted                   # True after cfg.meter.fail_after failed attempts in a row
     meter.close()
 
 Files: `registers.py` (register maps, block planning), `reading.py` (`MeterReading`,

@@ -5,12 +5,20 @@ One `read()` is the fewest block reads that cover the reading's registers (see
 one decode and the sanity checks. The hot path allocates only the response, one list of
 words and the reading: everything else (blocks, word positions, decoders) is computed once.
 
-Failure handling, in the order it happens: a failed attempt (timeout, Modbus exception,
-refused connection, garbage) closes the connection so the next attempt starts clean, then
-waits (`backoff_s`, doubling, at most `backoff_max_s`; `sleep` is injected so tests do not
-wait) and retries up to `retries` times; a read whose attempts all failed raises
-`MeterError` and counts one failure; `fail_after` failures in a row make the meter
-*faulted* (logged once); one good read clears the count and the fault.
+Failure handling. Each failure says what it was (`MeterError.kind`): "timeout" (no byte came
+back within `timeout_s`), "protocol" (bytes came back but no valid answer: garbled, short, the
+wrong device; pymodbus waits out the timeout on those too), "exception" (a Modbus exception
+response), "connection" (refused, port gone) or "garbage" (an answer with values no meter gives).
+A failed attempt closes the connection so the next one starts clean, and counts; a read retries
+after a back-off (`backoff_s`, doubling, at most `backoff_max_s`; `sleep` is injected so tests
+do not wait) up to `retries` times, then raises `MeterError`. `fail_after` failed attempts in a
+row, across reads, make the meter *faulted* at once (logged once); one good read clears the
+count and the fault. Failed reads are logged once, repeats folded (`FoldedLog`).
+
+So a reader that reads a failing meter back to back (the engine's poller does) sees it faulted
+within `fail_after` attempts: at most fail_after x timeout_s + the back-offs for a silent or
+garbling meter (1.5 s + 0.15 s with the defaults), a few ms plus the back-offs for one that
+refuses the connection, answers a Modbus exception or gives impossible values.
 """
 
 from __future__ import annotations
@@ -23,10 +31,11 @@ from typing import TYPE_CHECKING
 
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.constants import ExcCodes
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.exceptions import ConnectionException, ModbusIOException
+from pymodbus.pdu.register_message import ReadInputRegistersResponse
 
 from evnet.clock import Clock
-from evnet.logs import event_logger
+from evnet.logs import FoldedLog, event_logger
 
 from .reading import MeterError, MeterReading
 from .registers import MAPS, max_gap_registers, plan_blocks
@@ -72,15 +81,18 @@ class ModbusMeter:
         self._backoff_s, self._backoff_max_s, self._sleep = backoff_s, backoff_max_s, sleep
         self._clock = clock
         self._log = event_logger("meter", cp=cp_id, model=model, transport=transport, address=address)
+        self._fold = FoldedLog(self._log)
+        self._heard = b""  # what came back for the request in flight (pymodbus' trace of received bytes)
         self.simulator = simulator  # a simulated meter this driver started, stopped by close()
 
         if transport == "tcp":
             host, port = parse_tcp_address(address)
             self._client: ModbusTcpClient | ModbusSerialClient = ModbusTcpClient(
-                host, port=port, timeout=timeout_s, retries=0, reconnect_delay=0)
+                host, port=port, timeout=timeout_s, retries=0, reconnect_delay=0, trace_packet=self._trace_packet)
         else:
             self._client = ModbusSerialClient(address, baudrate=baudrate, parity=parity, stopbits=stopbits,
-                                              bytesize=8, timeout=timeout_s, retries=0, reconnect_delay=0)
+                                              bytesize=8, timeout=timeout_s, retries=0, reconnect_delay=0,
+                                              trace_packet=self._trace_packet)
         self._read_registers = self._client.read_input_registers
 
         self._lock = threading.Lock()
@@ -126,7 +138,7 @@ class ModbusMeter:
 
     @property
     def failures(self) -> int:
-        """Failed reads in a row (0 after a good read)."""
+        """Failed attempts in a row (0 after a good read)."""
         return self._failures
 
     @property
@@ -156,38 +168,63 @@ class ModbusMeter:
             except MeterError as exc:
                 error = exc
                 self._client.close()  # a late answer must not be taken for the next request's
-                self._log.debug("meter.attempt_failed", attempt=attempt + 1, error=str(exc))
+                self._failed(exc, attempt + 1)
                 continue
             if self._failures:
                 self._cleared()
             self._last = reading
             return reading
         assert error is not None
-        self._failed(error)
+        self._fold.warning("meter.read_failed", key=("read_failed", error.kind), failures=self._failures,
+                           kind=error.kind, error=str(error))
         raise error
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        """pymodbus shows us every byte stream; keep what came back, to tell silence from garbling."""
+        if not sending and data:
+            self._heard = data
+        return data
 
     def _read_once(self) -> MeterReading:
         words: list[int] = []
         for address, count in self.blocks:
+            self._heard = b""
             try:
                 rr = self._read_registers(address, count=count, device_id=self.device_id)
             except ConnectionException as exc:
                 raise MeterError("connection", self.where, f"cannot connect or connection lost ({exc})",
                                  address) from None
             except ModbusIOException:
+                if self._heard:
+                    raise MeterError("protocol", self.where, f"a garbled or short answer reading {count} registers "
+                                     f"({len(self._heard)} bytes: {self._heard[:16].hex(' ')}"
+                                     f"{' ...' if len(self._heard) > 16 else ''})", address) from None
                 raise MeterError("timeout", self.where, f"no answer within {self.timeout_s:g} s "
                                  f"reading {count} registers", address) from None
-            except (ModbusException, OSError) as exc:
-                raise MeterError("protocol", self.where, f"bad answer ({exc})", address) from None
+            except Exception as exc:  # anything else pymodbus raises on bytes it cannot make sense of
+                raise MeterError("protocol", self.where, f"bad answer ({type(exc).__name__}: {exc})",
+                                 address) from None
             if rr.isError():
                 code = getattr(rr, "exception_code", 0)
                 raise MeterError("exception", self.where,
                                  f"Modbus exception {code} ({_exception_name(code)})", address)
-            regs = rr.registers
-            if len(regs) != count:
-                raise MeterError("protocol", self.where, f"asked for {count} registers, got {len(regs)}", address)
-            words += regs
-        values = self._unpack_floats(self._pack_words(*[words[i] for i in self._word_index]))
+            if not isinstance(rr, ReadInputRegistersResponse):  # another function's answer
+                raise MeterError("protocol", self.where, f"a {type(rr).__name__} to a read of input registers",
+                                 address)
+            if len(rr.registers) != count:
+                raise MeterError("protocol", self.where, f"a short answer: asked for {count} registers, "
+                                 f"got {len(rr.registers)}", address)
+            words += rr.registers
+        return self.decode_registers(words)
+
+    def decode_registers(self, words: list[int]) -> MeterReading:
+        """The reading the blocks' registers hold (their words, concatenated, as the meter answered them):
+        `MeterError` "protocol" if they are not that many 16-bit words, "garbage" if no meter gives those values."""
+        try:
+            values = self._unpack_floats(self._pack_words(*[words[i] for i in self._word_index]))
+        except (IndexError, TypeError, struct.error) as exc:
+            raise MeterError("protocol", self.where, f"{len(words)} words that are not the registers asked for "
+                             f"({exc})", self.blocks[0].address) from None
         n = self._phases
         voltage, current, power, kwh = values[:n], values[n:2 * n], values[2 * n], values[2 * n + 1]
         last = self._last
@@ -198,9 +235,9 @@ class ModbusMeter:
             return MeterReading(voltage, current, power, kwh, self._clock.time())  # type: ignore[arg-type]
         return MeterReading((voltage[0], 0.0, 0.0), (current[0], 0.0, 0.0), power, kwh, self._clock.time())
 
-    def _failed(self, error: MeterError) -> None:
+    def _failed(self, error: MeterError, attempt: int) -> None:
         self._failures += 1
-        self._log.warning("meter.read_failed", failures=self._failures, kind=error.kind, error=str(error))
+        self._log.debug("meter.attempt_failed", attempt=attempt, failures=self._failures, error=str(error))
         if not self._faulted and self._failures >= self.fail_after:
             self._faulted = True
             self._log.error("meter.faulted", failures=self._failures, kind=error.kind, error=str(error))
@@ -208,6 +245,8 @@ class ModbusMeter:
     def _cleared(self) -> None:
         if self._faulted:
             self._log.info("meter.recovered", after_failures=self._failures)
+        for kind in ("timeout", "protocol", "exception", "connection", "garbage"):
+            self._fold.reset(("read_failed", kind))
         self._faulted = False
         self._failures = 0
 

@@ -34,10 +34,11 @@ class MeterReading:
 class MeterError(Exception):
     """A read that gave no trustworthy values; the message says what and where.
 
-    `kind` is one of: "timeout" (no answer), "exception" (a Modbus exception response),
+    `kind` is one of: "timeout" (no byte came back), "exception" (a Modbus exception response),
     "connection" (could not connect / port gone), "garbage" (values no meter can give),
-    "protocol" (a malformed or mismatched answer). `where` names model, transport,
-    address and device id; `register` the first register concerned, when one is.
+    "protocol" (bytes came back but no valid answer: garbled, short, another function's).
+    `where` names model, transport, address and device id; `register` the first register
+    concerned, when one is.
     """
 
     def __init__(self, kind: str, where: str, detail: str, register: int | None = None) -> None:
@@ -60,7 +61,7 @@ class Meter(Protocol):
 
     @property
     def faulted(self) -> bool:
-        """True after `fail_after` failed reads in a row, until a good read."""
+        """True after `fail_after` failed attempts in a row, until a good read."""
 
     @property
     def last_reading(self) -> MeterReading | None:

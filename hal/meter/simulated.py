@@ -42,6 +42,8 @@ class Misbehaviour(enum.Enum):
     NONE = "none"
     EXCEPTION = "exception"  # answers every request with Modbus exception 4 (device failure)
     SILENT = "silent"  # receives requests and never answers
+    GARBLED = "garbled"  # answers with every byte inverted (noise on the line, a wrong baud rate)
+    TRUNCATED = "truncated"  # answers with the first half of the frame only
     NAN = "nan"  # import energy reads NaN
     INF = "inf"  # total power reads +inf
     NEGATIVE_ENERGY = "negative_energy"  # import energy reads -1 kWh
@@ -123,8 +125,15 @@ class SimulatedMeter:
         return SimDevice(self.device_id, simdata=[data], action=self._on_access)
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
-        if sending and self._mode is Misbehaviour.SILENT:
+        if not sending:
+            return data
+        mode = self._mode
+        if mode is Misbehaviour.SILENT:
             return b""
+        if mode is Misbehaviour.GARBLED:
+            return bytes(b ^ 0xFF for b in data)
+        if mode is Misbehaviour.TRUNCATED:
+            return data[: len(data) // 2]
         return data
 
     def _trace_connect(self, connected: bool) -> None:

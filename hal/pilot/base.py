@@ -17,7 +17,8 @@ from hal.pilot.physics import PilotReading
 
 # A listener gets what changed: "pilot" (the EV's load or diode), "current" (what the EV draws),
 # "message" (a high-level message arrived), "duty" (EV side: the EVSE's offer), "link" (the other end
-# came or went). It runs on the thread that saw the change and must not block.
+# came or went), "fault" (the backend's own `fault_code` changed). It runs on the thread that saw the
+# change and must not block.
 Listener = Callable[[str], None]
 
 
@@ -61,6 +62,10 @@ class ControlPilot(ABC):
     `read()` polls; `on_change(callback)` reacts without polling (the 100 ms contactor rule).
     Backends implement `_output(duty)` and `read()`; the simulated one also carries the EV's
     current and high-level messages (`supports_messages`).
+
+    A backend whose own machinery fails (its ADC stops answering, its cable's reader thread dies)
+    says so with `fault_code` and a "fault" notification, and clears it when it works again: the
+    engine faults the charge point meanwhile (contactor open), whatever the last reading said.
     """
 
     supports_messages = False
@@ -69,6 +74,23 @@ class ControlPilot(ABC):
         self._log = log
         self._duty = DUTY_OFF
         self._listeners = Listeners(log)
+        self._fault_code: str | None = None
+
+    @property
+    def fault_code(self) -> str | None:
+        """Why the backend cannot be trusted now (e.g. "pilot_read_fault", "cable_fault"), None while it works."""
+        return self._fault_code
+
+    def _set_fault(self, code: str | None, **fields: object) -> None:
+        """Raise (`code`) or clear (None) the backend's fault; listeners hear "fault" when it changes."""
+        if code == self._fault_code:
+            return
+        previous, self._fault_code = self._fault_code, code
+        if code is None:
+            self._log.info("pilot.hal_recovered", fault=previous, **fields)
+        else:
+            self._log.error("pilot.hal_fault", fault=code, **fields)
+        self._listeners.notify("fault")
 
     @property
     def duty(self) -> float:

@@ -14,17 +14,27 @@ mirror falls back to "nothing there": the EVSE reads state A and no current, nev
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from evnet.logs import EventLogger, event_logger
+from evnet.logs import EventLogger, FoldedLog, event_logger
 from hal.pilot.base import ControlPilot, Listener, Listeners
-from hal.pilot.conversions import PilotValueError, check_duty, current_for_duty
+from hal.pilot.cable_updates import (
+    MAX_EV_CURRENT_A,
+    MAX_MESSAGE_BYTES,
+    UpdateError,
+    parse_current,
+    parse_duty,
+    parse_load,
+    parse_message,
+)
+from hal.pilot.conversions import PilotValueError, current_for_duty
 from hal.pilot.physics import EvLoad, PilotReading, reading_for
 
-MAX_MESSAGE_BYTES = 64 * 1024
+MAX_INBOX = 64  # high-level messages not yet taken; ISO 15118 has one request out at a time
 
 
 class Link(Protocol):
@@ -59,6 +69,8 @@ class CableEnd:
         self._inbox_cond = threading.Condition(self._lock)
         self._listeners = Listeners(log)
         self._closed = False
+        self.dropped = 0  # updates from the other end that were not valid (and so not used)
+        self._fold = FoldedLog(log)
 
     # -- the application's side -------------------------------------------------------------
     @property
@@ -120,25 +132,39 @@ class CableEnd:
         level("cable.peer_lost", role=self.role, reason=reason)
         self._listeners.notify("link")
 
-    def receive(self, kind: str, body: dict[str, Any]) -> None:
-        """A change from the other end. Bad bodies are logged and ignored."""
+    def receive(self, kind: str, body: dict[str, Any], source: str = "peer") -> None:
+        """A change from the other end (`source` names it in the log). An invalid one is dropped, counted
+        in `dropped` and logged; nothing an update holds raises out of here."""
         try:
             if kind == "msg":
-                message = body["m"]
-                if not isinstance(message, dict):
-                    raise TypeError("message is not an object")
+                message = parse_message(body)
                 with self._inbox_cond:
+                    if len(self._inbox) >= MAX_INBOX:
+                        raise UpdateError(f"{MAX_INBOX} messages already wait to be read")
                     self._inbox.append(message)
                     self._inbox_cond.notify_all()
                 what = "message"
             else:
                 with self._lock:
                     what = self._apply_peer(kind, body)
-        except (KeyError, TypeError, ValueError) as exc:
-            self._log.warning("cable.bad_update", role=self.role, kind=kind, error=repr(exc))
+        except UpdateError as exc:
+            self.drop(source, f"{kind}: {exc}")
+            return
+        except Exception as exc:  # a bug of ours, not the peer's: still only this update is lost, loudly
+            self.drop(source, f"{kind}: {exc!r}", unexpected=True)
             return
         if what:
             self._listeners.notify(what)
+
+    def drop(self, source: str, why: str, unexpected: bool = False) -> None:
+        """An update from `source` that cannot be used: counted in `dropped`, logged (repeats folded)."""
+        self.dropped += 1
+        self._fold.emit(logging.ERROR if unexpected else logging.WARNING, "cable.update_dropped",
+                        key=("dropped", source), role=self.role, source=source, error=why, dropped=self.dropped)
+
+    def link_failed(self, reason: str) -> None:
+        """The link's own machinery failed (not the peer): it has been dropped; say so loudly."""
+        self._log.error("cable.link_failed", role=self.role, error=reason)
 
     def _publish(self, kind: str, body: dict[str, Any]) -> None:
         link = self._link
@@ -200,23 +226,31 @@ class EvseEnd(CableEnd, ControlPilot):
     def _release(self) -> None:
         CableEnd.close(self)
 
+    def attach(self, link: Link) -> None:
+        """As `CableEnd.attach`; a new link also clears a `cable_fault` an earlier one left."""
+        super().attach(link)
+        self._set_fault(None)
+
+    def link_failed(self, reason: str) -> None:
+        """The cable's reader failed: the EV is dropped (reads A) and the charge point faults until one plugs in."""
+        super().link_failed(reason)
+        self._set_fault("cable_fault", error=reason)
+
     def _state_messages(self) -> list[tuple[str, dict[str, Any]]]:
         return [("duty", {"duty": self._duty})]
 
     def _apply_peer(self, kind: str, body: dict[str, Any]) -> str | None:
         if kind == "load":
-            load, diode = EvLoad(body["load"]), bool(body["diode"])
+            load, diode = parse_load(body)
             changed = (load, diode) != (self._ev_load, self._ev_diode)
             self._ev_load, self._ev_diode = load, diode
             return "pilot" if changed else None
         if kind == "current":
-            amps = float(body["a"])
-            if not 0.0 <= amps <= 1000.0:
-                raise ValueError(f"EV current {amps} A out of range")
+            amps = parse_current(body)
             changed = amps != self._ev_current
             self._ev_current = amps
             return "current" if changed else None
-        raise ValueError(f"unknown update {kind!r} for the EVSE end")
+        raise UpdateError(f"an EVSE end takes no {kind!r} update")
 
     def _forget_peer(self) -> None:
         self._ev_load, self._ev_diode, self._ev_current = EvLoad.NOT_CONNECTED, True, 0.0
@@ -265,8 +299,8 @@ class EvEnd(CableEnd):
     def set_current(self, amps: float) -> None:
         """Draw `amps` (what the meter will see). The EV is trusted to respect the offer; the engine checks."""
         amps = float(amps)
-        if not 0.0 <= amps <= 1000.0:
-            raise PilotValueError(f"EV current {amps} A is outside 0-1000 A")
+        if not 0.0 <= amps <= MAX_EV_CURRENT_A:
+            raise PilotValueError(f"EV current {amps} A is outside 0-{MAX_EV_CURRENT_A:g} A")
         with self._lock:
             self._current = amps
         self._publish("current", {"a": amps})
@@ -276,11 +310,11 @@ class EvEnd(CableEnd):
 
     def _apply_peer(self, kind: str, body: dict[str, Any]) -> str | None:
         if kind == "duty":
-            duty = check_duty(float(body["duty"]))
+            duty = parse_duty(body)
             changed = duty != self._evse_duty
             self._evse_duty = duty
             return "duty" if changed else None
-        raise ValueError(f"unknown update {kind!r} for the EV end")
+        raise UpdateError(f"an EV end takes no {kind!r} update")
 
     def _forget_peer(self) -> None:
         self._evse_duty = None

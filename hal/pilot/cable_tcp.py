@@ -1,30 +1,34 @@
 """The virtual cable between two processes: the EVSE listens, the EV emulator connects.
 
-Line-delimited JSON, one update per line: `{"k": "duty", "duty": 16.7}`, `{"k": "load", "load":
-"C", "diode": true}`, `{"k": "current", "a": 16.0}`, `{"k": "msg", "m": {...}}`, `{"k": "ping"}`.
-On connecting, each end sends its whole state. Both ends send a ping every `heartbeat_s` and drop
-the connection after `dead_after_s` of silence, so a killed, stopped or vanished peer reads as
-"unplugged" (state A, no current) within about a second, never as a stuck C. A bad line, an
-unknown kind or an over-long line drops the connection (the EVSE then reads A): safe, and logged.
+Line-delimited JSON, one update per line (`hal.pilot.cable_updates`): `{"k": "duty", "duty": 16.7}`,
+`{"k": "load", "load": "C", "diode": true}`, `{"k": "current", "a": 16.0}`, `{"k": "msg", "m": {...}}`,
+`{"k": "ping"}`. On connecting, each end sends its whole state. Both ends send a ping every
+`heartbeat_s` and drop the connection after `dead_after_s` of silence, so a killed, stopped or
+vanished peer reads as "unplugged" (state A, no current) within about a second, never as a stuck C.
+
+A bad line (not JSON, nested too deep, an unknown kind, a number out of range, longer than
+`MAX_LINE`) is dropped, counted in the end's `dropped` and logged with the peer's address, and the
+reader keeps reading: the EV's next change still gets through. Should the reader itself fail, the
+connection is dropped (the EVSE reads A: contactor open) and the EVSE end reports `cable_fault`
+until the next EV plugs in; the listener keeps accepting.
 
 The EVSE takes one EV at a time; a second EV that connects while one is plugged in is refused.
 """
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
 from typing import Any
 
 from evnet.logs import EventLogger, event_logger
-from hal.pilot.cable import MAX_MESSAGE_BYTES, CableEnd, EvEnd, EvseEnd
+from hal.pilot.cable import CableEnd, EvEnd, EvseEnd
+from hal.pilot.cable_updates import MAX_LINE, UpdateError, decode_line, encode_line
 
 HEARTBEAT_S = 0.2
 DEAD_AFTER_S = 1.0
-MAX_LINE = MAX_MESSAGE_BYTES + 256
-KINDS = frozenset({"duty", "load", "current", "msg", "ping"})
+ACCEPT_RETRY_S = 0.5  # after an unexpected failure to accept, wait this long before the next try
 
 
 class CableError(Exception):
@@ -45,9 +49,12 @@ class _Connection:
     """One TCP connection carrying one end's updates; a reader thread feeds the end and keeps time."""
 
     def __init__(self, sock: socket.socket, end: CableEnd, log: EventLogger, heartbeat_s: float,
-                 dead_after_s: float, on_gone: Any = None) -> None:
+                 dead_after_s: float, on_gone: Any = None, peer: str = "peer") -> None:
         self._sock = sock
         self._end = end
+        self.peer = peer
+        self._buf = b""
+        self._skipping = False  # inside an over-long line: drop bytes up to its newline
         self._log = log
         self._heartbeat_s = heartbeat_s
         self._dead_after_s = dead_after_s
@@ -64,7 +71,7 @@ class _Connection:
         self._thread.start()
 
     def publish(self, kind: str, body: dict[str, Any]) -> bool:
-        line = (json.dumps({"k": kind, **body}, separators=(",", ":")) + "\n").encode()
+        line = encode_line(kind, body)
         with self._send_lock:
             if not self._open:
                 return False
@@ -92,9 +99,9 @@ class _Connection:
         self._sock.close()
 
     def _run(self) -> None:
-        buf = b""
         last_heard = last_sent = time.monotonic()
         reason = "peer closed"
+        failed: str | None = None
         try:
             while self._open:
                 try:
@@ -102,12 +109,7 @@ class _Connection:
                     if not chunk:
                         break
                     last_heard = time.monotonic()
-                    buf += chunk
-                    while b"\n" in buf:
-                        line, buf = buf.split(b"\n", 1)
-                        self._handle(line)
-                    if len(buf) > MAX_LINE:
-                        raise ValueError(f"a line longer than {MAX_LINE} bytes")
+                    self._feed(chunk)
                 except TimeoutError:
                     pass
                 now = time.monotonic()
@@ -117,22 +119,46 @@ class _Connection:
                 if now - last_sent >= self._heartbeat_s:
                     self.publish("ping", {})
                     last_sent = now
-        except (ValueError, OSError) as exc:
+        except OSError as exc:
             reason = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # the reader itself failed: drop the EV (it reads A), say so, fault
+            reason = failed = f"reader failed: {exc!r}"
         if not self._open:
             reason = self._close_reason
         self._shutdown()
         if self._on_gone is not None:  # first: once the end reads unplugged, a new EV finds the socket free
             self._on_gone(self)
         self._end.detach(reason, self)
+        if failed is not None:
+            self._end.link_failed(f"{failed} (peer {self.peer})")
+
+    def _feed(self, chunk: bytes) -> None:
+        """Split what arrived into lines and handle each; a line longer than MAX_LINE is dropped whole."""
+        start = 0
+        while (newline := chunk.find(b"\n", start)) >= 0:
+            piece, start = chunk[start:newline], newline + 1
+            if self._skipping:  # the end of an over-long line
+                self._skipping = False
+                continue
+            line, self._buf = self._buf + piece, b""
+            if len(line) > MAX_LINE:
+                self._end.drop(self.peer, f"a line of {len(line)} bytes, at most {MAX_LINE}")
+            else:
+                self._handle(line)
+        if not self._skipping:
+            self._buf += chunk[start:]
+            if len(self._buf) > MAX_LINE:
+                self._end.drop(self.peer, f"a line longer than {MAX_LINE} bytes")
+                self._buf, self._skipping = b"", True
 
     def _handle(self, line: bytes) -> None:
-        update = json.loads(line)
-        if not isinstance(update, dict) or update.get("k") not in KINDS:
-            raise ValueError(f"not a cable update: {line[:80]!r}")
-        kind = update.pop("k")
+        try:
+            kind, body = decode_line(line)
+        except UpdateError as exc:
+            self._end.drop(self.peer, str(exc))
+            return
         if kind != "ping":
-            self._end.receive(kind, update)
+            self._end.receive(kind, body, source=self.peer)
 
 
 class TcpEvseEnd(EvseEnd):
@@ -162,22 +188,40 @@ class TcpEvseEnd(EvseEnd):
     def _accept_loop(self) -> None:
         while not self._stopping:
             try:
-                sock, peer = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                busy = self._conn is not None
-                if not busy:
-                    self._conn = _Connection(sock, self, self._log, self._heartbeat_s, self._dead_after_s,
-                                             on_gone=self._gone)
-            if busy:
-                self._log.warning("cable.refused", peer=f"{peer[0]}:{peer[1]}", reason="an EV is plugged in")
-                sock.close()
-                continue
-            self._log.info("cable.plugged", peer=f"{peer[0]}:{peer[1]}")
-            self._conn.start()
+                self._accept_one()
+            except Exception as exc:  # accept failed (out of file descriptors, say): try again, never die
+                if self._stopping:
+                    return
+                self._fold.error("cable.accept_failed", error=repr(exc), retry_s=ACCEPT_RETRY_S)
+                time.sleep(ACCEPT_RETRY_S)
+
+    def _accept_one(self) -> None:
+        try:
+            sock, address = self._server.accept()
+        except TimeoutError:
+            return
+        peer = f"{address[0]}:{address[1]}"
+        with self._lock:
+            busy = self._conn is not None
+            if not busy:
+                try:
+                    conn = _Connection(sock, self, self._log, self._heartbeat_s, self._dead_after_s,
+                                       on_gone=self._gone, peer=peer)
+                except BaseException:
+                    sock.close()
+                    raise
+                self._conn = conn
+        if busy:
+            self._log.warning("cable.refused", peer=peer, reason="an EV is plugged in")
+            sock.close()
+            return
+        self._log.info("cable.plugged", peer=peer)
+        try:
+            conn.start()
+        except BaseException:  # free the socket for the next EV
+            conn.close()
+            self._gone(conn)
+            raise
 
     def _gone(self, conn: _Connection) -> None:
         with self._lock:
@@ -205,5 +249,5 @@ class TcpEvEnd(EvEnd):
             sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as exc:
             raise CableError(f"cannot plug into the EVSE at {url}: {exc}") from exc
-        self._conn = _Connection(sock, self, self._log, heartbeat_s, dead_after_s)
+        self._conn = _Connection(sock, self, self._log, heartbeat_s, dead_after_s, peer=f"evse {host}:{port}")
         self._conn.start()

@@ -9,10 +9,16 @@ Assumed analog front end (documented here because the code depends on it):
   spread over at least one PWM period and keeps the highest (positive level) and, while PWM runs,
   the lowest (negative level, for the diode check). Hardware that samples on the PWM edges would
   be better; this is what gpiozero alone can do.
+
+A failing ADC (an SPI error) never ends the watch thread and never leaves the last good state
+standing: `read()` tries `READ_ATTEMPTS` times; when all fail it returns an INVALID reading (a pilot
+fault to the engine) and raises `fault_code` "pilot_read_fault" until a read succeeds again. The
+watch thread keeps polling meanwhile, so the pilot recovers on its own.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -20,14 +26,16 @@ from gpiozero import MCP3008, Device, Factory, PWMOutputDevice
 from gpiozero.pins.mock import MockFactory
 
 from evnet.config.schema import PilotConfig, PinConfig
-from evnet.logs import event_logger
+from evnet.logs import FoldedLog, event_logger
 from hal.pilot.base import ControlPilot, Listener, PilotError
-from hal.pilot.conversions import DUTY_OFF, DUTY_STEADY
+from hal.pilot.conversions import DUTY_OFF, DUTY_STEADY, PilotState
 from hal.pilot.physics import PilotReading, classify
 
 ADC_VREF = 3.3
 PILOT_MIN_V = -15.0
 PILOT_SPAN_V = 30.0
+READ_ATTEMPTS = 3  # a read that fails this often in a row is a fault, not a glitch
+READ_FAULT = "pilot_read_fault"
 
 
 def adc_to_pilot_volts(fraction: float) -> float:
@@ -67,6 +75,8 @@ class GpioPilot(ControlPilot):
                              f"{config.adc_channel} on SPI0 CE{config.spi_device}): {exc}") from exc
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._fold = FoldedLog(self._log)
+        self.read_failures = 0  # reads whose every attempt failed, since the pilot was opened
         self._log.info("pilot.ready", pwm_pin=pin.pin, adc_channel=config.adc_channel, spi_device=config.spi_device)
 
     def _output(self, duty: float) -> None:
@@ -75,9 +85,26 @@ class GpioPilot(ControlPilot):
         self._pwm.value = duty / 100.0
 
     def read(self) -> PilotReading:
+        """Measure the pilot; while the ADC fails, an INVALID reading and `fault_code` "pilot_read_fault"."""
         adc = self._adc
         if adc is None:
             raise PilotError("the pilot is closed")
+        error: Exception | None = None
+        for _ in range(READ_ATTEMPTS):
+            try:
+                reading = self._measure(adc)
+            except Exception as exc:  # SPI errors (OSError on a Pi), a closed device, a value no ADC gives
+                error = exc
+                continue
+            if self._fault_code == READ_FAULT:
+                self._set_fault(None, failed_reads=self._fold.reset("pilot.read_failed"))
+            return reading
+        self.read_failures += 1
+        self._fold.error("pilot.read_failed", attempts=READ_ATTEMPTS, error=repr(error))
+        self._set_fault(READ_FAULT, error=repr(error))
+        return PilotReading(PilotState.INVALID, math.nan)
+
+    def _measure(self, adc: MCP3008) -> PilotReading:
         duty = self._duty
         values: list[float] = []
         deadline = time.monotonic() + self._period_s * 1.2
@@ -99,17 +126,19 @@ class GpioPilot(ControlPilot):
             self._watcher.start()
 
     def _watch(self, last: tuple[object, bool]) -> None:
+        """Poll until closed; nothing it meets ends it (a failing read is a fault, see `read`)."""
         while not self._watch_stop.wait(self._watch_interval_s):
             try:
                 reading = self.read()
-            except Exception as exc:  # closed under us, or the SPI bus failed
-                if not self._watch_stop.is_set():
-                    self._log.error("pilot.watch_failed", error=repr(exc))
-                return
-            key = (reading.state, reading.diode_fault)
-            if key != last:
-                self._listeners.notify("pilot")
-            last = key
+                key = (reading.state, reading.diode_fault)
+                if key != last:
+                    self._listeners.notify("pilot")
+                last = key
+            except Exception as exc:  # closed under us (then we stop), or a bug: fault and keep watching
+                if self._watch_stop.is_set():
+                    return
+                self._fold.error("pilot.watch_failed", error=repr(exc))
+                self._set_fault(READ_FAULT, error=repr(exc))
 
     def _release(self) -> None:
         if hasattr(self, "_watch_stop"):

@@ -1,9 +1,11 @@
 """The engine core (pilot + session + lease + metering) through whole sessions, in simulated time."""
 
+import logging
 import math
 
 import pytest
 
+from evnet.config.schema import SafetyConfig
 from firmware.engine import iso15118 as m
 from firmware.engine.core import EngineCore, ReadMeter, SendMessage, StatusChanged, TicketClosed
 from firmware.engine.pilot_sm import SetContactor, SetPilotError, SetPwm
@@ -200,6 +202,32 @@ def test_a_malformed_message_is_dropped():
     assert rig.core.session.state.value == "BeginSession"
 
 
+def test_bad_messages_are_dropped_counted_and_their_log_lines_folded(caplog):
+    caplog.set_level(logging.WARNING, logger="evnet.engine")
+    rig = Rig()
+    rig.do(rig.core.pilot_reading("B", 0.0))
+    for i in range(20):  # a 401-digit number used to raise OverflowError out of the core
+        bad = {"type": "ChargeParameterDiscoveryReq", "max_current_a": 10**400}
+        assert rig.core.message(bad, 1.0 + i * 0.01) == []
+    assert rig.core.bad_messages == 20 and rig.core.session.state.value == "BeginSession"
+    lines = [r.getMessage() for r in caplog.records if "event=engine.bad_message" in r.getMessage()]
+    assert len(lines) == 1 and "source=ev" in lines[0] and "cp=cp1" in lines[0]
+
+
+def test_a_hardware_fault_holds_until_its_part_says_it_recovered():
+    rig = Rig()
+    rig.hlc_to_charging()
+    out = rig.do(rig.core.hardware_fault("pilot", "pilot_read_fault", 10.0))
+    assert SetContactor(False, "fault:pilot_read_fault") in out and rig.core.status == "FAULTED"
+    assert rig.core.hardware_fault("pilot", "pilot_read_fault", 11.0) == []  # said again: nothing new
+    rig.do(rig.core.tick(100.0))
+    assert rig.core.fault_code == "pilot_read_fault"  # not retried away like a pilot reading
+    rig.do(rig.core.hardware_fault("pilot", "cable_fault", 101.0))
+    assert rig.core.fault_code == "cable_fault"
+    rig.do(rig.core.hardware_fault("pilot", None, 102.0))
+    assert rig.core.status == "AVAILABLE" and rig.core.fault_code is None
+
+
 def test_a_session_started_before_any_meter_reading_asks_for_one():
     core = EngineCore("cp1", price_eur_kwh=0.3, max_current_a=16, fallback_a=6)
     core.start(0.0)
@@ -239,6 +267,18 @@ def test_status_goes_charging_and_back_with_the_session():
     assert rig.statuses() == ["AVAILABLE", "CHARGING", "AVAILABLE"]
 
 
+def test_meter_failures_are_logged_by_the_driver_and_the_fault_once_here(caplog):
+    caplog.set_level(logging.INFO, logger="evnet.engine")
+    rig = Rig()
+    for i in range(10):  # the driver logs each failure (folded); the engine does not repeat them
+        rig.do(rig.core.meter_failed("meter timeout: no answer", faulted=False, now=1.0 + i))
+    for i in range(10):
+        rig.do(rig.core.meter_failed("meter timeout: no answer", faulted=True, now=20.0 + i))
+    lines = [r.getMessage() for r in caplog.records if "meter" in r.getMessage() and r.levelno >= logging.WARNING]
+    assert sum("event=engine.meter_faulted" in line for line in lines) == 1
+    assert not any("meter_read_failed" in line for line in lines)
+
+
 def test_the_meter_dying_before_the_end_reading_closes_the_ticket_on_the_last_good_one():
     rig = Rig()
     rig.hlc_to_charging()
@@ -261,20 +301,59 @@ def test_a_new_session_before_the_end_reading_closes_the_old_ticket_first():
     assert [t.driver for t in rig.tickets()] == ["alice"] and rig.core.meter.driver == "erin"
 
 
-def test_an_ev_drawing_too_much_for_6_s_is_cut_off():
+def test_an_ev_drawing_too_much_for_7_s_is_cut_off():
     rig = Rig()
     rig.do(rig.core.pilot_reading("B", 0.0))
     rig.do(rig.core.tick(5.0))
     rig.do(rig.core.authorize("greedy", 5.0))
     rig.do(rig.core.pilot_reading("C", 6.0))
-    rig.do(rig.core.meter_reading(reading(100.1, 7.0, amps=17.5), 7.0))  # 16 A allowed: within 10 % + 1 A
+    rig.do(rig.core.meter_reading(reading(100.1, 7.0, amps=18.0), 7.0))  # 16 A offered: within (16 + 0.5) x 1.1
     assert rig.contactor() is True and rig.core.status == "CHARGING"
     rig.do(rig.core.meter_reading(reading(100.2, 8.0, amps=25.0), 8.0))
-    rig.do(rig.core.meter_reading(reading(100.3, 13.9, amps=25.0), 13.9))
+    rig.do(rig.core.meter_reading(reading(100.3, 14.9, amps=25.0), 14.9))
     assert rig.contactor() is True  # the EV gets its time to follow
-    out = rig.do(rig.core.meter_reading(reading(100.4, 14.0, amps=25.0), 14.0))
+    out = rig.do(rig.core.meter_reading(reading(100.4, 15.0, amps=25.0), 15.0))
     assert SetContactor(False, "fault:over_current") in out and rig.core.status == "FAULTED"
-    assert rig.core.next_deadline() == 24.0  # retried like a pilot fault
+    assert rig.core.next_deadline() == 25.0  # retried like a pilot fault
+
+
+def charging_at(rig, offer_a, now=6.0):
+    rig.do(rig.core.grant(offer_a, math.inf, 0.0))
+    rig.do(rig.core.pilot_reading("B", 0.0))
+    rig.do(rig.core.tick(5.0))
+    rig.do(rig.core.authorize("driver", 5.0))
+    rig.do(rig.core.pilot_reading("C", now))
+    assert rig.contactor() is True
+
+
+def draw(rig, amps, start, seconds, kwh=100.0):
+    """Readings every second at `amps` on three phases, the register following the energy."""
+    for t in range(seconds + 1):
+        kwh += amps * 690.0 / 3_600_000.0
+        rig.do(rig.core.meter_reading(reading(round(kwh, 2), start + t, amps=amps), start + t))
+    return kwh
+
+
+def test_36_a_on_a_32_a_offer_trips_after_7_s_and_35_a_never_does():
+    """(32 A + 0.5 A noise) x 1.1 = 35.75 A: EVerest's defaults, the [safety] section's."""
+    rig = Rig(max_current_a=32)
+    charging_at(rig, 32)
+    kwh = draw(rig, 35.0, start=10, seconds=120)
+    assert rig.core.status == "CHARGING"
+    kwh = draw(rig, 36.0, start=200, seconds=6, kwh=kwh)
+    assert rig.core.status == "CHARGING"  # 6 s over: not yet
+    rig.do(rig.core.meter_reading(reading(kwh + 0.01, 207.0, amps=36.0), 207.0))
+    assert rig.contactor() is False and rig.core.fault_code == "over_current"
+
+
+def test_the_over_current_tolerance_and_delay_come_from_the_configuration():
+    rig = Rig(max_current_a=32, safety=SafetyConfig(overcurrent_tolerance_pct=0, overcurrent_noise_a=0,
+                                                    overcurrent_delay_s=6))
+    charging_at(rig, 32)
+    kwh = draw(rig, 32.0, start=10, seconds=30)
+    assert rig.core.status == "CHARGING"
+    draw(rig, 32.5, start=100, seconds=6, kwh=kwh)
+    assert rig.core.fault_code == "over_current"
 
 
 def test_an_ev_that_follows_a_lower_offer_in_time_is_fine():

@@ -75,3 +75,23 @@ def test_malformed_messages_say_what_is_wrong(data, words):
 def test_from_dict_on_a_subclass_insists_on_that_type():
     with pytest.raises(m.MessageError, match="got SessionStopReq, expected SessionSetupReq"):
         m.SessionSetupReq.from_dict({"type": "SessionStopReq"})
+
+
+@pytest.mark.parametrize("data, words", [
+    ({"type": "ChargeParameterDiscoveryReq", "max_current_a": 10**400}, "expected a number within"),
+    ({"type": "ChargeParameterDiscoveryReq", "max_current_a": -(10**400)}, "expected a number within"),
+    ({"type": "ChargeParameterDiscoveryReq", "energy_request_kwh": float("inf")}, "expected a number within"),
+    ({"type": "ChargeParameterDiscoveryRes", "schedule": [{"start_s": 10**401, "max_current_a": 1}]},
+     "schedule[0].start_s"),
+    ({"type": "PowerDeliveryReq", "schedule_id": 10**401}, "schedule_id: got"),
+    ({"type": "SessionSetupReq", "evcc_id": "x" * 100_000}, "at most 256 characters"),
+    ({"type": "ServiceDiscoveryRes", "payment_options": ["Contract"] * 5000}, "5000 items, at most 1024"),
+    ({"type": "PowerDeliveryReq", "charge_progress": [[[]]]}, "charge_progress: got"),
+    ({"type": ["not", "hashable"]}, "unknown type"),
+    ({"type": "SessionSetupReq", 7: "x"}, "unknown field(s)"),
+])
+def test_out_of_range_and_oversized_fields_are_message_errors(data, words):
+    """A 401-digit number once raised OverflowError (and took the engine down): only MessageError now."""
+    with pytest.raises(m.MessageError) as err:
+        m.decode(data)
+    assert words in str(err.value) and len(str(err.value)) < 400

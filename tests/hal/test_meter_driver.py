@@ -151,6 +151,8 @@ def test_decoding_matches_pymodbus_convert(clock):
 @pytest.mark.parametrize(("mode", "kind", "register", "words"), [
     (Misbehaviour.EXCEPTION, "exception", 0x0000, "Modbus exception 4 (device failure)"),
     (Misbehaviour.SILENT, "timeout", 0x0000, "no answer within 0.3 s"),
+    (Misbehaviour.GARBLED, "protocol", 0x0000, "a garbled or short answer reading"),
+    (Misbehaviour.TRUNCATED, "protocol", 0x0000, "a garbled or short answer reading"),
     (Misbehaviour.NAN, "garbage", 0x0048, "import energy is nan"),
     (Misbehaviour.INF, "garbage", 0x0034, "impossible power inf W"),
     (Misbehaviour.NEGATIVE_ENERGY, "garbage", 0x0048, "negative import energy -1.0 kWh"),
@@ -215,7 +217,7 @@ def test_retries_with_doubling_back_off(sim, clock):
             meter.read()
         assert sim.requests - before == 4  # an exception ends an attempt at its first request
     assert sleeps == [0.05, 0.1, 0.2]
-    assert meter.failures == 1
+    assert meter.failures == 4  # every failed attempt counts
 
 
 def test_back_off_is_capped(sim, clock):
@@ -262,6 +264,36 @@ def test_faulted_after_n_failed_reads_and_cleared_by_a_good_one(sim, clock, capl
         meter.read()
         assert not meter.faulted and meter.failures == 0
         assert any("event=meter.recovered" in r.getMessage() for r in caplog.records)
+
+
+def test_failed_attempts_count_so_one_read_of_a_dead_meter_can_fault_it(sim, clock):
+    """`fail_after` counts attempts, not reads: a silent meter is faulted after fail_after x timeout_s."""
+    with driver(sim, clock, retries=2, fail_after=3, timeout_s=0.1) as meter:
+        meter.read()
+        sim.misbehave(Misbehaviour.SILENT)
+        with pytest.raises(MeterError) as info:
+            meter.read()
+        assert info.value.kind == "timeout" and meter.faulted and meter.failures == 3
+
+
+def test_failed_reads_are_logged_once_and_repeats_folded(sim, clock, caplog):
+    caplog.set_level(logging.DEBUG, logger="evnet.meter")
+    with driver(sim, clock, retries=1, fail_after=3) as meter:
+        meter.read()
+        sim.misbehave(Misbehaviour.EXCEPTION)
+        for _ in range(20):
+            with pytest.raises(MeterError):
+                meter.read()
+        messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert sum("event=meter.read_failed" in m for m in messages) == 1  # not 20 (or 40, once per attempt)
+        assert sum("event=meter.faulted" in m for m in messages) == 1
+        sim.misbehave(Misbehaviour.NONE)
+        meter.read()  # recovered: the next failure is news again
+        sim.misbehave(Misbehaviour.EXCEPTION)
+        with pytest.raises(MeterError):
+            meter.read()
+        messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert sum("event=meter.read_failed" in m for m in messages) == 2
 
 
 def test_last_good_reading_survives_failures(sim, clock):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -13,7 +14,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from hal.pilot.cable_tcp import CableError, TcpEvEnd, TcpEvseEnd, parse_cable_url
+from hal.pilot.cable_tcp import CableError, TcpEvEnd, TcpEvseEnd, _Connection, parse_cable_url
+from hal.pilot.cable_updates import MAX_LINE
 from hal.pilot.conversions import PilotState
 from hal.pilot.physics import EvLoad
 
@@ -35,6 +37,17 @@ class Seen:
     def wait_for(self, predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
         with self.cond:
             return self.cond.wait_for(predicate, timeout)
+
+
+def poll(predicate: Callable[[], bool], timeout: float = WAIT) -> bool:
+    """For what no listener hears (a dropped line): look every 5 ms, as a safety net up to `timeout`."""
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        pause.wait(0.005)
+    return True
 
 
 @pytest.fixture
@@ -159,13 +172,74 @@ def test_a_dead_or_frozen_ev_process_reads_as_a_never_a_stuck_c(evse: TcpEvseEnd
         proc.wait(timeout=10)
 
 
-def test_garbage_from_the_peer_drops_the_connection_safely(evse: TcpEvseEnd) -> None:
+BAD_LINES = {
+    "a 401-digit current": b'{"k":"current","a":1' + b"0" * 400 + b"}",
+    "nested 50,000 deep": b"[" * 50_000,
+    "nested objects": b'{"k":"msg","m":' * 20_000,
+    "not JSON": b"this is not json",
+    "not UTF-8": b'{"k":"load","load":"\xff\xfe"}',
+    "not an object": b"[1, 2, 3]",
+    "an unknown kind": b'{"k":"teleport"}',
+    "a kind the EVSE does not take": b'{"k":"duty","duty":16.7}',
+    "an infinite current": b'{"k":"current","a":1e400}',
+    "a negative current": b'{"k":"current","a":-3}',
+    "a boolean current": b'{"k":"current","a":true}',
+    "an unknown load": b'{"k":"load","load":"Z","diode":true}',
+    "a diode that is not a boolean": b'{"k":"load","load":"C","diode":"yes"}',
+    "a message that is not an object": b'{"k":"msg","m":[1]}',
+    "a line over the size cap": b"x" * (MAX_LINE + 10),
+    "a huge line in pieces": b'{"k":"msg","m":{"pad":"' + b"y" * (3 * MAX_LINE) + b'"}}',
+}
+
+
+@pytest.mark.parametrize("line", BAD_LINES.values(), ids=BAD_LINES.keys())
+def test_a_bad_line_is_dropped_counted_and_the_reader_keeps_reading(evse: TcpEvseEnd, line: bytes) -> None:
+    seen = Seen()
+    evse.on_change(seen)
+    evse.set_steady()
+    with socket.create_connection((evse.host, evse.port), timeout=WAIT) as sock:
+        sock.sendall(b'{"k":"load","load":"C","diode":true}\n{"k":"current","a":16}\n')
+        assert seen.wait_for(lambda: evse.read().state is PilotState.C and evse.ev_current_a == 16)
+        sock.sendall(line + b"\n")
+        assert poll(lambda: evse.dropped == 1)
+        sock.sendall(b'{"k":"load","load":"B","diode":true}\n')  # the EV's next change still gets through
+        assert seen.wait_for(lambda: evse.read().state is PilotState.B)
+        assert evse.linked and evse.ev_current_a == 16 and evse.dropped == 1 and evse.fault_code is None
+    assert seen.wait_for(lambda: not evse.linked)  # and its unplugging too
+    assert evse.read().state is PilotState.A
+
+
+def test_a_dropped_line_is_logged_with_the_peer_and_repeats_are_folded(evse: TcpEvseEnd, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="evnet.pilot")
+    seen = Seen()
+    evse.on_change(seen)
+    with socket.create_connection((evse.host, evse.port), timeout=WAIT) as sock:
+        sock.sendall(b"junk\n" * 50)
+        assert poll(lambda: evse.dropped == 50)
+        host, port = sock.getsockname()[:2]
+        peer = f"{host}:{port}"
+    lines = [r.getMessage() for r in caplog.records if "event=cable.update_dropped" in r.getMessage()]
+    assert len(lines) == 1 and f"source={peer}" in lines[0] and "cp=cp1" in lines[0]
+
+
+def test_a_reader_that_fails_drops_the_ev_faults_and_the_next_ev_clears_it(evse: TcpEvseEnd, monkeypatch) -> None:
     seen = Seen()
     evse.on_change(seen)
     evse.set_steady()
     with socket.create_connection((evse.host, evse.port), timeout=WAIT) as sock:
         sock.sendall(b'{"k":"load","load":"C","diode":true}\n')
         assert seen.wait_for(lambda: evse.read().state is PilotState.C)
-        sock.sendall(b"this is not json\n")
-        assert seen.wait_for(lambda: not evse.linked)
-    assert evse.read().state is PilotState.A
+
+        def broken(self, chunk: bytes) -> None:
+            raise RuntimeError("a bug in the reader")
+
+        monkeypatch.setattr(_Connection, "_feed", broken)
+        sock.sendall(b'{"k":"load","load":"B","diode":true}\n')
+        assert seen.wait_for(lambda: "fault" in seen.events)
+        assert evse.fault_code == "cable_fault"
+        assert not evse.linked and evse.read().state is PilotState.A  # safe: no EV, no current
+    monkeypatch.undo()
+    ev = TcpEvEnd(evse.url)  # the listener still takes the next EV, and that clears the fault
+    ev.set_load(EvLoad.B)
+    assert seen.wait_for(lambda: evse.read().state is PilotState.B and evse.fault_code is None)
+    ev.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Iterator
 
@@ -139,3 +140,72 @@ def test_open_pilot_chooses_the_backend(mock_factory: MockFactory, line: MockPil
     tcp = open_pilot(HalConfig(pilot=PilotConfig(cable="tcp://127.0.0.1:0")))
     assert isinstance(tcp, TcpEvseEnd) and tcp.port > 0
     tcp.close()
+
+
+class FailingAdc:
+    """Mock hardware: the MCP3008 behind an SPI bus that fails `failures` reads (None: until healed)."""
+
+    def __init__(self, adc: MCP3008, failures: int | None) -> None:
+        self._adc = adc
+        self.failures = failures
+        self.lock = threading.Lock()
+
+    def heal(self) -> None:
+        with self.lock:
+            self.failures = 0
+
+    @property
+    def value(self) -> float:
+        with self.lock:
+            failing = self.failures is None or self.failures > 0
+            if self.failures:
+                self.failures -= 1
+        if failing:
+            raise OSError(errno.EIO, "SPI transfer failed")
+        return self._adc.value
+
+    def close(self) -> None:
+        self._adc.close()
+
+
+def break_adc(pilot: GpioPilot, failures: int | None) -> FailingAdc:
+    adc = FailingAdc(pilot._adc, failures)
+    pilot._adc = adc  # type: ignore[assignment]
+    return adc
+
+
+def test_one_adc_error_is_retried_and_the_watch_thread_lives_on(pilot: GpioPilot, line: MockPilotLine) -> None:
+    pilot.set_current(16)
+    line.load = EvLoad.C
+    heard: list[str] = []
+    changed = threading.Event()
+    pilot.on_change(lambda what: (heard.append(what), changed.set()))
+    break_adc(pilot, failures=1)
+    assert pilot.read().state is PilotState.C  # the failed conversion was retried
+    assert pilot.fault_code is None and pilot.read_failures == 0
+    line.load = EvLoad.B  # C -> B after the error: the watch thread still reports it
+    assert changed.wait(10)
+    assert pilot.read().state is PilotState.B and "fault" not in heard
+
+
+def test_an_adc_that_keeps_failing_reads_as_a_fault_until_it_heals(pilot: GpioPilot, line: MockPilotLine) -> None:
+    pilot.set_current(16)
+    line.load = EvLoad.C
+    heard: list[str] = []
+    fault_changed = threading.Condition()
+
+    def listener(what: str) -> None:
+        with fault_changed:
+            heard.append(what)
+            fault_changed.notify_all()
+
+    pilot.on_change(listener)
+    adc = break_adc(pilot, failures=None)
+    with fault_changed:
+        assert fault_changed.wait_for(lambda: pilot.fault_code == "pilot_read_fault", 10)
+    reading = pilot.read()
+    assert reading.state is PilotState.INVALID and reading.fault  # never the last good state (C)
+    adc.heal()
+    with fault_changed:
+        assert fault_changed.wait_for(lambda: pilot.fault_code is None, 10)  # the watch thread recovered it
+    assert pilot.read().state is PilotState.C and heard.count("fault") == 2
