@@ -179,3 +179,10 @@ def test_a_uart_monitor_link_needs_the_monitors_own_device(tmp_path: Path) -> No
     assert load_config(cfg).monitor.monitor_end == "/dev/ttyAMA2"
     cfg.write_text(GOOD + '[monitor]\nserial_url = "socket://127.0.0.1:7401"\n')  # the monitor listens there
     assert load_config(cfg).monitor.monitor_end == "socket://127.0.0.1:7401"
+
+
+def test_a_simulated_meter_needs_the_simulated_pilot(tmp_path: Path) -> None:
+    cfg = tmp_path / "cp.toml"
+    cfg.write_text(GOOD + '[hal.pilot]\nbackend = "real"\n[meter]\nbackend = "simulated"\n')
+    with pytest.raises(ConfigError, match="meter.backend.*only the simulated pilot"):
+        load_config(cfg)

@@ -124,6 +124,9 @@ def _check_whole(cfg: Config, b: _Builder) -> Config:
         if pin in used:
             raise b.fail(key, f"got GPIO{pin}, already used by {used[pin]}; expected a pin of its own")
         used[pin] = key
+    if cfg.meter.backend == "simulated" and hal.pilot.backend != "simulated":
+        raise b.fail("meter.backend", "got 'simulated' with a real pilot, expected 'real': the simulated meter "
+                                      "measures the simulated EV, which only the simulated pilot has")
     mon = cfg.monitor
     if not mon.serial_url.startswith("socket://") and mon.monitor_end == mon.serial_url:
         raise b.fail("monitor.monitor_url", f"got {mon.monitor_url!r}, expected the monitor's own device, crossed "

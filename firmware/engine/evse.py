@@ -196,8 +196,7 @@ class Evse:
 
     def _meter_load(self) -> float:
         """What the simulated meter sees: the EV's draw while the contactor is closed, else nothing."""
-        current = getattr(self.pilot, "ev_current_a", 0.0)
-        return current if self.contactor_closed else 0.0
+        return self.pilot.ev_current_a if self.contactor_closed else 0.0
 
     # ------------------------------------------------------------------ the control loop
 
@@ -259,7 +258,7 @@ class Evse:
         core = self.core
         if kind == "cable":
             if event[1] == "message":
-                while (data := self.pilot.poll()) is not None:  # type: ignore[attr-defined]
+                while (data := self.pilot.poll()) is not None:
                     self._do(core.message(data, now), now)
             elif event[1] in ("pilot", "link"):
                 self._feed_pilot(now)
@@ -337,7 +336,7 @@ class Evse:
                 self.pilot.set_off()
                 pilot_changed = True
             elif isinstance(action, c.SendMessage):
-                self.pilot.send(action.data)  # type: ignore[attr-defined]
+                self.pilot.send(action.data)
             elif isinstance(action, c.ReadMeter):
                 if self._final:
                     self._read_now(action.token)

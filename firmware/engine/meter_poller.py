@@ -50,9 +50,7 @@ class MeterPoller:
         self._thread.join(timeout=5.0)
 
     def _real_interval(self) -> float:
-        real = getattr(self.clock, "real_seconds", None)
-        seconds = real(self.poll_interval_s) if real is not None else self.poll_interval_s
-        return max(POLL_FLOOR_S, seconds)
+        return max(POLL_FLOOR_S, self.clock.real_seconds(self.poll_interval_s))
 
     def _run(self) -> None:
         token: int | None = 0

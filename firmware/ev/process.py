@@ -140,9 +140,7 @@ class EvDriver:
         deadline = self.ev.next_deadline()
         wait = POLL_S
         if deadline is not None:
-            real = getattr(self.clock, "real_seconds", None)
-            ahead = deadline - self.clock.monotonic()
-            wait = min(POLL_S, max(0.0, real(ahead) if real else ahead))
+            wait = min(POLL_S, max(0.0, self.clock.real_seconds(deadline - self.clock.monotonic())))
         with self._wake:
             if not self._dirty and not self._stop.is_set():
                 self._wake.wait(wait)

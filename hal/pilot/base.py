@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 from evnet.logs import EventLogger
 from hal.pilot.conversions import DUTY_HLC, DUTY_OFF, DUTY_STEADY, check_duty, duty_for_current
@@ -121,6 +122,20 @@ class ControlPilot(ABC):
     def set_off(self) -> None:
         """-12 V (duty 0): state F, the EVSE is not available. The safe state."""
         self.set_duty(DUTY_OFF)
+
+    def send(self, message: dict[str, Any]) -> bool:
+        """Send an ISO 15118 message to the EV (backends with `supports_messages`); True if it went."""
+        raise PilotError(f"{type(self).__name__} carries no high-level messages (no ISO 15118 link): "
+                         "the engine offers PWM only")
+
+    def poll(self) -> dict[str, Any] | None:
+        """The next ISO 15118 message from the EV, or None (always None on a backend without messages)."""
+        return None
+
+    @property
+    def ev_current_a(self) -> float:
+        """What the EV draws (A per phase): only a simulated cable knows it; the real one has a meter."""
+        raise PilotError(f"{type(self).__name__} cannot know the EV's current: read the meter")
 
     def on_change(self, callback: Listener) -> None:
         """Call `callback(what)` whenever the other side changes; see `Listener`."""
