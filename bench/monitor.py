@@ -31,9 +31,9 @@ from pathlib import Path
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from evnet.config import parse_config
-from firmware.monitor.heartbeat import REPLY_FRACTION, Health, decode_answer, encode_heartbeat
 from firmware.monitor.port import MonitorPort
 from firmware.monitor.watchdog import Watchdog
+from firmware.protocols.heartbeat import REPLY_FRACTION, Health, decode_answer, encode_heartbeat
 from hal.gpio import Relay
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,12 +23,12 @@ from typing import Any
 
 from evnet.config.schema import SafetyConfig
 from evnet.logs import EventLogger, FoldedLog, event_logger
-from firmware.engine import iso15118 as m
 from firmware.engine import pilot_sm as p
 from firmware.engine import session_sm as s
 from firmware.engine.checks import RELAY_WELDED, MeterChecks
 from firmware.engine.lease import CurrentLease
 from firmware.engine.metering import Reading, SessionMeter, Ticket
+from firmware.protocols import iso15118 as m
 
 HISTORY = 32
 

@@ -26,6 +26,7 @@ from typing import Any
 from evnet.clock import Clock, RealClock
 from evnet.config import Config, load_config
 from evnet.logs import event_logger, setup_logging
+from evnet.systemd import SystemdNotifier
 from firmware.engine import core as c
 from firmware.engine import pilot_sm as p
 from firmware.engine.journal import Journal, JournalError, boot_id, close_reason, default_dir
@@ -34,8 +35,7 @@ from firmware.engine.meter_poller import MeterPoller
 from firmware.engine.monitor_link import MonitorLink
 from firmware.engine.publisher import Publisher
 from firmware.engine.session_sm import AUTH_TIMEOUT_S, HLC_WAIT_S, SEQUENCE_TIMEOUT_S
-from firmware.monitor.heartbeat import SAFETY_CUT, HeartbeatResponder
-from firmware.monitor.systemd import SystemdNotifier
+from firmware.protocols.heartbeat import SAFETY_CUT, HeartbeatResponder
 from hal.gpio import GpioBoard, GpioError
 from hal.meter import MeterError, open_meter
 from hal.pilot import CableError, ControlPilot, VirtualCable, open_pilot

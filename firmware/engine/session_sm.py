@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from itertools import count
 
-from firmware.engine import iso15118 as m
 from firmware.engine.pilot_sm import Mode
+from firmware.protocols import iso15118 as m
 
 SEQUENCE_TIMEOUT_S = 60.0
 HLC_WAIT_S = 5.0

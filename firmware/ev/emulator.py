@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from firmware.engine import iso15118 as iso
 from firmware.ev import evcc
 from firmware.ev.plan import Step
+from firmware.protocols import iso15118 as iso
 from hal.pilot.conversions import DUTY_HLC, DUTY_OFF, PilotValueError, current_for_duty
 from hal.pilot.physics import EvLoad
 

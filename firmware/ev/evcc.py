@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from firmware.engine import iso15118 as iso
+from firmware.protocols import iso15118 as iso
 
 
 class Phase(StrEnum):

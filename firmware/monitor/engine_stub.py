@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from firmware.monitor.heartbeat import HeartbeatResponder
+from firmware.protocols.heartbeat import HeartbeatResponder
 from hal.serial_link import SerialLink, SerialLinkError
 
 

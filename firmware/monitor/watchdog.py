@@ -35,7 +35,10 @@ import threading
 from evnet.clock import Clock, RealClock
 from evnet.config import Config, load_config
 from evnet.logs import event_logger, setup_logging
-from firmware.monitor.heartbeat import (
+from evnet.systemd import SystemdNotifier
+from firmware.monitor.port import MonitorPort
+from firmware.monitor.reporter import MonitorReporter
+from firmware.protocols.heartbeat import (
     SAFETY_CUT,
     EngineHealthy,
     EngineLost,
@@ -44,9 +47,6 @@ from firmware.monitor.heartbeat import (
     Send,
     StatusChanged,
 )
-from firmware.monitor.port import MonitorPort
-from firmware.monitor.reporter import MonitorReporter
-from firmware.monitor.systemd import SystemdNotifier
 from hal.gpio import Relay
 from hal.serial_link import FrameError, SerialLinkError
 

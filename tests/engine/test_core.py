@@ -6,9 +6,9 @@ import math
 import pytest
 
 from evnet.config.schema import SafetyConfig
-from firmware.engine import iso15118 as m
 from firmware.engine.core import EngineCore, ReadMeter, SendMessage, StatusChanged, TicketClosed
 from firmware.engine.pilot_sm import SetContactor, SetPilotError, SetPwm
+from firmware.protocols import iso15118 as m
 from hal.meter.reading import MeterReading
 
 

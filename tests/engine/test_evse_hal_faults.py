@@ -13,8 +13,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from evnet.config.schema import PilotConfig
-from firmware.monitor.heartbeat import decode_answer, encode_heartbeat
 from firmware.monitor.port import MonitorPort
+from firmware.protocols.heartbeat import decode_answer, encode_heartbeat
 from hal.gpio import GpioBoard
 from hal.pilot import GpioPilot, TcpEvseEnd
 from hal.pilot.mock_adc import MockPilotLine

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from firmware.monitor.heartbeat import decode_answer, encode_heartbeat
 from firmware.monitor.port import MonitorPort
+from firmware.protocols.heartbeat import decode_answer, encode_heartbeat
 
 from .conftest import wait_for
 

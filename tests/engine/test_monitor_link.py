@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from firmware.engine.monitor_link import MonitorLink
-from firmware.monitor.heartbeat import encode_heartbeat
 from firmware.monitor.port import MonitorPort
+from firmware.protocols.heartbeat import encode_heartbeat
 from hal.serial_link import SerialLinkError
 
 

@@ -2,7 +2,6 @@
 
 import pytest
 
-from firmware.engine import iso15118 as m
 from firmware.engine.pilot_sm import Mode
 from firmware.engine.session_sm import (
     AuthorizationExpired,
@@ -15,6 +14,7 @@ from firmware.engine.session_sm import (
     SessionState,
     UseMode,
 )
+from firmware.protocols import iso15118 as m
 
 S = SessionState
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.engine import iso15118 as iso
 from firmware.ev.emulator import EvEmulator, EvParams, EvState, SendMessage, SetDraw, SetLoad
 from firmware.ev.plan import parse_plan
+from firmware.protocols import iso15118 as iso
 from hal.pilot.conversions import DUTY_HLC, DUTY_OFF, DUTY_STEADY, duty_for_current
 from hal.pilot.physics import EvLoad
 

@@ -10,11 +10,11 @@ import heapq
 
 import pytest
 
-from firmware.engine import iso15118 as iso
 from firmware.engine import pilot_sm as psm
 from firmware.engine import session_sm as ssm
 from firmware.ev.emulator import EvEmulator, EvParams, EvState, SendMessage, SetDraw, SetLoad
 from firmware.ev.plan import parse_plan
+from firmware.protocols import iso15118 as iso
 from hal.pilot.conversions import DUTY_OFF, DUTY_STEADY
 
 

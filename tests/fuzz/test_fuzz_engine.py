@@ -24,7 +24,7 @@ from firmware.engine.journal import (
     encode,
 )
 from firmware.engine.metering import Ticket
-from firmware.monitor.heartbeat import (
+from firmware.protocols.heartbeat import (
     HeartbeatError,
     HeartbeatMonitor,
     HeartbeatResponder,

@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 
 from evnet.clock import ManualClock, RealClock
 from evnet.config import load_config
-from firmware.engine import iso15118 as m
 from firmware.engine.core import EngineCore
 from firmware.engine.evse import Evse
+from firmware.protocols import iso15118 as m
 from hal.meter import MeterError, MeterReading, ModbusMeter
 from hal.pilot import EvLoad, TcpEvseEnd, VirtualCable
 from hal.pilot.cable_updates import (

@@ -24,10 +24,10 @@ from central_broker.brokers import free_port
 from evnet.clock import RealClock
 from evnet.config import Config, load_config
 from evnet.mqtt import MqttLink, decode_payload
-from firmware.monitor.heartbeat import Health
 from firmware.monitor.port import MonitorPort, listen_address
 from firmware.monitor.reporter import MonitorReporter
 from firmware.monitor.watchdog import Watchdog
+from firmware.protocols.heartbeat import Health
 from hal.gpio import Relay
 
 HERE = Path(__file__).parent

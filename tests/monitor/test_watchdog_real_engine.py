@@ -17,8 +17,8 @@ import pytest
 
 from central_broker.brokers import free_port
 from evnet.config import load_config
-from firmware.monitor.heartbeat import Health
 from firmware.monitor.watchdog import Watchdog
+from firmware.protocols.heartbeat import Health
 
 from .test_watchdog import ROOT, SAFETY_PIN, TIMEOUT, Topics, is_status, running_watchdog, wait_health, write_config
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from evnet.clock import RealClock
 from evnet.config import load_config
 from firmware.engine.evse import Evse
-from firmware.monitor.heartbeat import SAFETY_CUT, Health
+from firmware.protocols.heartbeat import SAFETY_CUT, Health
 from hal.pilot import EvLoad
 
 from .test_watchdog import SAFETY_PIN, TIMEOUT, Engine, running_watchdog, wait_health, write_config

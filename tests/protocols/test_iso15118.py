@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from firmware.engine import iso15118 as m
+from firmware.protocols import iso15118 as m
 
 
 def _samples() -> list[m.Message]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from firmware.monitor.systemd import SystemdNotifier, socket_address
+from evnet.systemd import SystemdNotifier, socket_address
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from firmware.monitor.heartbeat import (
+from firmware.protocols.heartbeat import (
     EngineHealthy,
     EngineLost,
     EngineStopped,
