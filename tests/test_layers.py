@@ -1,4 +1,9 @@
-"""The folders are the architecture: evnet <- hal <- firmware <- central_broker, and no import cycles."""
+"""The folders are the architecture: evnet <- hal <- firmware <- central_broker, and no import cycles.
+
+Inside firmware: the protocols two peers speak and Paxos import no other firmware part; the
+engine, the EV, the monitor and the site import only those two; only the charge point process
+(firmware.chargepoint) joins the engine and the site.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +56,33 @@ def modules() -> dict[str, set[str]]:
 def test_each_package_imports_only_the_layers_below() -> None:
     wrong = [f"{m} imports {i}" for m, imps in modules().items() for i in imps
              if i.split(".")[0] != m.split(".")[0] and i.split(".")[0] not in ALLOWED[m.split(".")[0]]]
+    assert not wrong, "\n".join(wrong)
+
+
+# What each firmware part may import from the other firmware parts.
+FIRMWARE = {
+    "protocols": set(),
+    "paxos": set(),
+    "engine": {"protocols", "paxos"},
+    "ev": {"protocols", "paxos"},
+    "monitor": {"protocols", "paxos"},
+    "site": {"protocols", "paxos"},
+    "chargepoint": {"protocols", "paxos", "engine", "site"},
+}
+
+
+def test_firmware_parts_import_only_what_the_layout_allows() -> None:
+    parts = {p.name for p in (ROOT / "firmware").iterdir() if (p / "__init__.py").exists()}
+    assert parts <= set(FIRMWARE), f"a firmware part the layer rules do not know: {parts - set(FIRMWARE)}"
+    wrong = []
+    for m, imps in modules().items():
+        if not m.startswith("firmware."):
+            continue
+        mine = m.split(".")[1]
+        for i in imps:
+            theirs = i.split(".")[1] if i.startswith("firmware.") and i.count(".") >= 1 else None
+            if theirs is not None and theirs != mine and theirs not in FIRMWARE[mine]:
+                wrong.append(f"{m} imports {i}")
     assert not wrong, "\n".join(wrong)
 
 
