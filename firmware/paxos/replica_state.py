@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from typing import TYPE_CHECKING
 
-from evnet.logs import EventLogger
+from evnet.logs import EventLogger, FoldedLog
 from firmware.paxos import messages as m
 from firmware.paxos.acceptor import Acceptor
 from firmware.paxos.batch import Command
@@ -17,6 +18,10 @@ from firmware.paxos.leadership import Leadership
 from firmware.paxos.learner import Learner
 from firmware.paxos.options import Options
 from firmware.paxos.ready import Ready
+from firmware.paxos.types import Ballot
+
+if TYPE_CHECKING:
+    from firmware.paxos.liveness import PreVoting
 
 
 class ReplicaState:
@@ -28,12 +33,23 @@ class ReplicaState:
     opts: Options
     rng: random.Random
     log: EventLogger
+    folded: FoldedLog  # for what repeats while there is no quorum (elections, pre-votes)
     acceptor: Acceptor
     learner: Learner
     role: str
     leader_id: str | None
-    last_heard: float
+    last_heard: float  # when our leader was last proven alive (liveness.py)
+    proof_floor: float  # proofs of life from before this prove nothing new
+    election_deadline: float
+    next_heartbeat: float
+    max_round: int
     lead: Leadership | None
+    epoch: int  # our stamps' epoch: the adapter's broker connection
+    seq: int
+    sent_stamps: dict[tuple[int, int], float]  # our recent stamps -> when sent
+    peer_stamp: dict[str, tuple[int, int]]  # the newest stamp each peer sent us
+    gone_epoch: dict[str, int]  # the newest Last Will taken from each peer
+    prevote: PreVoting | None
     queue: deque[Command]  # client commands waiting for a leader's slot
     queued: set[tuple[str, int]]  # (client, req) queued or in flight here
     waiting: dict[str, int]  # client -> the request this replica answers when applied
@@ -46,4 +62,19 @@ class ReplicaState:
         raise NotImplementedError
 
     def _become_follower(self, leader: str | None, now: float) -> None:
+        raise NotImplementedError
+
+    def _election_timeout(self) -> float:
+        raise NotImplementedError
+
+    def _start_election(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _note_ballot(self, b: Ballot) -> None:
+        raise NotImplementedError
+
+    def _forward_queue(self) -> None:
+        raise NotImplementedError
+
+    def _hint(self, peer: str, chosen_upto: int) -> None:
         raise NotImplementedError

@@ -340,7 +340,8 @@ class World:
             node.disk.forget_all()
         durable = node.disk.load()
         r = Replica(node.id, self.ids, SITE, KVMachine(), durable=durable, options=self.options,
-                    rng=random.Random(f"{self.seed}/{node.id}/{node.incarnation}"), now=node.local(self.now))
+                    rng=random.Random(f"{self.seed}/{node.id}/{node.incarnation}"), now=node.local(self.now),
+                    epoch=node.incarnation)
         if "no_promise_check" in self.faults.bugs:
             r.acceptor.__class__ = _NoPromiseCheck
         r.learner.on_apply = lambda slot, value: node.applies.append((slot, value))
