@@ -24,17 +24,11 @@ from firmware.paxos.process import write_site_configs
 from firmware.paxos.runner import ReplicaRunner
 from firmware.paxos.transport import PaxosTopics
 
+from .conftest import wait_for
+
 pytestmark = pytest.mark.slow
 MEMBERS = ["cp1", "cp2", "cp3"]
 REPLAY_EVERY = 0.040
-
-
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 class Recorder:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -18,15 +17,9 @@ from firmware.paxos.runner import ReplicaRunner
 from firmware.paxos.transport import PaxosTopics
 from firmware.paxos.types import Ballot
 
+from .conftest import wait_for
+
 MEMBERS = ["cp1", "cp2", "cp3"]
-
-
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture
