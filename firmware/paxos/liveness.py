@@ -59,8 +59,9 @@ class Liveness(ReplicaState):
     def leader_gone(self, node: str, epoch: int, now: float) -> bool:
         """A hint (the broker's Last Will) that `node`'s connection `epoch` died; True if it was our leader's.
 
-        Only a hint: we stop sticking to that leader and hold a pre-vote within a heartbeat
-        interval. A Will of an older connection than the newest we heard `node` on, or one taken
+        Only a hint: we stop sticking to that leader and hold a pre-vote within half a heartbeat
+        interval (a random time, so that the followers that all got the Will rarely run at once;
+        a pre-vote and phase 1 take a few ms, and when two run at once the higher ballot wins). A Will of an older connection than the newest we heard `node` on, or one taken
         already, is stale (a replay, or a reconnect overtook it) and changes nothing. Proofs of
         life from before it no longer count: the leader must answer something we send after it.
         """
@@ -72,7 +73,7 @@ class Liveness(ReplicaState):
             return False
         self.last_heard = -1e18
         self.proof_floor = self.now
-        soon = self.now + self.rng.uniform(0, self.opts.heartbeat_interval)
+        soon = self.now + self.rng.uniform(0, self.opts.heartbeat_interval / 2)
         self.election_deadline = min(self.election_deadline, soon)
         self.log.info("paxos.leader_gone_hint", leader=node, epoch=epoch)
         return True
