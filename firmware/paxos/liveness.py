@@ -61,9 +61,10 @@ class Liveness(ReplicaState):
 
         Only a hint: we stop sticking to that leader and hold a pre-vote within half a heartbeat
         interval (a random time, so that the followers that all got the Will rarely run at once;
-        a pre-vote and phase 1 take a few ms, and when two run at once the higher ballot wins). A Will of an older connection than the newest we heard `node` on, or one taken
-        already, is stale (a replay, or a reconnect overtook it) and changes nothing. Proofs of
-        life from before it no longer count: the leader must answer something we send after it.
+        a pre-vote and phase 1 take a few ms, and when two run at once the higher ballot wins).
+        A Will of an older connection than the newest we heard `node` on, or one taken already,
+        is stale (a replay, or a reconnect overtook it) and changes nothing. Proofs of life from
+        before it no longer count: the leader must answer something we send after it.
         """
         self.now = max(self.now, now)
         if epoch < self.peer_stamp.get(node, NO_STAMP)[0] or epoch <= self.gone_epoch.get(node, 0):

@@ -99,7 +99,8 @@ class ReplicaRunner:
             self._watch_link()
         if not self.pump.ready() and not self._stop.is_set() and self._seen_error is None:
             self._broker_log.warning("paxos.broker_unreachable", url=self.cfg.mqtt.url, waited_s=wait,
-                                     error="connected, but no answer to CONNECT or SUBSCRIBE", retrying=True)
+                                     error="the broker took the connection, but no session came up "
+                                           "(refused, or no answer)", retrying=True)
         return self.pump.ready()
 
     @property
