@@ -29,24 +29,10 @@ comes back. Nothing is written or noted for a PreVote: granting one binds to not
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from firmware.paxos import messages as m
 from firmware.paxos.leadership import FOLLOWER, LEADER
-from firmware.paxos.replica_state import ReplicaState
+from firmware.paxos.replica_state import NO_STAMP, PreVoting, ReplicaState, Stamp
 from firmware.paxos.types import Ballot
-
-NO_STAMP = (0, 0)  # echoes nothing: epochs start at 1
-Stamp = tuple[int, int]
-
-
-@dataclass
-class PreVoting:
-    """A pre-vote in progress: the ballot we would take, the stamp the answers must echo, who said yes."""
-
-    ballot: Ballot
-    stamp: Stamp
-    grants: set[str] = field(default_factory=set)
 
 
 class Liveness(ReplicaState):

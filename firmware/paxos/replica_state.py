@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from evnet.logs import EventLogger, FoldedLog
 from firmware.paxos import messages as m
@@ -20,8 +20,17 @@ from firmware.paxos.options import Options
 from firmware.paxos.ready import Ready
 from firmware.paxos.types import Ballot
 
-if TYPE_CHECKING:
-    from firmware.paxos.liveness import PreVoting
+NO_STAMP = (0, 0)  # a stamp is (epoch, seq); this one echoes nothing: epochs start at 1
+Stamp = tuple[int, int]
+
+
+@dataclass
+class PreVoting:
+    """A pre-vote in progress (liveness.py): the ballot we would take, the stamp answers must echo, who said yes."""
+
+    ballot: Ballot
+    stamp: Stamp
+    grants: set[str] = field(default_factory=set)
 
 
 class ReplicaState:
@@ -46,8 +55,8 @@ class ReplicaState:
     lead: Leadership | None
     epoch: int  # our stamps' epoch: the adapter's broker connection
     seq: int
-    sent_stamps: dict[tuple[int, int], float]  # our recent stamps -> when sent
-    peer_stamp: dict[str, tuple[int, int]]  # the newest stamp each peer sent us
+    sent_stamps: dict[Stamp, float]  # our recent stamps -> when sent
+    peer_stamp: dict[str, Stamp]  # the newest stamp each peer sent us
     gone_epoch: dict[str, int]  # the newest Last Will taken from each peer
     prevote: PreVoting | None
     queue: deque[Command]  # client commands waiting for a leader's slot
