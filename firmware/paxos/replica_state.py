@@ -1,7 +1,8 @@
 """The state a Replica's parts share (declared once here, set in Replica.__init__).
 
 `Replica` is assembled from parts that each do one thing (phase 1 and 2 in replica.py, learning
-and catch-up in catchup.py, client routing in routing.py); they all read this state.
+and catch-up in catchup.py, client routing in routing.py, thrifty phase 2 in thrifty.py, who is
+alive and pre-votes in liveness.py); they all read this state.
 """
 
 from __future__ import annotations
