@@ -150,15 +150,18 @@ class MqttLink:
         if self.address.tls or cfg.tls_ca:
             self.client.tls_set(ca_certs=cfg.tls_ca, certfile=cfg.tls_cert, keyfile=cfg.tls_key)
         if will is not None:
-            topic, body, retain = will
-            payload = body if isinstance(body, bytes) else encode_payload(body)  # bytes: signed, sent as they are
-            self.client.will_set(topic, payload, qos=1, retain=retain)
+            self.set_will(*will)
         self.client.reconnect_delay_set(min_delay=0.05, max_delay=2.0)
         self.client.on_connect = self._on_connect
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+
+    def set_will(self, topic: str, body: dict[str, Any] | bytes, retain: bool) -> None:
+        """The Last Will for the next connection (a body as JSON; bytes, e.g. signed, sent as they are)."""
+        payload = body if isinstance(body, bytes) else encode_payload(body)
+        self.client.will_set(topic, payload, qos=1, retain=retain)
 
     def topic(self, *parts: str) -> str:
         """A topic under the configured prefix: `topic(site, "cp", cp, "status")`."""

@@ -120,7 +120,7 @@ class KvSession:
 
     def _on_gone(self, topic: str, payload: bytes) -> None:  # under self._lock
         try:
-            replica = self.codec.decode_gone(payload)
+            replica, _epoch = self.codec.decode_gone(payload)  # an old Will replayed costs one early retry
         except CodecError as e:
             self._drops.warning("paxos.will_dropped", key=e.reason, reason=e.reason, topic=topic, detail=str(e))
             return

@@ -50,7 +50,7 @@ MAC_SIZE = 32
 # Wire tags: append only, never reorder (a tag is on the wire in every frame).
 TAGS: tuple[type, ...] = (m.Prepare, m.Promise, m.Accept, m.AcceptReply, m.Commit, m.Heartbeat, m.HeartbeatReply,
                           m.Nack, m.CatchUpRequest, m.CatchUpReply, m.Snapshot, m.ClientRequest, m.Forward,
-                          m.ClientReply)
+                          m.ClientReply, m.PreVote, m.PreVoteReply)
 REQUESTS, REPLIES = 0xC1, 0xC2  # first byte of the binary client frames (JSON starts with "{")
 _REQ_HEAD, _REPLY_HEAD = struct.Struct(">QI"), struct.Struct(">QBI")
 
@@ -352,17 +352,22 @@ class Codec:
             raise CodecError("malformed", f"binary replies: {i.left} trailing bytes")
         return out
 
-    def gone_body(self, replica: str) -> dict[str, Any]:
-        """The signed body of a replica's Last Will (published by the broker when its connection dies)."""
-        body = {"v": VERSION, "replica": replica, "event": "gone"}
+    def gone_body(self, replica: str, epoch: int) -> dict[str, Any]:
+        """The signed body of a replica's Last Will (published by the broker when its connection dies).
+
+        `epoch` names that connection (liveness.py): a Will of an older connection, replayed, is stale."""
+        body = {"v": VERSION, "replica": replica, "event": "gone", "epoch": epoch}
         return {**body, "mac": json.loads(self._sign_json(body))["mac"]}
 
-    def decode_gone(self, data: bytes) -> str:
-        """Which replica's connection died: a hint only (a paused process keeps its connection)."""
+    def decode_gone(self, data: bytes) -> tuple[str, int]:
+        """Which replica's connection died, and that connection's epoch: a hint only (a paused process
+        keeps its connection)."""
         b = self._verify_json(data)
-        if b.get("event") != "gone" or not isinstance(b.get("replica"), str):
-            raise CodecError("malformed", "a Last Will needs event 'gone' and replica (str)")
-        return b["replica"]
+        replica, epoch = b.get("replica"), b.get("epoch")
+        if b.get("event") != "gone" or not isinstance(replica, str) or type(epoch) is not int \
+                or not 0 < epoch < 1 << 64:
+            raise CodecError("malformed", "a Last Will needs event 'gone', replica (str) and epoch (int, 1 to 2**64-1)")
+        return replica, epoch
 
     def decode_reply(self, data: bytes) -> dict[str, Any]:
         """`client`, `req`, `result` (JSON), `leader` (who answered), `stale` (an older request's retry)."""

@@ -43,7 +43,7 @@ class Leadership:
         self.proposals: dict[int, bytes] = {}  # slot -> value, proposed under ballot, not yet chosen
         self.acks: dict[int, set[str]] = {}
         self.sent_at: dict[int, float] = {}
-        self.acked_at: dict[str, float] = {}  # peer -> last time it answered this ballot
+        self.acked_at: dict[str, float] = {}  # peer -> proven alive after this (liveness.py)
         self.started = 0.0
         self.fast: tuple[str, ...] = ()  # the followers new Accepts go to (thrifty.py); the others are lazy
         self.lazy_learned = next_slot  # lazy followers were pushed the chosen values below this
@@ -67,10 +67,11 @@ class Leadership:
             out.append(Entry(self.next_slot + len(out), encode_batch(batch)))
         return out
 
-    def ack(self, node: str, slots: Iterable[int], quorum: int, now: float) -> list[Entry]:
-        """Record `node`'s acceptance; the entries that thereby reached a majority (now chosen)."""
-        if node != self.ballot.node:
-            self.acked_at[node] = now
+    def ack(self, node: str, slots: Iterable[int], quorum: int) -> list[Entry]:
+        """Record `node`'s acceptance; the entries that thereby reached a majority (now chosen).
+
+        Not a sign of life (an AcceptReply carries no stamp: a replayed one would look fresh);
+        `acked_at` comes from heartbeat replies only (liveness.py)."""
         chosen = []
         for slot in slots:
             acks = self.acks.get(slot)
@@ -98,5 +99,5 @@ class Leadership:
         return out
 
     def in_contact(self, now: float, within: float) -> int:
-        """How many peers answered in the last `within` seconds."""
+        """How many peers were proven alive in the last `within` seconds."""
         return sum(1 for t in self.acked_at.values() if now - t < within)

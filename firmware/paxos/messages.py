@@ -4,11 +4,17 @@ Each message carries the `site` and the `sender` (a replica id, or a client id f
 `ClientRequest`); the transport signs and encodes them, the core only reads them. Slot
 values are opaque bytes here (an encoded batch, see `batch.py`; b"" is a no-op).
 
+Pre-vote: PreVote -> PreVoteReply            (would you promise a higher ballot? nothing is written)
 Phase 1:  Prepare -> Promise | Nack          (once per leadership, for every open slot)
 Phase 2:  Accept  -> AcceptReply | Nack       (pipelined, one batch of commands per slot)
 Learning: Commit (slots chosen by the leader's ballot), Heartbeat -> HeartbeatReply
 Catch-up: CatchUpRequest -> CatchUpReply (chosen entries) | Snapshot (when compacted away)
 Clients:  ClientRequest (client -> any replica), Forward (follower -> leader), ClientReply
+
+Liveness messages carry the sender's stamp (`epoch`, `seq`: its broker connection and a count
+that only rises) and, where they answer one, the `echo_epoch`/`echo_seq` of the receiver's
+stamp they answer: only an echo of a stamp the receiver sent recently proves the sender alive,
+so a replayed frame proves nothing (liveness.py). (0, 0) echoes nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ class Promise:
     accepted: tuple[Accepted, ...]
     chosen_upto: int
     log_start: int
+    epoch: int  # the sender's stamp: the new leader's first heartbeat echoes it
+    seq: int
 
 
 @dataclass(frozen=True)
@@ -86,22 +94,54 @@ class Commit:
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """The leader of `ballot` is alive; slots below `commit` are chosen (a catch-up hint)."""
+    """The leader of `ballot` is alive (if it echoes a recent stamp of the receiver); slots below
+    `commit` are chosen (a catch-up hint)."""
 
     site: str
     sender: str
     ballot: Ballot
     commit: int
+    epoch: int
+    seq: int
+    echo_epoch: int  # the newest stamp the leader heard from the receiver
+    echo_seq: int
 
 
 @dataclass(frozen=True)
 class HeartbeatReply:
-    """A follower's answer to a heartbeat: it counts for the leader's quorum check."""
+    """A follower's answer to a heartbeat (whose stamp it echoes): it counts for the leader's quorum check."""
 
     site: str
     sender: str
     ballot: Ballot
     chosen_upto: int
+    epoch: int
+    seq: int
+    echo_epoch: int
+    echo_seq: int
+
+
+@dataclass(frozen=True)
+class PreVote:
+    """Would you promise `ballot` if I asked? (Nothing is promised or written: Raft's PreVote.)"""
+
+    site: str
+    sender: str
+    ballot: Ballot
+    epoch: int
+    seq: int
+
+
+@dataclass(frozen=True)
+class PreVoteReply:
+    """The answer to a PreVote (whose stamp it echoes): yes if `granted` (1); `promised` is the sender's promise."""
+
+    site: str
+    sender: str
+    granted: int
+    promised: Ballot
+    echo_epoch: int
+    echo_seq: int
 
 
 @dataclass(frozen=True)
@@ -181,8 +221,8 @@ class ClientReply:
 
 Message = (
     Prepare | Promise | Accept | AcceptReply | Commit | Heartbeat | HeartbeatReply | Nack
-    | CatchUpRequest | CatchUpReply | Snapshot | ClientRequest | Forward | ClientReply
+    | CatchUpRequest | CatchUpReply | Snapshot | ClientRequest | Forward | ClientReply | PreVote | PreVoteReply
 )
 PEER_MESSAGES = (Prepare, Promise, Accept, AcceptReply, Commit, Heartbeat, HeartbeatReply, Nack,
-                 CatchUpRequest, CatchUpReply, Snapshot, Forward)
+                 CatchUpRequest, CatchUpReply, Snapshot, Forward, PreVote, PreVoteReply)
 MESSAGE_TYPES: dict[str, type] = {cls.__name__: cls for cls in (*PEER_MESSAGES, ClientRequest, ClientReply)}

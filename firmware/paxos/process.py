@@ -10,6 +10,7 @@ import sys
 
 from evnet.config import load_config
 from evnet.logs import event_logger, setup_logging
+from firmware.paxos.datadir import DataDirLockedError
 from firmware.paxos.options import Options
 from firmware.paxos.storage import DEFAULT_KIND, KINDS, StorageCorruptError
 
@@ -57,16 +58,23 @@ def replica_main(argv: list[str]) -> int:
     try:
         runner = ReplicaRunner(cfg, data_dir, storage_kind=args.storage, options=options,
                                commit_delay=args.commit_delay)
+    except DataDirLockedError as e:
+        print(f"evnet replica: {e}", file=sys.stderr)
+        return 1
     except StorageCorruptError as e:
         log.error("paxos.storage_corrupt", path=e.path, offset=e.offset, problem=e.problem)
         return 1
     except (OSError, ValueError) as e:
         log.error("paxos.start_failed", error=str(e))
         return 1
+    def stop(sig: int, _frame: object) -> None:
+        runner.request_stop()
+        signal.signal(sig, signal.SIG_DFL)  # a second Ctrl-C ends it at once (kill -9 is safe for the acceptor too)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: runner.request_stop())
-    runner.connect()
-    print(f"replica {cfg.cp_id} of site {cfg.site_id} running", flush=True)
+        signal.signal(sig, stop)
+    runner.connect()  # returns early on Ctrl-C
+    if not runner.stopping:
+        print(f"replica {cfg.cp_id} of site {cfg.site_id} running", flush=True)
     try:
         runner.run()  # on the main thread, until SIGTERM or SIGINT
     except OSError as e:  # the disk failed under the acceptor: stop rather than answer without it

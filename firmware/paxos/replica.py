@@ -5,21 +5,24 @@ state found at start-up is given to the constructor. Outputs: `ready()` returns 
 adapter carries out (persist, then send, then reply; see ready.py). No clock, socket, thread or
 global random source is read here: time comes in as `now`, randomness from the injected `rng`.
 
-Roles: a follower that hears nothing from a leader for a random election timeout runs phase 1
-with a higher ballot, once, for every slot from its commit point up; with a majority of promises
-it re-proposes what they accepted (no-ops in the gaps) and then streams batches of client
-commands through phase 2, several slots in flight. A replica that heard from a live leader
-within `election_min` ignores another's Prepare (leader stickiness), so a replica that was cut
-off cannot depose a healthy leader just by coming back with a higher round.
+Roles: a follower that hears nothing from a leader for a random election timeout asks whether a
+quorum would promise a higher ballot (a pre-vote: nothing written), and only then runs phase 1
+with one, once, for every slot from its commit point up; with a majority of promises it
+re-proposes what they accepted (no-ops in the gaps) and then streams batches of client commands
+through phase 2, several slots in flight. A replica that heard from a live leader within
+`election_min` refuses another's pre-vote and ignores its Prepare (leader stickiness), so a
+replica that was cut off cannot depose a healthy leader by coming back. What counts as hearing
+from a live leader is replay-proof (liveness.py).
 """
 
 from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from evnet.logs import event_logger
+from evnet.logs import FoldedLog, event_logger
 from firmware.paxos import messages as m
 from firmware.paxos.acceptor import Acceptor
 from firmware.paxos.batch import Command
@@ -27,21 +30,31 @@ from firmware.paxos.catchup import CatchUp
 from firmware.paxos.dedup import Deduplicated, StateMachine
 from firmware.paxos.leadership import CANDIDATE, FOLLOWER, LEADER, Leadership, recover
 from firmware.paxos.learner import Learner
+from firmware.paxos.liveness import Liveness
 from firmware.paxos.options import Options
 from firmware.paxos.ready import Ready
 from firmware.paxos.routing import ClientRouting
 from firmware.paxos.thrifty import Thrifty
 from firmware.paxos.types import ZERO_BALLOT, Ballot, DurableState
 
+LOG_EVERY = 5.0  # seconds: repeats of an election or pre-vote line within this are folded into one
 
-class Replica(CatchUp, ClientRouting, Thrifty):
-    """One member of a site's Paxos group: acceptor, learner, and leader when elected."""
+
+class Replica(CatchUp, ClientRouting, Thrifty, Liveness):
+    """One member of a site's Paxos group: acceptor, learner, and leader when elected.
+
+    `epoch` stamps its liveness messages (liveness.py): the adapter gives one that no earlier run
+    of this replica used and that is above all of theirs, and a new one (`set_epoch`) whenever
+    its broker connection changes.
+    """
 
     def __init__(self, node_id: str, members: Sequence[str], site: str, machine: StateMachine, *,
                  durable: DurableState | None = None, options: Options | None = None,
-                 rng: random.Random | None = None, now: float = 0.0) -> None:
+                 rng: random.Random | None = None, now: float = 0.0, epoch: int = 1) -> None:
         if node_id not in members:
             raise ValueError(f"replica {node_id!r} is not one of the members {list(members)}")
+        if epoch < 1:
+            raise ValueError(f"epoch must be >= 1, got {epoch}")
         self.id, self.site = node_id, site
         self.members = tuple(sorted(set(members)))
         self.peers = tuple(n for n in self.members if n != node_id)
@@ -49,12 +62,19 @@ class Replica(CatchUp, ClientRouting, Thrifty):
         self.opts = options or Options()
         self.rng = rng or random.Random(node_id)
         self.log = event_logger("paxos", cp=node_id, site=site)
+        self.folded = FoldedLog(self.log, LOG_EVERY, lambda: self.now)
         durable = durable or DurableState()
         self.acceptor = Acceptor(durable)
         self.learner = Learner(Deduplicated(machine), durable.snapshot_slot, durable.snapshot)
         self.role = FOLLOWER
         self.leader_id: str | None = None
-        self.last_heard = -1e18  # when the leader was last heard from
+        self.last_heard = -1e18  # when the leader was last proven alive
+        self.proof_floor = -1e18
+        self.epoch, self.seq = epoch, 0
+        self.sent_stamps: dict[tuple[int, int], float] = {}
+        self.peer_stamp: dict[str, tuple[int, int]] = {}
+        self.gone_epoch: dict[str, int] = {}
+        self.prevote = None
         self.max_round = self.acceptor.promised.round
         self.lead: Leadership | None = None  # set while candidate or leader
         self.promises: dict[str, m.Promise] = {}
@@ -69,6 +89,14 @@ class Replica(CatchUp, ClientRouting, Thrifty):
         self.dropped = 0  # messages refused as malformed or foreign
         self._inbox: deque[m.Message] = deque()
         self._out = Ready()
+        self._handlers: dict[type, Callable[[Any], None]] = {  # dispatch by message type, built once
+            m.Prepare: self._on_Prepare, m.Promise: self._on_Promise, m.Accept: self._on_Accept,
+            m.AcceptReply: self._on_AcceptReply, m.Commit: self._on_Commit, m.Heartbeat: self._on_Heartbeat,
+            m.HeartbeatReply: self._on_HeartbeatReply, m.Nack: self._on_Nack, m.PreVote: self._on_PreVote,
+            m.PreVoteReply: self._on_PreVoteReply, m.CatchUpRequest: self._on_CatchUpRequest,
+            m.CatchUpReply: self._on_CatchUpReply, m.Snapshot: self._on_Snapshot, m.Forward: self._on_Forward,
+            m.ClientRequest: self._on_ClientRequest,
+        }
 
     # ----------------------------------------------------------------- public API
 
@@ -109,7 +137,7 @@ class Replica(CatchUp, ClientRouting, Thrifty):
             assert self.lead is not None
             if self.lead.in_contact(now, self.opts.election_max) + 1 < self.quorum \
                     and now - self.lead.started > self.opts.election_max:
-                self.log.info("paxos.step_down", ballot=self.lead.ballot, why="no quorum in contact")
+                self.folded.info("paxos.step_down", ballot=self.lead.ballot, why="no quorum in contact")
                 self._become_follower(None, now)
             elif now >= self.next_heartbeat:
                 self._push_lazy()  # first: the heartbeat's commit hint then sends nobody to catch up
@@ -120,30 +148,17 @@ class Replica(CatchUp, ClientRouting, Thrifty):
             elif self.lead.lazy_due is not None and now >= self.lead.lazy_due:
                 self._push_lazy()
         elif now >= self.election_deadline:
-            self._start_election(now)
+            self._start_prevote(now)
         elif self.role == CANDIDATE and now >= self.next_heartbeat:
             assert self.lead is not None
             self.next_heartbeat = now + self.opts.heartbeat_interval
             for peer in self.peers:
                 if peer not in self.promises:
                     self._send(peer, m.Prepare(self.site, self.id, self.lead.ballot, self.learner.chosen_upto))
+        elif self.prevote is not None and now >= self.next_heartbeat:
+            self._send_prevotes(now)
         self._maybe_catch_up()
         self._drain()
-
-    def leader_gone(self, node: str, now: float) -> bool:
-        """A hint (e.g. the broker's Last Will) that `node`'s connection died; True if it was our leader.
-
-        Only a hint: we stop sticking to that leader and hold an election within a heartbeat
-        interval. An election is always safe; a leader that is in fact alive wins back or is replaced.
-        """
-        self.now = max(self.now, now)
-        if self.leader_id != node or self.role == LEADER:
-            return False
-        self.last_heard = -1e18
-        soon = self.now + self.rng.uniform(0, self.opts.heartbeat_interval)
-        self.election_deadline = min(self.election_deadline, soon)
-        self.log.info("paxos.leader_gone_hint", leader=node)
-        return True
 
     def ready(self) -> Ready:
         """Everything to do since the last call; the adapter must carry it out in order."""
@@ -160,7 +175,7 @@ class Replica(CatchUp, ClientRouting, Thrifty):
     def _drain(self) -> None:
         while self._inbox:
             msg = self._inbox.popleft()
-            handler = getattr(self, "_on_" + type(msg).__name__, None)
+            handler = self._handlers.get(type(msg))
             if handler is None:
                 self.dropped += 1
                 self.log.warning("paxos.message_dropped", kind=type(msg).__name__, why="not for a replica")
@@ -184,46 +199,47 @@ class Replica(CatchUp, ClientRouting, Thrifty):
         return self.rng.uniform(self.opts.election_min, self.opts.election_max)
 
     def _start_election(self, now: float) -> None:
+        """Phase 1 with a new ballot: only after a quorum said yes to our pre-vote (liveness.py)."""
         ballot = Ballot(max(self.max_round, self.acceptor.promised.round) + 1, self.id)
         self.max_round = ballot.round
-        self.role, self.leader_id, self.promises = CANDIDATE, None, {}
+        self.role, self.leader_id, self.promises, self.prevote = CANDIDATE, None, {}, None
         self.queued = {(c.client, c.req) for c in self.queue}  # in-flight ones are re-proposed or retried
         self.lead = Leadership(ballot, self.learner.chosen_upto)
         self.lead.started = now
         self.election_deadline = now + self._election_timeout()
         self.next_heartbeat = now + self.opts.heartbeat_interval
-        self.log.info("paxos.election", ballot=ballot, from_slot=self.learner.chosen_upto)
+        self.folded.info("paxos.election", ballot=ballot, from_slot=self.learner.chosen_upto)
         for node in self.members:
             self._send(node, m.Prepare(self.site, self.id, ballot, self.learner.chosen_upto))
 
-    def _leader_alive(self) -> bool:
-        if self.role == LEADER and self.lead is not None:
-            return self.lead.in_contact(self.now, self.opts.election_min) + 1 >= self.quorum
-        return self.leader_id is not None and self.now - self.last_heard < self.opts.election_min
-
     def _on_Prepare(self, p: m.Prepare) -> None:  # noqa: N802
         self._note_ballot(p.ballot)
-        if p.sender != self.id and p.ballot > self.acceptor.promised and p.sender != self.leader_id \
-                and self._leader_alive():
+        before = self.acceptor.promised
+        if p.sender != self.id and p.ballot > before and p.sender != self.leader_id and self._leader_alive():
             return  # stickiness: our leader is alive; a Nack would only invite a higher round
         if not self.acceptor.promise(p.ballot):
             self._send(p.sender, m.Nack(self.site, self.id, p.ballot, self.acceptor.promised))
             return
-        if p.sender != self.id:
+        if p.sender != self.id and p.ballot > before:  # a new promise (a replayed Prepare is not one)
             if self.role != FOLLOWER and self.lead is not None and p.ballot > self.lead.ballot:
                 self._become_follower(None, self.now)
-            self.election_deadline = self.now + self._election_timeout()
+            self.prevote = None
+            self.election_deadline = self.now + self._election_timeout()  # let the candidate finish
         accepted = self.acceptor.entries_from(max(p.from_slot, self.acceptor.log_start))
         self._send(p.sender, m.Promise(self.site, self.id, p.ballot, accepted, self.learner.chosen_upto,
-                                       self.acceptor.log_start))
+                                       self.acceptor.log_start, *self._stamp()))
 
     def _on_Promise(self, p: m.Promise) -> None:  # noqa: N802
+        self._heard(p.sender, p.epoch, p.seq)
         self._hint(p.sender, p.chosen_upto)
-        if self.role != CANDIDATE or self.lead is None or p.ballot != self.lead.ballot:
+        if self.lead is None or p.ballot != self.lead.ballot or p.sender in self.promises:
             return
         self.promises[p.sender] = p
-        if len(self.promises) >= self.quorum:
+        if self.role == CANDIDATE and len(self.promises) >= self.quorum:
             self._become_leader()
+        elif self.role == LEADER:  # a promise after we won: a heartbeat at once, echoing its stamp (liveness.py)
+            self.lead.acked_at[p.sender] = self.now
+            self._heartbeat(to=(p.sender,))
 
     def _become_leader(self) -> None:
         assert self.lead is not None
@@ -237,43 +253,31 @@ class Replica(CatchUp, ClientRouting, Thrifty):
                 self.lead.acked_at[peer] = self.now
         self.log.info("paxos.leader", ballot=self.lead.ballot, lower=lower, reproposed=len(entries),
                       next_slot=self.lead.next_slot)
+        self._quorum_regained()
         self._heartbeat()  # announce at once
         for i in range(0, len(entries), self.opts.catchup_batch):
             self._send_accepts(self.lead.propose(entries[i:i + self.opts.catchup_batch], self.now),
                                to=self.members)
 
-    def _heartbeat(self) -> None:
-        assert self.lead is not None
-        self.next_heartbeat = self.now + self.opts.heartbeat_interval
-        for peer in self.peers:
-            self._send(peer, m.Heartbeat(self.site, self.id, self.lead.ballot, self.learner.chosen_upto))
-
     def _become_follower(self, leader: str | None, now: float) -> None:
+        """Give up leading or running for it. Not a proof that `leader` is alive (liveness.py)."""
         if self.role != FOLLOWER:
             self.queued = {(c.client, c.req) for c in self.queue}
-        self.role, self.lead, self.promises = FOLLOWER, None, {}
+        self.role, self.lead, self.promises, self.prevote = FOLLOWER, None, {}, None
         self.leader_id = leader
         self.election_deadline = now + self._election_timeout()
         if leader is not None:
-            self.last_heard = now
             self._forward_queue()
-
-    def _follow(self, sender: str, ballot: Ballot) -> None:
-        """A message from the leader of `ballot` (>= our promise): obey it, reset the election timer."""
-        if sender == self.id:
-            return
-        if (self.role != FOLLOWER or self.leader_id != sender) and (self.lead is None or ballot >= self.lead.ballot):
-            self._become_follower(sender, self.now)
-        self.last_heard = self.now
-        self.election_deadline = self.now + self._election_timeout()
 
     def _on_Nack(self, n: m.Nack) -> None:  # noqa: N802
         self._note_ballot(n.promised)
         if self.lead is None or n.ballot != self.lead.ballot:
             return
         if self.role == LEADER:
-            self.log.info("paxos.preempted", ballot=n.ballot, by=n.promised, peer=n.sender)
-            self._start_election(self.now)  # followers still stick to us: one round trip to a higher ballot
+            self.folded.info("paxos.preempted", ballot=n.ballot, by=n.promised, peer=n.sender)
+            # Our followers still answer yes to us, so a pre-vote wins at once and phase 1 follows with
+            # a higher ballot; if they follow a newer leader (we were paused), they say no and we follow it.
+            self._start_prevote(self.now)
         else:
             self._become_follower(None, self.now)  # back off a random time: avoids duelling candidates
 
@@ -300,7 +304,7 @@ class Replica(CatchUp, ClientRouting, Thrifty):
         if slots is None:
             self._send(a.sender, m.Nack(self.site, self.id, a.ballot, self.acceptor.promised))
             return
-        self._follow(a.sender, a.ballot)
+        self._follow(a.sender, a.ballot, None)
         self._send(a.sender, m.AcceptReply(self.site, self.id, a.ballot, tuple(slots), self.learner.chosen_upto))
         self._hint(a.sender, a.commit)
 
@@ -308,7 +312,7 @@ class Replica(CatchUp, ClientRouting, Thrifty):
         self._hint(r.sender, r.chosen_upto)
         if self.role != LEADER or self.lead is None or r.ballot != self.lead.ballot:
             return
-        chosen = self.lead.ack(r.sender, r.slots, self.quorum, self.now)
+        chosen = self.lead.ack(r.sender, r.slots, self.quorum)
         if chosen:
             for e in chosen:
                 self.learner.learn(e.slot, e.value)
@@ -327,28 +331,14 @@ class Replica(CatchUp, ClientRouting, Thrifty):
             else:
                 self._hint(c.sender, slot + 1)
         if c.ballot >= self.acceptor.promised:
-            self._follow(c.sender, c.ballot)
-
-    def _on_Heartbeat(self, h: m.Heartbeat) -> None:  # noqa: N802
-        self._note_ballot(h.ballot)
-        if h.ballot < self.acceptor.promised:
-            self._send(h.sender, m.Nack(self.site, self.id, h.ballot, self.acceptor.promised))
-            return
-        self._follow(h.sender, h.ballot)
-        self._send(h.sender, m.HeartbeatReply(self.site, self.id, h.ballot, self.learner.chosen_upto))
-        self._hint(h.sender, h.commit)
-
-    def _on_HeartbeatReply(self, r: m.HeartbeatReply) -> None:  # noqa: N802
-        self._hint(r.sender, r.chosen_upto)
-        if self.role == LEADER and self.lead is not None and r.ballot == self.lead.ballot:
-            self.lead.acked_at[r.sender] = self.now
+            self._follow(c.sender, c.ballot, None)
 
     def _deadline(self) -> float:
         if self.role == LEADER:
             deadline = self.next_heartbeat
             if self.lead is not None and self.lead.lazy_due is not None:
                 deadline = min(deadline, self.lead.lazy_due)
-        elif self.role == CANDIDATE:
+        elif self.role == CANDIDATE or self.prevote is not None:
             deadline = min(self.election_deadline, self.next_heartbeat)
         else:
             deadline = self.election_deadline

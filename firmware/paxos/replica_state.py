@@ -1,15 +1,17 @@
 """The state a Replica's parts share (declared once here, set in Replica.__init__).
 
 `Replica` is assembled from parts that each do one thing (phase 1 and 2 in replica.py, learning
-and catch-up in catchup.py, client routing in routing.py); they all read this state.
+and catch-up in catchup.py, client routing in routing.py, thrifty phase 2 in thrifty.py, who is
+alive and pre-votes in liveness.py); they all read this state.
 """
 
 from __future__ import annotations
 
 import random
 from collections import deque
+from dataclasses import dataclass, field
 
-from evnet.logs import EventLogger
+from evnet.logs import EventLogger, FoldedLog
 from firmware.paxos import messages as m
 from firmware.paxos.acceptor import Acceptor
 from firmware.paxos.batch import Command
@@ -17,6 +19,19 @@ from firmware.paxos.leadership import Leadership
 from firmware.paxos.learner import Learner
 from firmware.paxos.options import Options
 from firmware.paxos.ready import Ready
+from firmware.paxos.types import Ballot
+
+NO_STAMP = (0, 0)  # a stamp is (epoch, seq); this one echoes nothing: epochs start at 1
+Stamp = tuple[int, int]
+
+
+@dataclass
+class PreVoting:
+    """A pre-vote in progress (liveness.py): the ballot we would take, the stamp answers must echo, who said yes."""
+
+    ballot: Ballot
+    stamp: Stamp
+    grants: set[str] = field(default_factory=set)
 
 
 class ReplicaState:
@@ -28,12 +43,23 @@ class ReplicaState:
     opts: Options
     rng: random.Random
     log: EventLogger
+    folded: FoldedLog  # for what repeats while there is no quorum (elections, pre-votes)
     acceptor: Acceptor
     learner: Learner
     role: str
     leader_id: str | None
-    last_heard: float
+    last_heard: float  # when our leader was last proven alive (liveness.py)
+    proof_floor: float  # proofs of life from before this prove nothing new
+    election_deadline: float
+    next_heartbeat: float
+    max_round: int
     lead: Leadership | None
+    epoch: int  # our stamps' epoch: the adapter's broker connection
+    seq: int
+    sent_stamps: dict[Stamp, float]  # our recent stamps -> when sent
+    peer_stamp: dict[str, Stamp]  # the newest stamp each peer sent us
+    gone_epoch: dict[str, int]  # the newest Last Will taken from each peer
+    prevote: PreVoting | None
     queue: deque[Command]  # client commands waiting for a leader's slot
     queued: set[tuple[str, int]]  # (client, req) queued or in flight here
     waiting: dict[str, int]  # client -> the request this replica answers when applied
@@ -46,4 +72,19 @@ class ReplicaState:
         raise NotImplementedError
 
     def _become_follower(self, leader: str | None, now: float) -> None:
+        raise NotImplementedError
+
+    def _election_timeout(self) -> float:
+        raise NotImplementedError
+
+    def _start_election(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _note_ballot(self, b: Ballot) -> None:
+        raise NotImplementedError
+
+    def _forward_queue(self) -> None:
+        raise NotImplementedError
+
+    def _hint(self, peer: str, chosen_upto: int) -> None:
         raise NotImplementedError

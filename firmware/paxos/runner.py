@@ -6,22 +6,28 @@ message then reaches the core, and the core's answer reaches the socket, with no
 threads (each one costs tens of microseconds and a GIL switch; a consensus round crosses several).
 It reads every message waiting (up to `max_drain`) before asking the core for its Ready, so one
 fsync covers all the Accepts that arrived together (group commit).
+
+It holds its data directory locked for its life (datadir.py), and gives each broker connection a
+new epoch, set in the core (its stamps) and in the Last Will of that connection (liveness.py).
 """
 
 from __future__ import annotations
 
 import random
+import socket
 import threading
+import time
 from collections import deque
 from typing import Any
 
 from evnet.clock import Clock, RealClock
 from evnet.config.schema import Config
 from evnet.config.site_key import site_key
-from evnet.logs import event_logger
+from evnet.logs import FoldedLog, event_logger
 from evnet.mqtt import MqttLink
 from firmware.paxos import messages as m
 from firmware.paxos.codec import Codec
+from firmware.paxos.datadir import DataDir
 from firmware.paxos.dedup import StateMachine
 from firmware.paxos.kv import KVMachine
 from firmware.paxos.options import Options
@@ -43,18 +49,27 @@ class ReplicaRunner:
         self.clock = clock or RealClock()
         self.max_drain = max_drain
         self.log = event_logger("paxos.runner", cp=self.id, site=self.site)
+        self._broker_log = FoldedLog(self.log)
         self.codec = Codec(self.site, site_key(cfg))
-        self.storage: Storage = open_storage(data_dir, storage_kind)
-        durable = self.storage.load()
+        self.datadir = DataDir.open(data_dir)  # DataDirLockedError if another process runs on it: before any write
+        try:
+            self.storage: Storage = open_storage(data_dir, storage_kind)
+            durable = self.storage.load()
+        except BaseException:
+            self.datadir.close()
+            raise
         self.rng = random.Random()
+        self.epoch = self.datadir.next_epoch()
         self.replica = Replica(self.id, cfg.site.members, self.site, machine or KVMachine(), durable=durable,
-                               options=options, rng=self.rng, now=self.clock.monotonic())
+                               options=options, rng=self.rng, now=self.clock.monotonic(), epoch=self.epoch)
         self.log.info("paxos.recovered", promised=durable.promised, accepted=len(durable.accepted),
-                      snapshot_slot=durable.snapshot_slot, storage=storage_kind, data_dir=data_dir)
+                      snapshot_slot=durable.snapshot_slot, storage=storage_kind, data_dir=data_dir, epoch=self.epoch)
         self.inbox: deque[tuple[str, Any]] = deque()  # filled by paho callbacks, on this runner's thread
-        topics = PaxosTopics(cfg.mqtt.prefix, self.site)
+        self.topics = PaxosTopics(cfg.mqtt.prefix, self.site)
         self.link = MqttLink(cfg.mqtt, f"paxos-{self.site}-{self.id}", cp=self.id,
-                             will=MqttTransport.will(topics, self.codec, self.id))
+                             will=MqttTransport.will(self.topics, self.codec, self.id, self.epoch))
+        self._link_up = False  # the connection named by self.epoch came up (its Will may be published)
+        self._seen_error: OSError | None = None
         self.pump = LinkPump(self.link)
         self.transport = MqttTransport(self.link, self.codec, self.id, cfg.site.members, self._enqueue,
                                        clock=self.clock, publish=self.pump.writer.publish)
@@ -73,11 +88,47 @@ class ReplicaRunner:
     # -------------------------------------------------------------- life cycle
 
     def connect(self, wait: float = 10.0) -> bool:
-        """Connect and subscribe, waiting up to `wait` s for the broker (the loop keeps trying after)."""
+        """Connect and subscribe, waiting up to `wait` s for the broker (the loop keeps trying after).
+
+        Returns early when a stop is requested (Ctrl-C). Why the broker cannot be reached is
+        logged at the first failed attempt, in one line, then folded (`_watch_link`)."""
         self.transport.start(wait=None)  # remembered; sent by MqttLink's on_connect, now and on reconnects
-        if not self.pump.connect(wait):
-            self.log.warning("paxos.broker_unreachable", url=self.cfg.mqtt.url, waited_s=wait)
+        end = time.monotonic() + wait
+        while not self.pump.ready() and not self._stop.is_set() and time.monotonic() < end:
+            self.pump.pump(0.05)
+            self._watch_link()
+        if not self.pump.ready() and not self._stop.is_set() and self._seen_error is None:
+            self._broker_log.warning("paxos.broker_unreachable", url=self.cfg.mqtt.url, waited_s=wait,
+                                     error="the broker took the connection, but no session came up "
+                                           "(refused, or no answer)", retrying=True)
         return self.pump.ready()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _watch_link(self) -> None:
+        """After each pump: a new epoch and Will once the connection they named is gone; why the broker is
+        out of reach, if it is."""
+        if self.link.connected.is_set():
+            if not self._link_up:
+                self._link_up = True
+                self._seen_error = None
+                attempts = self._broker_log.reset("paxos.broker_unreachable")
+                if attempts:
+                    self.log.info("paxos.broker_reachable", url=self.cfg.mqtt.url, failed_attempts=attempts)
+            return
+        if self._link_up:  # the Will of that connection may be published: the next one must name another
+            self._link_up = False
+            self.epoch = self.datadir.next_epoch()
+            self.replica.set_epoch(self.epoch)
+            self.link.set_will(*MqttTransport.will(self.topics, self.codec, self.id, self.epoch))
+        error = self.pump.connect_error
+        if error is not None and error is not self._seen_error:
+            self._seen_error = error
+            self._broker_log.warning("paxos.broker_unreachable", url=self.cfg.mqtt.url,
+                                     error=broker_error(self.link.address.host, self.link.address.port, error),
+                                     retrying=True)
 
     def start(self, wait: float = 10.0) -> ReplicaRunner:
         """Connect, then run the loop on a thread of its own (`evnet replica` runs it on the main thread)."""
@@ -96,6 +147,7 @@ class ReplicaRunner:
             self._thread.join(10)
         self.link.disconnect()
         self.storage.close()
+        self.datadir.close()
 
     def _pump(self, wait: float) -> None:
         """Read the socket for up to `wait` s, then every message already waiting (up to `max_drain`)."""
@@ -114,6 +166,7 @@ class ReplicaRunner:
             now = self.clock.monotonic()
             wait = 0.2 if deadline is None else min(0.2, max(0.0, deadline - now))
             self._pump(wait)
+            self._watch_link()
             while self.inbox:
                 self._handle(self.inbox.popleft(), self.clock.monotonic())
             now = self.clock.monotonic()
@@ -134,16 +187,15 @@ class ReplicaRunner:
         elif kind == "gone":
             self._leader_gone(payload, now)
 
-    def _leader_gone(self, node: str, now: float) -> None:
-        """The broker says `node`'s connection died. If it was our leader, hold an election soon.
+    def _leader_gone(self, gone: tuple[str, int], now: float) -> None:
+        """The broker says connection `epoch` of `node` died. If it was our leader's, hold a pre-vote soon.
 
         Only a hint: an election is always safe, and a leader that is in fact alive (a paused
         process keeps its connection; a will can be late) wins back or is replaced, nothing worse.
+        A replayed or overtaken Will is stale and changes nothing (the core logs what it takes).
         """
-        if not self.replica.leader_gone(node, now):
-            return
-        self.hints += 1
-        self.log.info("paxos.leader_gone_hint", leader=node)
+        if self.replica.leader_gone(*gone, now):
+            self.hints += 1
 
     def _carry_out(self, ready: Ready) -> float | None:
         """Carry out `ready`, sending before the fsync all that may go (ready.py, `partition`).
@@ -205,3 +257,14 @@ class ReplicaRunner:
         """Queue the Commit notices whose wait is over; `_carry_out`, next in the loop, publishes them."""
         if self._deferred and self._commit_due is not None and now >= self._commit_due:
             self._send([], now)
+
+
+def broker_error(host: str, port: int, error: OSError) -> str:
+    """Why a connection to the broker failed, in words a person can act on."""
+    if isinstance(error, socket.gaierror):
+        return f"host {host!r} does not resolve ({error.strerror or error})"
+    if isinstance(error, ConnectionRefusedError):
+        return f"connection refused: nothing listens on {host}:{port} (is the broker running?)"
+    if isinstance(error, TimeoutError):
+        return f"no answer from {host}:{port} (timed out)"
+    return str(error)

@@ -56,6 +56,7 @@ class LinkPump:
         self.subacks = 0
         self.log = link.log
         self._next_connect = 0.0
+        self.connect_error: OSError | None = None  # why the last attempt to connect failed (None: it did not)
         on_subscribe = link.client.on_subscribe
 
         def counted(*args: Any) -> None:
@@ -100,7 +101,9 @@ class LinkPump:
                     client.connect(link.address.host, link.address.port, **link.connect_args())
             except OSError as e:
                 self.log.debug("mqtt.connect_failed", url=link.cfg.url, error=str(e))
+                self.connect_error = e
                 return
+            self.connect_error = None
             sock = client.socket()
             if sock is None:
                 return
@@ -160,7 +163,7 @@ class MqttTransport:
     What is sent or answered waits in an outbox until `flush()`, which publishes it all at once
     through `publish` (a `PacketWriter`'s: one write to the socket per turn of the runner).
     `deliver` gets ("peer", Message), ("request", ClientRequest) — only those addressed to us or to
-    whoever leads — or ("gone", replica id);
+    whoever leads — or ("gone", (replica id, epoch of its connection that died));
     it must not block (the runner puts them on its queue).
     """
 
@@ -183,9 +186,10 @@ class MqttTransport:
         self.sessions: dict[str, str] = {}  # client -> the session its last (binary) request came from
 
     @staticmethod
-    def will(topics: PaxosTopics, codec: Codec, node_id: str) -> tuple[str, bytes, bool]:
-        """The Last Will to give `MqttLink` (not retained: a retained 'gone' would outlive the restart)."""
-        return topics.gone(node_id), codec.signed_json(codec.gone_body(node_id)), False
+    def will(topics: PaxosTopics, codec: Codec, node_id: str, epoch: int) -> tuple[str, bytes, bool]:
+        """The Last Will of connection `epoch` (not retained: a retained 'gone' would outlive the restart);
+        the signed bytes as they must arrive (the MAC is checked over them)."""
+        return topics.gone(node_id), codec.signed_json(codec.gone_body(node_id, epoch)), False
 
     def start(self, wait: float | None = 5.0) -> None:
         for topic, handler in ((self.topics.inbox(self.id), self._on_peer), (self.topics.gone(), self._on_gone)):
@@ -316,9 +320,9 @@ class MqttTransport:
 
     def _on_gone(self, topic: str, payload: bytes) -> None:
         try:
-            node = self.codec.decode_gone(payload)
+            node, epoch = self.codec.decode_gone(payload)
         except CodecError as e:
             self._drop(e.reason, topic, str(e))
             return
         if node in self.members and node != self.id and topic == self.topics.gone(node):
-            self.deliver("gone", node)
+            self.deliver("gone", (node, epoch))

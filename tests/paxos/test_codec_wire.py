@@ -30,12 +30,12 @@ KEY = bytes(range(32))
 B = Ballot(7, "cp2")
 SAMPLES = [
     m.Prepare("s", "cp1", B, 3),
-    m.Promise("s", "cp1", B, (Accepted(3, Ballot(2, "cp3"), b"\x00val"), Accepted(4, B, b"")), 3, 1),
+    m.Promise("s", "cp1", B, (Accepted(3, Ballot(2, "cp3"), b"\x00val"), Accepted(4, B, b"")), 3, 1, 2**40 + 1, 9),
     m.Accept("s", "cp2", B, (m.Entry(5, b"batch"), m.Entry(6, b"")), 4),
     m.AcceptReply("s", "cp3", B, (5, 6), 4),
     m.Commit("s", "cp2", B, (5, 6)),
-    m.Heartbeat("s", "cp2", B, 7),
-    m.HeartbeatReply("s", "cp1", B, 7),
+    m.Heartbeat("s", "cp2", B, 7, 2**40 + 1, 12, 2**40 + 2, 9),
+    m.HeartbeatReply("s", "cp1", B, 7, 2**40 + 2, 10, 2**40 + 1, 12),
     m.Nack("s", "cp1", B, Ballot(9, "cp3")),
     m.CatchUpRequest("s", "cp1", 0),
     m.CatchUpReply("s", "cp2", (m.Entry(0, b"x" * 1000),), 1),
@@ -43,6 +43,8 @@ SAMPLES = [
     m.ClientRequest("s", "client-é", 2**63 - 1, b'{"op":"get"}'),  # the largest integer taken
     m.Forward("s", "cp1", "c1", 1, b"{}"),
     m.ClientReply("s", "cp2", "c1", 1, b'"ok"'),
+    m.PreVote("s", "cp3", Ballot(8, "cp3"), 2**40 + 3, 1),
+    m.PreVoteReply("s", "cp1", 1, B, 2**40 + 3, 1),
 ]
 
 

@@ -59,8 +59,11 @@ def test_a_promise_is_never_broken_not_even_across_a_restart() -> None:
     s.elect("a")
     s.advance(s.options.election_min * 1.01)  # a's heartbeats are lost: b no longer sticks to a
     s.drop()
-    s["c"].tick(s.now + 10)  # c times out and asks for (2, c); b promises it
+    s["c"].tick(s.now + 10)  # c times out; b says yes to its pre-vote; c asks for (2, c); b promises it
     s.collect("c")
+    s.drop(src="c", dst="a")
+    s.deliver(src="c", dst="b", kind=m.PreVote)
+    s.deliver(src="b", dst="c", kind=m.PreVoteReply)
     s.drop(src="c", dst="a")
     s.deliver(src="c", dst="b", kind=m.Prepare)
     assert s.disks["b"].synced.promised == Ballot(2, "c")
@@ -71,7 +74,9 @@ def test_a_promise_is_never_broken_not_even_across_a_restart() -> None:
     assert s.kinds(src="b", dst="a") == ["Nack"]
     assert s.disks["b"].synced.accepted == {}
     s.deliver(src="b", dst="a")
-    assert s["a"].ballot > Ballot(2, "c")  # the old leader tried again, higher
+    assert s.kinds(src="a") == ["PreVote", "PreVote"]  # the old leader tries again: a pre-vote first
+    s.deliver_all()
+    assert s["a"].role == LEADER and s["a"].ballot > Ballot(2, "c")  # ... then higher
 
 
 def test_a_higher_ballot_wins_and_the_old_leader_steps_down(site: Scripted) -> None:
@@ -83,11 +88,15 @@ def test_a_higher_ballot_wins_and_the_old_leader_steps_down(site: Scripted) -> N
 
 
 def test_a_prepare_is_ignored_while_the_leader_is_alive(site: Scripted) -> None:
-    site["c"].tick(site.now + 10)  # c was cut off and comes back with a higher round
+    site["c"].tick(site.now + 10)  # c was cut off: its pre-vote is refused by the leader and by b
     site.collect("c")
-    site.deliver(src="c", kind=m.Prepare)
+    site.deliver(src="c", kind=m.PreVote)
+    answers = [msg for _, d, msg in site.inflight if d == "c" and isinstance(msg, m.PreVoteReply)]
+    assert len(answers) == 2 and not any(r.granted for r in answers)
+    site["b"].step(m.Prepare(SITE, "c", Ballot(9, "c"), 0), site.now)  # a Prepare all the same: ignored
+    site.collect("b")
     assert "Promise" not in site.kinds(src="b")
-    assert site["b"].leader == "a"
+    assert site["b"].leader == "a" and site["b"].acceptor.promised == Ballot(1, "a")
 
 
 def test_a_value_accepted_by_a_majority_survives_a_leader_change(site: Scripted) -> None:
@@ -284,8 +293,9 @@ def test_a_retry_through_a_lagging_follower_gets_the_first_answer_from_the_leade
 
 def test_a_hint_that_the_leader_is_gone_brings_the_election_forward(site: Scripted) -> None:
     b, c = site["b"], site["c"]
-    assert not b.leader_gone("c", site.now) and not site["a"].leader_gone("a", site.now)
-    assert b.leader_gone("a", site.now) and c.leader_gone("a", site.now)  # every follower gets the Last Will
+    assert not b.leader_gone("c", 1, site.now) and not site["a"].leader_gone("a", 1, site.now)
+    assert b.leader_gone("a", 1, site.now) and c.leader_gone("a", 1, site.now)  # every follower gets the Will
+    assert not b.leader_gone("a", 1, site.now)  # the same Will again (a replay) is taken once
     assert b.ready().deadline <= site.now + site.options.heartbeat_interval
     site.crash("a")
     site.advance(site.options.heartbeat_interval)  # well before any election timeout

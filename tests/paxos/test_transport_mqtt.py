@@ -23,7 +23,6 @@ from .conftest import wait_for
 MEMBERS = ["cp1", "cp2", "cp3"]
 
 
-
 @pytest.fixture
 def site(tmp_path, mosquitto):
     paths = write_site_configs(str(tmp_path / "etc"), MEMBERS, mosquitto.url)
@@ -107,7 +106,8 @@ def test_forged_and_foreign_frames_are_dropped_and_counted(site, mosquitto):
         target = runners["cp2"]
         evil = m.Prepare(cfg.site_id, "cp1", Ballot(10**9, "cp1"), 0)
         link.publish(topics.inbox("cp2"), forger.encode(evil), qos=1)  # wrong key
-        link.publish(topics.inbox("cp2"), good.encode(m.Heartbeat(cfg.site_id, "mallory", Ballot(1, "x"), 0)), qos=1)
+        stranger = m.Heartbeat(cfg.site_id, "mallory", Ballot(1, "x"), 0, 1, 1, 0, 0)
+        link.publish(topics.inbox("cp2"), good.encode(stranger), qos=1)
         link.publish(topics.inbox("cp2"), b"\x01garbage", qos=1)
         link.publish(topics.request, forger.encode_request("eve", 1, "put", {"key": "k", "value": 1}), qos=1)
         link.publish(topics.request, good.encode_request("cp3", 1, "put", {"key": "k", "value": 1}), qos=1)

@@ -5,6 +5,7 @@ restarts, the disk's fsync latency, clock drift, the clients' operations. Replay
 `python -m firmware.paxos.sim --seed N --verbose`.
 """
 
-from firmware.paxos.sim.world import Faults, RunResult, World, run_seed
+from firmware.paxos.sim.faults import Faults
+from firmware.paxos.sim.world import RunResult, World, run_seed
 
 __all__ = ["Faults", "RunResult", "World", "run_seed"]

@@ -19,6 +19,7 @@ class SimDisk:
         self.synced = DurableState()
         self._pending: deque[tuple[Ballot | None, list[Accepted], tuple[int, bytes] | None]] = deque()
         self.lost_writes = 0
+        self.writes = 0  # every write, durable or not (a test counts them)
 
     # the Storage protocol, for code that wants write+fsync in one call
     def load(self) -> DurableState:
@@ -39,6 +40,7 @@ class SimDisk:
     # the two halves the simulator schedules apart
     def write(self, promised: Ballot | None, accepted: list[Accepted], snapshot: tuple[int, bytes] | None) -> None:
         self._pending.append((promised, accepted, snapshot))
+        self.writes += 1
 
     def fsync(self) -> None:
         """Make the oldest pending write durable."""

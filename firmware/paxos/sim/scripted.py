@@ -29,6 +29,7 @@ class Scripted:
         self.now = 0.0
         self.disks = {i: SimDisk() for i in ids}
         self.replicas: dict[str, Replica] = {}
+        self.starts = dict.fromkeys(ids, 0)  # each start gets a higher epoch, as the real adapter's do
         self.inflight: list[tuple[str, str, Any]] = []  # (from, to, message)
         self.replies: list[m.ClientReply] = []
         self.applied: dict[str, list[Applied]] = {i: [] for i in ids}
@@ -39,8 +40,9 @@ class Scripted:
 
     def start(self, node: str) -> Replica:
         """(Re)start `node` from what its disk holds."""
+        self.starts[node] += 1
         r = Replica(node, self.ids, SITE, KVMachine(), durable=self.disks[node].load(), options=self.options,
-                    rng=random.Random(node), now=self.now)
+                    rng=random.Random(node), now=self.now, epoch=self.starts[node])
         self.replicas[node] = r
         return r
 
