@@ -249,8 +249,8 @@ def test_binary_and_json_requests_apply_the_same_caps():
 
 def test_a_peer_frame_with_an_integer_beyond_the_range_is_malformed():
     codec = Codec("s", KEY)
-    body = bytearray(codec.encode_body(m.Heartbeat("s", "cp2", Ballot(7, "cp2"), 9)))
-    body[-8:] = (2**64 - 1).to_bytes(8, "big")  # commit = 2**64 - 1: commit + 1 would not pack again
+    body = bytearray(codec.encode_body(m.Heartbeat("s", "cp2", Ballot(7, "cp2"), 9, 1, 1, 0, 0)))
+    body[-8:] = (2**64 - 1).to_bytes(8, "big")  # echo_seq = 2**64 - 1: beyond MAX_UINT
     with pytest.raises(CodecError, match="out of range"):
         codec.decode(bytes(body) + codec._mac(bytes(body)))
     head = codec.encode_body(m.AcceptReply("s", "cp1", Ballot(1, "x"), (), 0))[:-12]  # up to the slots' count
