@@ -50,6 +50,8 @@ class ReplicaRunner:
         self.max_drain = max_drain
         self.log = event_logger("paxos.runner", cp=self.id, site=self.site)
         self._broker_log = FoldedLog(self.log)
+        self._failures = FoldedLog(self.log)
+        self.handler_failures = 0  # messages whose handling raised (a bug): counted, logged, survived
         self.codec = Codec(self.site, site_key(cfg))
         self.datadir = DataDir.open(data_dir)  # DataDirLockedError if another process runs on it: before any write
         try:
@@ -178,14 +180,23 @@ class ReplicaRunner:
             self.transport.want_requests(r.is_leader or r.leader is None)
 
     def _handle(self, item: tuple[str, Any], now: float) -> None:
+        """One delivered message into the core; whatever it raises is this message's failure, not the loop's:
+        counted, logged with the sender, and the loop goes on (nothing of that step was persisted or sent)."""
         kind, payload = item
-        if kind == "peer":
-            self.replica.step(payload, now)
-        elif kind == "request":
-            req: m.ClientRequest = payload
-            self.replica.propose(req.sender, req.req, req.command, now)
-        elif kind == "gone":
-            self._leader_gone(payload, now)
+        try:
+            match kind:
+                case "peer":
+                    self.replica.step(payload, now)
+                case "request":
+                    req: m.ClientRequest = payload
+                    self.replica.propose(req.sender, req.req, req.command, now)
+                case "gone":
+                    self._leader_gone(payload, now)
+        except Exception as exc:  # noqa: BLE001 - a core bug on one authentic message must not end the replica
+            sender = payload[0] if kind == "gone" else payload.sender  # every message names its sender
+            self.handler_failures += 1
+            self._failures.error("paxos.message_failed", key=kind, kind=kind, sender=sender,
+                                 message=type(payload).__name__, error=type(exc).__name__, detail=str(exc)[:200])
 
     def _leader_gone(self, gone: tuple[str, int], now: float) -> None:
         """The broker says connection `epoch` of `node` died. If it was our leader's, hold a pre-vote soon.

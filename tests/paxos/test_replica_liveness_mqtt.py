@@ -63,7 +63,7 @@ def leader_heartbeats(recorded: list[tuple[str, bytes]], codec: Codec, leader: s
     out = {}
     for topic, payload in recorded:
         try:
-            msgs = [codec.decode(f) for f in codec.unbundle(payload)]
+            msgs = [codec.decode_body(b) for b in codec.unbundle(payload)]
         except CodecError:
             continue
         if any(isinstance(x, m.Heartbeat) and x.sender == leader for x in msgs):

@@ -172,3 +172,23 @@ def test_a_binary_request_with_a_bad_mac_gets_an_empty_signed_answer_at_most_onc
     transport._on_request("evnet/lab/request", forged)
     transport.flush()
     assert len(out) == 2 and transport.dropped["mac"] == 7
+
+
+def test_a_message_whose_handling_raises_is_counted_and_the_replica_goes_on(site, monkeypatch):
+    """A bug in the core on one authentic message: logged with its sender, and the replica still serves."""
+    cfgs, runners = site
+    with client_for(cfgs["cp1"], "alice") as alice:
+        assert alice.put("k", 1) == "ok"
+        follower = next(r for r in runners.values() if not r.replica.is_leader)
+        real_step, failed = follower.replica.step, []
+
+        def step_with_a_bug(msg, now):
+            if isinstance(msg, m.Heartbeat) and not failed:
+                failed.append(msg.sender)
+                raise KeyError("a bug")
+            return real_step(msg, now)
+        monkeypatch.setattr(follower.replica, "step", step_with_a_bug)
+        wait_for(lambda: follower.handler_failures == 1, what="the failing heartbeat to be handled")
+        assert follower._thread is not None and follower._thread.is_alive()
+        assert alice.put("k", 2) == "ok"
+        wait_for(lambda: follower.replica.learner.machine.machine.data == {"k": 2}, what="the follower to apply")
