@@ -135,7 +135,7 @@ def sequential(put: Callable[[str, str], Any], n: int) -> tuple[float, float]:
 def echo_worker(url: str, started: Any, stop: Any) -> None:
     """Answer every message on bench/ping with the same payload on bench/pong (the broker floor)."""
     from evnet.mqtt import MqttLink
-    from firmware.paxos.transport import LinkPump
+    from evnet.mqtt.pump import LinkPump
 
     link = MqttLink(MqttConfig(url=url), "bench-echo")
     link.subscribe("bench/ping", lambda _t, payload: link.publish("bench/pong", payload, qos=0), qos=0)
@@ -149,7 +149,7 @@ def echo_worker(url: str, started: Any, stop: Any) -> None:
 def broker_round_trip(url: str, n: int = 2000) -> float:
     """p50 of one publish -> broker -> echo process -> broker -> back: what one protocol round costs at least."""
     from evnet.mqtt import MqttLink
-    from firmware.paxos.transport import LinkPump
+    from evnet.mqtt.pump import LinkPump
 
     ctx = mp.get_context("spawn")
     started, stop = ctx.Event(), ctx.Event()

@@ -3,6 +3,7 @@
     t = SiteTopics("evnet", "demo")
     t.cp_status("cp1")   -> "evnet/demo/cp/cp1/status"
     t.paxos("cp2")       -> "evnet/demo/paxos/cp2"
+    t.gone("cp2")        -> "evnet/demo/paxos/cp2/gone"
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ class SiteTopics:
         return self._join("cp", cp, "#")
 
     def paxos(self, replica: str) -> str:
+        """A replica's inbox (the site's internal Paxos messages)."""
         return self._join("paxos", replica)
+
+    def gone(self, replica: str = "+") -> str:
+        """Where the broker publishes a replica's Last Will when its connection dies (a hint, never proof)."""
+        return self._join("paxos", replica, "gone")
 
     @property
     def request(self) -> str:

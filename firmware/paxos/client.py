@@ -34,9 +34,10 @@ from evnet.clock import Clock, RealClock
 from evnet.config.schema import MqttConfig
 from evnet.logs import FoldedLog, event_logger
 from evnet.mqtt import MqttLink
+from evnet.mqtt.pump import LinkPump
+from evnet.topics import SiteTopics
 from firmware.paxos.canonical import dumps
 from firmware.paxos.codec import Codec, CodecError
-from firmware.paxos.transport import LinkPump, PaxosTopics
 
 LINGER = 0.001  # s a woken thread's next request may wait for those of the others woken with it
 
@@ -56,7 +57,7 @@ class KvSession:
                  clock: Clock | None = None) -> None:
         self.site, self.id = site, session_id
         self.codec = Codec(site, key)
-        self.topics = PaxosTopics(mqtt_cfg.prefix, site)
+        self.topics = SiteTopics(mqtt_cfg.prefix, site)
         self.clock = clock or RealClock()
         self.log = event_logger("paxos.client", client=session_id, site=site)
         self._drops = FoldedLog(self.log)

@@ -25,6 +25,8 @@ from evnet.config.schema import Config
 from evnet.config.site_key import site_key
 from evnet.logs import FoldedLog, event_logger
 from evnet.mqtt import MqttLink
+from evnet.mqtt.pump import LinkPump
+from evnet.topics import SiteTopics
 from firmware.paxos import messages as m
 from firmware.paxos.codec import Codec
 from firmware.paxos.datadir import DataDir
@@ -34,7 +36,7 @@ from firmware.paxos.options import Options
 from firmware.paxos.ready import Ready
 from firmware.paxos.replica import Replica
 from firmware.paxos.storage import DEFAULT_KIND, open_storage
-from firmware.paxos.transport import LinkPump, MqttTransport, PaxosTopics
+from firmware.paxos.transport import MqttTransport
 from firmware.paxos.types import Storage
 
 
@@ -67,7 +69,7 @@ class ReplicaRunner:
         self.log.info("paxos.recovered", promised=durable.promised, accepted=len(durable.accepted),
                       snapshot_slot=durable.snapshot_slot, storage=storage_kind, data_dir=data_dir, epoch=self.epoch)
         self.inbox: deque[tuple[str, Any]] = deque()  # filled by paho callbacks, on this runner's thread
-        self.topics = PaxosTopics(cfg.mqtt.prefix, self.site)
+        self.topics = SiteTopics(cfg.mqtt.prefix, self.site)
         self.link = MqttLink(cfg.mqtt, f"paxos-{self.site}-{self.id}", cp=self.id,
                              will=MqttTransport.will(self.topics, self.codec, self.id, self.epoch))
         self._link_up = False  # the connection named by self.epoch came up (its Will may be published)

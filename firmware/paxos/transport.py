@@ -21,140 +21,19 @@ tell that from a site that is not there (its own check of that answer fails).
 
 from __future__ import annotations
 
-import select
-import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
-
-import paho.mqtt.client as mqtt
 
 from evnet.clock import Clock, RealClock
 from evnet.logs import FoldedLog, event_logger
 from evnet.mqtt import MqttLink
+from evnet.topics import SiteTopics
 from firmware.paxos import messages as m
 from firmware.paxos.codec import REQUESTS, Codec, CodecError
-from firmware.paxos.mqtt_reader import MalformedPacketError, PacketReader
-from firmware.paxos.mqtt_writer import PacketWriter
 
 QOS = 0
 REQUESTS_BYTE = bytes((REQUESTS,))
-
-
-class LinkPump:
-    """Runs an `MqttLink`'s paho loop on the caller's thread instead of paho's network thread.
-
-    A message then reaches its handler, and the answer reaches the socket, with no hand-off
-    between threads (each costs tens of microseconds and a GIL switch; a consensus round crosses
-    several). Connects and reconnects (every `retry` s) by itself; counts SUBACKs.
-    """
-
-    def __init__(self, link: MqttLink, retry: float = 0.1) -> None:
-        self.link = link
-        self.retry = retry
-        self.subacks = 0
-        self.log = link.log
-        self._next_connect = 0.0
-        self.connect_error: OSError | None = None  # why the last attempt to connect failed (None: it did not)
-        on_subscribe = link.client.on_subscribe
-
-        def counted(*args: Any) -> None:
-            self.subacks += 1
-            on_subscribe(*args)
-        link.client.on_subscribe = counted
-        self.reader = PacketReader(link.client, link.exact, log=link.log)
-        self.writer = PacketWriter(link.client)
-
-    def ready(self) -> bool:
-        return self.link.connected.is_set() and self.subacks > 0
-
-    def connect(self, wait: float) -> bool:
-        """Pump until connected with a subscription acknowledged, for up to `wait` s."""
-        end = time.monotonic() + wait
-        while time.monotonic() < end and not self.ready():
-            self.pump(0.05)
-        return self.ready()
-
-    def pump(self, wait: float, more: Callable[[], bool] | None = None,
-             guard: AbstractContextManager[Any] | None = None) -> None:
-        """Wait up to `wait` s for the socket; while `more()` says so, go on reading what is waiting.
-
-        Uses paho's external-loop calls (loop_write / loop_misc, and loop_read for what is not a
-        QoS-0 PUBLISH: `PacketReader` reads the socket) around our own select: paho's `loop()`
-        would also create its wake-up socket pair, and every publish would then write a byte to
-        it — a second send() per message that a single thread never needs.
-        `guard` (a lock), if given, is held around every paho call but not while waiting in select,
-        so other threads may publish on the same client meanwhile (a shared client session).
-        """
-        link, client = self.link, self.link.client
-        guard = guard or nullcontext()
-        sock = client.socket()
-        if sock is None:
-            now = time.monotonic()
-            if now < self._next_connect:
-                time.sleep(max(0.0, min(wait, self._next_connect - now)))
-                return
-            self._next_connect = now + self.retry
-            try:
-                with guard:
-                    client.connect(link.address.host, link.address.port, **link.connect_args())
-            except OSError as e:
-                self.log.debug("mqtt.connect_failed", url=link.cfg.url, error=str(e))
-                self.connect_error = e
-                return
-            self.connect_error = None
-            sock = client.socket()
-            if sock is None:
-                return
-        rc = mqtt.MQTT_ERR_SUCCESS
-        try:
-            readable, writable, _ = select.select([sock], [sock] if client.want_write() else [], [], wait)
-            with guard:
-                if writable:
-                    rc = client.loop_write()
-                while readable and rc == mqtt.MQTT_ERR_SUCCESS and client.socket() is not None:
-                    if not self.reader.read(sock):
-                        rc = mqtt.MQTT_ERR_CONN_LOST  # the broker closed the connection
-                    while rc == mqtt.MQTT_ERR_SUCCESS and self.reader.pending_for_paho and client.socket():
-                        rc = client.loop_read()  # one packet a call: CONNACK, SUBACK, PINGRESP...
-                    if more is None or not more():
-                        break
-                    readable, _, _ = select.select([sock], [], [], 0)
-        except MalformedPacketError as e:
-            self.log.warning("mqtt.malformed_packet", url=link.cfg.url, problem=str(e))
-            rc = mqtt.MQTT_ERR_PROTOCOL
-        except (OSError, ValueError):
-            rc = mqtt.MQTT_ERR_CONN_LOST  # the socket was closed under us
-        with guard:
-            if rc == mqtt.MQTT_ERR_SUCCESS and client.socket() is not None:
-                rc = client.loop_misc()  # keepalive pings, and a dead broker noticed
-            if rc != mqtt.MQTT_ERR_SUCCESS or client.socket() is None:
-                if link.connected.is_set():
-                    link.connected.clear()
-                    self.log.warning("mqtt.broker_lost", url=link.cfg.url, rc=str(rc))
-                # Close without a DISCONNECT packet (that would cancel our Last Will); the next pump reconnects.
-                client._sock_close()
-
-
-class PaxosTopics:
-    """The topic names of one site under one prefix."""
-
-    def __init__(self, prefix: str, site: str) -> None:
-        self.base = f"{prefix}/{site}"
-
-    def inbox(self, replica: str) -> str:
-        return f"{self.base}/paxos/{replica}"
-
-    def gone(self, replica: str = "+") -> str:
-        return f"{self.base}/paxos/{replica}/gone"
-
-    @property
-    def request(self) -> str:
-        return f"{self.base}/request"
-
-    def reply(self, client: str) -> str:
-        return f"{self.base}/reply/{client}"
 
 
 class MqttTransport:
@@ -174,7 +53,7 @@ class MqttTransport:
         self.publish = publish
         self._out: list[tuple[str, bytes]] = []  # (topic, payload) not yet published
         self.members = frozenset(members)
-        self.topics = PaxosTopics(link.cfg.prefix, codec.site)
+        self.topics = SiteTopics(link.cfg.prefix, codec.site)
         self.deliver = deliver
         self.clock = clock or RealClock()
         self.log = event_logger("paxos.transport", cp=node_id, site=codec.site)
@@ -186,13 +65,13 @@ class MqttTransport:
         self.sessions: dict[str, str] = {}  # client -> the session its last (binary) request came from
 
     @staticmethod
-    def will(topics: PaxosTopics, codec: Codec, node_id: str, epoch: int) -> tuple[str, bytes, bool]:
+    def will(topics: SiteTopics, codec: Codec, node_id: str, epoch: int) -> tuple[str, bytes, bool]:
         """The Last Will of connection `epoch` (not retained: a retained 'gone' would outlive the restart);
         the signed bytes as they must arrive (the MAC is checked over them)."""
         return topics.gone(node_id), codec.signed_json(codec.gone_body(node_id, epoch)), False
 
     def start(self, wait: float | None = 5.0) -> None:
-        for topic, handler in ((self.topics.inbox(self.id), self._on_peer), (self.topics.gone(), self._on_gone)):
+        for topic, handler in ((self.topics.paxos(self.id), self._on_peer), (self.topics.gone(), self._on_gone)):
             self.link.subscribe(topic, handler, qos=QOS, wait=wait)
         # The request topic is subscribed to only while wanted (see `want_requests`), so it is not
         # one of the link's remembered subscriptions; `_on_connected` renews it after a reconnect.
@@ -236,7 +115,7 @@ class MqttTransport:
             except CodecError as e:  # a message the broker would drop: say so here, where it is known
                 self._drops.error("paxos.frame_unsendable", key="unsendable", to=to, detail=str(e))
         for to, bs in bodies.items():
-            self._out += [(self.topics.inbox(to), payload) for payload in self.codec.seal(bs)]
+            self._out += [(self.topics.paxos(to), payload) for payload in self.codec.seal(bs)]
             self.sent += len(bs)
 
     def reply_all(self, replies: list[m.ClientReply]) -> None:

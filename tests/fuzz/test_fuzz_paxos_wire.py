@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from evnet.mqtt import PayloadError, decode_payload, encode_payload
+from evnet.mqtt.reader import MalformedPacketError, PacketReader
+from evnet.mqtt.writer import remaining_length as varint
 from firmware.paxos import messages as m
 from firmware.paxos.batch import Command, encode_batch
 from firmware.paxos.codec import BUNDLE, REPLIES, REQUESTS, TAGS, Codec, CodecError
 from firmware.paxos.fields import MAX_UINT
-from firmware.paxos.mqtt_reader import MalformedPacketError, PacketReader
-from firmware.paxos.mqtt_writer import remaining_length as varint
 from firmware.paxos.types import Accepted, Ballot
 
 KEY = bytes(range(32))

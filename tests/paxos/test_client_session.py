@@ -10,10 +10,10 @@ import threading
 
 from evnet.config.schema import MqttConfig
 from evnet.mqtt import MqttLink
+from evnet.topics import SiteTopics
 from firmware.paxos import messages as m
 from firmware.paxos.client import KvClient, KvSession
 from firmware.paxos.codec import Codec
-from firmware.paxos.transport import PaxosTopics
 
 KEY = b"k" * 32
 CLIENTS = 4
@@ -22,7 +22,7 @@ ROUNDS = 4
 
 def test_the_next_requests_of_the_threads_one_reply_woke_leave_in_one_message(mosquitto) -> None:
     cfg = MqttConfig(url=mosquitto.url)
-    codec, topics = Codec("lab", KEY), PaxosTopics(cfg.prefix, "lab")
+    codec, topics = Codec("lab", KEY), SiteTopics(cfg.prefix, "lab")
     messages: list[int] = []  # requests per message, as the leader received them
     held: list[tuple[str, m.ClientRequest]] = []
     leader = MqttLink(cfg, "scripted-leader")

@@ -16,12 +16,12 @@ import pytest
 
 from evnet.config.schema import MqttConfig
 from evnet.mqtt import MqttLink
+from evnet.topics import SiteTopics
 from firmware.paxos import messages as m
 from firmware.paxos.client import KvClient, KvSession
 from firmware.paxos.codec import Codec
 from firmware.paxos.localsite import LocalSite
 from firmware.paxos.process import write_site_configs
-from firmware.paxos.transport import PaxosTopics
 
 KEY = b"k" * 32
 
@@ -46,7 +46,7 @@ def test_a_kill_9_of_the_leader_costs_a_client_the_election_not_its_retry_interv
 def test_a_reply_naming_another_leader_makes_a_waiting_client_ask_it_at_once(mosquitto) -> None:
     """Two clients of one session: `a`'s answer names a new leader while `b` waits on the old one."""
     cfg = MqttConfig(url=mosquitto.url)
-    codec, topics = Codec("lab", KEY), PaxosTopics(cfg.prefix, "lab")
+    codec, topics = Codec("lab", KEY), SiteTopics(cfg.prefix, "lab")
     seen: list[tuple[str, str | None]] = []  # (client, to) of every request the site got
     site = MqttLink(cfg, "scripted-site")
 

@@ -16,13 +16,13 @@ import pytest
 from evnet.config import load_config
 from evnet.config.site_key import site_key
 from evnet.mqtt import MqttLink
+from evnet.topics import SiteTopics
 from firmware.paxos import messages as m
 from firmware.paxos.client import KvClient, KvTimeout
 from firmware.paxos.codec import Codec, CodecError
 from firmware.paxos.localsite import LocalSite
 from firmware.paxos.process import write_site_configs
 from firmware.paxos.runner import ReplicaRunner
-from firmware.paxos.transport import PaxosTopics
 
 from .conftest import wait_for
 
@@ -74,8 +74,8 @@ def leader_heartbeats(recorded: list[tuple[str, bytes]], codec: Codec, leader: s
 def test_replayed_heartbeats_of_a_paused_leader_do_not_hold_off_failover(tmp_path, mosquitto):
     with LocalSite(str(tmp_path), MEMBERS, mosquitto.url) as site:
         codec = Codec(site.cfg.site_id, site.key)
-        topics = PaxosTopics(site.cfg.mqtt.prefix, site.cfg.site_id)
-        recorder = Recorder(site.cfg, "eavesdropper", topics.inbox("+"))
+        topics = SiteTopics(site.cfg.mqtt.prefix, site.cfg.site_id)
+        recorder = Recorder(site.cfg, "eavesdropper", topics.paxos("+"))
         stop = threading.Event()
         try:
             with site.client("probe", timeout=10.0, retry=0.01, max_retry=0.05) as c:
@@ -84,7 +84,7 @@ def test_replayed_heartbeats_of_a_paused_leader_do_not_hold_off_failover(tmp_pat
                 time.sleep(0.3)  # several heartbeat rounds recorded
                 with recorder.lock:
                     replay = leader_heartbeats(recorder.frames, codec, old)
-                assert sorted(replay) == sorted(topics.inbox(cp) for cp in MEMBERS if cp != old)
+                assert sorted(replay) == sorted(topics.paxos(cp) for cp in MEMBERS if cp != old)
                 site.pause(old)  # SIGSTOP: its connection stays up, so no Last Will
                 t0 = time.perf_counter()
                 recorder.publish_every(list(replay.items()), REPLAY_EVERY, stop)
@@ -142,7 +142,7 @@ def current_leader(rs: dict[str, ReplicaRunner]) -> str:
 def test_a_replayed_will_of_an_earlier_connection_does_not_depose_the_leader(runners):
     cfgs, start = runners
     cfg = cfgs["cp1"]
-    topics = PaxosTopics(cfg.mqtt.prefix, cfg.site_id)
+    topics = SiteTopics(cfg.mqtt.prefix, cfg.site_id)
     recorder = Recorder(cfg, "eavesdropper", topics.gone())
     stop = threading.Event()
     try:

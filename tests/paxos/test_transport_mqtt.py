@@ -10,12 +10,13 @@ from evnet.clock import ManualClock
 from evnet.config import MqttConfig, load_config
 from evnet.config.site_key import site_key
 from evnet.mqtt import MqttLink
+from evnet.topics import SiteTopics
 from firmware.paxos import messages as m
 from firmware.paxos.client import KvClient, KvSession, KvTimeout
 from firmware.paxos.codec import MAX_MESSAGE, Codec
 from firmware.paxos.process import write_site_configs
 from firmware.paxos.runner import ReplicaRunner
-from firmware.paxos.transport import MqttTransport, PaxosTopics
+from firmware.paxos.transport import MqttTransport
 from firmware.paxos.types import Ballot
 
 from .conftest import wait_for
@@ -77,7 +78,7 @@ def test_clients_sharing_a_session_are_answered_together_and_json_clients_in_jso
     assert all(leader.transport.sessions[f"t{i}"] == "proc1" for i in range(4))
     session.close()
     # the public JSON form: answered in JSON on the client's own reply topic
-    topics = PaxosTopics(cfg.mqtt.prefix, cfg.site_id)
+    topics = SiteTopics(cfg.mqtt.prefix, cfg.site_id)
     got: list[bytes] = []
     link = MqttLink(cfg.mqtt, "json-client")
     link.subscribe(topics.reply("jc"), lambda _t, payload: got.append(payload), qos=1)
@@ -94,7 +95,7 @@ def test_clients_sharing_a_session_are_answered_together_and_json_clients_in_jso
 def test_forged_and_foreign_frames_are_dropped_and_counted(site, mosquitto):
     cfgs, runners = site
     cfg = cfgs["cp1"]
-    topics = PaxosTopics(cfg.mqtt.prefix, cfg.site_id)
+    topics = SiteTopics(cfg.mqtt.prefix, cfg.site_id)
     good = Codec(cfg.site_id, site_key(cfg))
     forger = Codec(cfg.site_id, b"k" * 32)
     with client_for(cfg, "dave") as dave:
@@ -105,10 +106,10 @@ def test_forged_and_foreign_frames_are_dropped_and_counted(site, mosquitto):
     try:
         target = runners["cp2"]
         evil = m.Prepare(cfg.site_id, "cp1", Ballot(10**9, "cp1"), 0)
-        link.publish(topics.inbox("cp2"), forger.encode(evil), qos=1)  # wrong key
+        link.publish(topics.paxos("cp2"), forger.encode(evil), qos=1)  # wrong key
         stranger = m.Heartbeat(cfg.site_id, "mallory", Ballot(1, "x"), 0, 1, 1, 0, 0)
-        link.publish(topics.inbox("cp2"), good.encode(stranger), qos=1)
-        link.publish(topics.inbox("cp2"), b"\x01garbage", qos=1)
+        link.publish(topics.paxos("cp2"), good.encode(stranger), qos=1)
+        link.publish(topics.paxos("cp2"), b"\x01garbage", qos=1)
         link.publish(topics.request, forger.encode_request("eve", 1, "put", {"key": "k", "value": 1}), qos=1)
         link.publish(topics.request, good.encode_request("cp3", 1, "put", {"key": "k", "value": 1}), qos=1)
         wait_for(lambda: target.transport.dropped["mac"] >= 1 and target.transport.dropped["unknown_sender"] >= 1

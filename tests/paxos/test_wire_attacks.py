@@ -16,12 +16,12 @@ from central_broker.brokers import MosquittoBroker
 from evnet.config import MqttConfig, load_config
 from evnet.config.site_key import site_key
 from evnet.mqtt import MqttLink
+from evnet.topics import SiteTopics
 from firmware.paxos.client import KvClient
 from firmware.paxos.codec import BUNDLE, MAX_MESSAGE, Codec
 from firmware.paxos.localsite import LocalSite
 from firmware.paxos.process import write_site_configs
 from firmware.paxos.runner import ReplicaRunner
-from firmware.paxos.transport import PaxosTopics
 
 from .conftest import wait_for
 
@@ -45,12 +45,12 @@ def assert_alive(site: LocalSite) -> None:
 
 def test_poison_on_the_gone_request_inbox_and_reply_topics_kills_no_replica_and_no_client(tmp_path, mosquitto):
     with LocalSite(str(tmp_path), MEMBERS, mosquitto.url) as site, site.client("alice", timeout=10.0) as alice:
-        topics = PaxosTopics(site.cfg.mqtt.prefix, site.cfg.site_id)
+        topics = SiteTopics(site.cfg.mqtt.prefix, site.cfg.site_id)
         assert alice.put("k", 1) == "ok"
         mallory = attacker(mosquitto.url)
         try:
             for cp in MEMBERS:
-                for topic in (topics.gone(cp), topics.inbox(cp)):
+                for topic in (topics.gone(cp), topics.paxos(cp)):
                     mallory.publish(topic, POISON).wait_for_publish(5)
             for _ in range(3):  # each publish used to kill the leader of the moment
                 for poison in (POISON, SMALL_POISON):
@@ -66,11 +66,11 @@ def test_poison_on_the_gone_request_inbox_and_reply_topics_kills_no_replica_and_
 
 def test_retained_poison_on_every_topic_is_survived_at_every_start(tmp_path, mosquitto):
     site = LocalSite(str(tmp_path), MEMBERS, mosquitto.url)
-    topics = PaxosTopics(site.cfg.mqtt.prefix, site.cfg.site_id)
+    topics = SiteTopics(site.cfg.mqtt.prefix, site.cfg.site_id)
     mallory = attacker(mosquitto.url)
     try:
         for cp in MEMBERS:
-            for topic in (topics.gone(cp), topics.inbox(cp)):
+            for topic in (topics.gone(cp), topics.paxos(cp)):
                 mallory.publish(topic, POISON, retain=True).wait_for_publish(5)
         mallory.publish(topics.request, POISON, retain=True).wait_for_publish(5)
         mallory.publish(topics.request, b"\xc1\x01" + POISON, retain=True).wait_for_publish(5)
@@ -89,7 +89,7 @@ def test_retained_poison_on_every_topic_is_survived_at_every_start(tmp_path, mos
 
 def test_a_signed_request_with_req_2_64_is_refused_at_decode_and_the_leader_lives(tmp_path, mosquitto):
     with LocalSite(str(tmp_path), MEMBERS, mosquitto.url) as site, site.client("alice", timeout=10.0) as alice:
-        topics = PaxosTopics(site.cfg.mqtt.prefix, site.cfg.site_id)
+        topics = SiteTopics(site.cfg.mqtt.prefix, site.cfg.site_id)
         assert alice.put("k", 1) == "ok"
         leader = alice.leader
         codec = Codec(site.cfg.site_id, site.key)
@@ -121,15 +121,15 @@ def test_a_32_mb_bundle_to_every_inbox_is_skipped_unbuffered_and_the_site_goes_o
     runners = {cp: ReplicaRunner(cfgs[cp], str(tmp_path / "data" / cp)).start() for cp in MEMBERS}
     cfg = cfgs["cp1"]
     client = KvClient(cfg.mqtt, cfg.site_id, "alice", site_key(cfg), timeout=10.0).start()
-    topics = PaxosTopics(cfg.mqtt.prefix, cfg.site_id)
+    topics = SiteTopics(cfg.mqtt.prefix, cfg.site_id)
     mallory = MqttLink(dataclasses.replace(cfg.mqtt, version="3.1.1"), "mallory")
     try:
         assert client.put("k", 1) == "ok" and mallory.start(5)
         huge = bytes((BUNDLE,)) + bytes(32 * 2**20)  # 32 MB of empty frames: 21 s of a site's CPU before
         forged = bytes((BUNDLE,)) + bytes(MAX_MESSAGE - 1)  # at the cap: one hash, never unpacked
         for cp in MEMBERS:
-            mallory.client.publish(topics.inbox(cp), huge, qos=0)
-            mallory.client.publish(topics.inbox(cp), forged, qos=0)
+            mallory.client.publish(topics.paxos(cp), huge, qos=0)
+            mallory.client.publish(topics.paxos(cp), forged, qos=0)
         wait_for(lambda: all(r.pump.reader.dropped["too_big"] == 1 and r.transport.dropped["mac"] >= 1
                              for r in runners.values()), 30, "every replica to skip the big one and drop the forged")
         t = time.monotonic()

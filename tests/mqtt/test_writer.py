@@ -15,9 +15,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from evnet.config.schema import MqttConfig
 from evnet.mqtt import MqttLink
-from firmware.paxos.mqtt_reader import PacketReader
-from firmware.paxos.mqtt_writer import PacketWriter
-from firmware.paxos.transport import LinkPump
+from evnet.mqtt.pump import LinkPump
+from evnet.mqtt.reader import PacketReader
+from evnet.mqtt.writer import PacketWriter
 
 
 @pytest.mark.parametrize("version", ["5", "3.1.1"])

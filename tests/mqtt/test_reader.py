@@ -14,8 +14,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from firmware.paxos.mqtt_reader import MalformedPacketError, PacketReader
-from firmware.paxos.mqtt_writer import remaining_length as varint
+from evnet.mqtt.reader import MalformedPacketError, PacketReader
+from evnet.mqtt.writer import remaining_length as varint
 
 
 def publish(topic: str, payload: bytes, properties: bytes = b"", v5: bool = True) -> bytes:

@@ -24,7 +24,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from evnet.logs import EventLogger, FoldedLog, event_logger
-from evnet.mqtt import MAX_PACKET
+from evnet.mqtt.payload import MAX_PACKET
 
 PUBLISH = 0x30
 RECV_SIZE = 65536
