@@ -138,7 +138,10 @@ class EngineCore:
         return self._session(self.session.manual_start(now, driver_id), now)
 
     @_reads_last
-    def stop(self, reason: str, now: float) -> list[Action]:
+    def stop(self, reason: str, now: float, session_id: str | None = None) -> list[Action]:
+        """End the running session (`session_id`: only if it is that one, so a late stop never ends the next)."""
+        if session_id is not None and session_id != self.session.session_id:
+            return []
         return self._session(self.session.stop(reason, now), now)
 
     @_reads_last

@@ -205,8 +205,9 @@ class Evse:
     def authorize(self, driver_id: str) -> None:
         self.events.put(("authorize", driver_id))
 
-    def request_stop(self, reason: str = "driver_stop") -> None:
-        self.events.put(("stop", reason))
+    def request_stop(self, reason: str = "driver_stop", session_id: str | None = None) -> None:
+        """End the running session (only if it is `session_id`, when given)."""
+        self.events.put(("stop", reason, session_id))
 
     def set_limit(self, amps: float, lease_until: float) -> None:
         """A grant of `amps` until `lease_until` (the engine clock's monotonic): the site's, through its bridge."""
@@ -321,7 +322,7 @@ class Evse:
         elif kind == "authorize":
             self._do(core.authorize(event[1], now), now)
         elif kind == "stop":
-            self._do(core.stop(event[1], now), now)
+            self._do(core.stop(event[1], now, event[2]), now)
         elif kind == "grant":
             self._do(core.set_limit(event[1], event[2], now), now)
         elif kind == "confirm_start":

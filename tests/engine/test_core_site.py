@@ -187,3 +187,13 @@ def test_out_of_order_is_a_status_a_fault_still_shows_first(faulted: bool) -> No
     assert rig.of(StatusChanged)[-1].status == "OUT_OF_ORDER"
     rig.do(rig.core.set_available(True, 4.0))
     assert rig.of(StatusChanged)[-1].status == "AVAILABLE"
+
+
+def test_a_stop_for_another_session_does_not_end_this_one() -> None:
+    rig = Rig()
+    sid = rig.pwm_session()
+    rig.do(rig.core.confirm_start(sid, 10.0))
+    rig.do(rig.core.stop("operator", 20.0, session_id="an-earlier-session"))
+    assert rig.contactor() and rig.core.session.started
+    rig.do(rig.core.stop("operator", 21.0, session_id=sid))
+    assert rig.core.session.state.value == "EndSession"
