@@ -144,7 +144,10 @@ class Bridge:
     def site_result(self, tag: Tag, result: Any, now: float) -> list[Output]:
         """The result of a command this bridge proposed (the site's JSON, decoded)."""
         self._now = now
+        was_reachable = self.outbox.reachable
         pending = self.outbox.answer(tag, now)
+        if self.outbox.reachable and not was_reachable:
+            self.sessions.checkpoint_soon(now)
         if pending is None:
             self._folded.info("bridge.result_dropped", tag=str(tag), why="not waited for (late or not ours)")
             return []

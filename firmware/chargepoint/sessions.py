@@ -195,12 +195,18 @@ class Sessions:
             else:
                 t.next_try = None
         t = self.live
-        if (t is not None and t.start == COMMITTED and t.confirmed and now >= t.next_checkpoint
-                and self.reading_wh is not None and self.reading_wh > t.checkpoint_wh):
+        if t is not None and t.start == COMMITTED and t.confirmed and now >= t.next_checkpoint:
             t.next_checkpoint = now + self.settings.checkpoint_s
-            t.checkpoint_wh = self.reading_wh
-            out.append(self._propose(t, "checkpoint", {"meter_wh": self.reading_wh}, now))
+            if self.reading_wh is not None and self.reading_wh > t.checkpoint_wh:  # nothing new: nothing to say
+                t.checkpoint_wh = self.reading_wh
+                out.append(self._propose(t, "checkpoint", {"meter_wh": self.reading_wh}, now))
         return out
+
+    def checkpoint_soon(self, now: float) -> None:
+        """The site answers again: the running session's reading goes at once (and a close the site made
+        while it could not hear us shows in the answer)."""
+        if self.live is not None:
+            self.live.next_checkpoint = now
 
     def next_deadline(self) -> float | None:
         moments = [m for t in self.by_id.values() for m in (t.decide_at, t.next_try) if m is not None]

@@ -256,7 +256,9 @@ class EngineCore:
         """Run every timer that is due: pilot, session, lease."""
         actions = self._pilot(self.pilot.tick(now), now)
         actions += self._session(self.session.tick(now), now)
-        return actions + self._apply_current(now)
+        actions += self._apply_current(now)
+        self.lease.lapse(now)
+        return actions
 
     # ------------------------------------------------------------------ queries
 

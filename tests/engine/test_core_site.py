@@ -197,3 +197,13 @@ def test_a_stop_for_another_session_does_not_end_this_one() -> None:
     assert rig.contactor() and rig.core.session.started
     rig.do(rig.core.stop("operator", 21.0, session_id=sid))
     assert rig.core.session.state.value == "EndSession"
+
+
+def test_a_lease_nobody_renews_ends_at_the_fallback_and_is_not_a_timer_due_for_ever() -> None:
+    core = EngineCore("cp1", price_eur_kwh=0.30, max_current_a=32, fallback_a=6, confirm_starts=True)
+    core.start(0.0)
+    core.grant(16, 10.0, 0.0)
+    assert core.allowed_a == 16 and core.next_deadline() == 10.0
+    core.tick(10.0)
+    assert core.allowed_a == 6  # a site that stopped renewing: the fallback
+    assert core.next_deadline() is None  # else a control loop would spin on a moment long past
