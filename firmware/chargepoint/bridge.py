@@ -225,7 +225,7 @@ class Bridge:
     def _overdue(self, pending: Pending, now: float) -> list[Output]:
         match pending.tag.op:
             case "register":
-                return self._register_later(now)
+                return [] if self.registered or pending.tag != self._registering else self._register_later(now)
             case "report":
                 self.reports.done(answered=False)
             case "ack_grant":
@@ -247,14 +247,18 @@ class Bridge:
         return [proposal]
 
     def _registered(self, pending: Pending, result: dict[str, Any], now: float) -> list[Output]:
-        if pending.tag != self._registering:
-            return []
-        self._registering = None
+        """Any try's answer counts (registering again changes nothing), a late one too."""
+        if pending.tag == self._registering:
+            self._registering = None
         if "error" in result:  # a configuration the site does not take: said loudly, tried again slowly
             self.log.error("bridge.register_refused", error=result["error"], reason=str(result.get("reason"))[:120])
+            if self.registered or self._registering is not None or self._register_at is not None:
+                return []
             self._register_backoff = self.settings.on_engine_clock(self.settings.retry_max_s)
             return self._register_later(now)
-        self.registered, self._register_backoff = True, 0.0
+        if self.registered:
+            return self.lease.learned(self.lease.parse(result, "register"), now)
+        self.registered, self._register_backoff, self._register_at = True, 0.0, None
         self.lease.next_renewal = now  # a lease at once
         self.log.info("bridge.registered", site_reachable=self.site_reachable)
         return self.lease.learned(self.lease.parse(result, "register"), now)

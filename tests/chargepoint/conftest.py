@@ -59,6 +59,7 @@ class Rig:
     site_up: bool = True             # False: proposals are lost (no quorum, broker gone)
     ev_wants_a: float = 32.0         # what the EV would draw if offered
     auto_draw: bool = True           # the EV follows the offer at once (False: the test sets `draw_a`)
+    speed: float = 1.0               # engine clock seconds per real second (the site's clock is real time)
 
     def __post_init__(self) -> None:
         self.clock = ManualClock(1000.0)
@@ -69,11 +70,12 @@ class Rig:
         self.bridge = Bridge(BridgeSettings(cp=CP, price_eur_kwh=0.30, max_current_a=self.max_a,
                                             fallback_a=self.fallback_a, lease_s=self.lease_s, location="Bay 1",
                                             local_drivers=self.local_drivers, standing_driver=self.standing_driver,
-                                            **self.settings))
+                                            speed=self.speed, **self.settings))
         self.kwh = 100.0
         self.draw_a = 0.0
         self.contactor = False
         self.outputs: list[Output] = []
+        self.sent: list[tuple[float, Propose]] = []    # every proposal, with when it was made
         self.engine_actions: list[Any] = []
         self.wire: list[tuple[float, Propose]] = []   # in flight to the site: (delivered at, proposal)
         self.lost: list[Propose] = []
@@ -114,6 +116,7 @@ class Rig:
             now = self.now
             match out:
                 case Propose():
+                    self.sent.append((now, out))
                     if self.site_up:
                         self.wire.append((now + self.latency, out))
                     else:
@@ -196,14 +199,15 @@ class Rig:
 
     def apply(self, command: bytes, client: str, member: bool) -> dict[str, Any]:
         """The replica applies a chosen command (stamped now by the leader) and shows the bridge its view."""
-        ctx = Context(client, member, (1, "cp2"), round(self.now * 1000))
+        ctx = Context(client, member, (1, "cp2"), self.leader_ms())
         result = json.loads(self.site.apply(command, ctx))
         if self.site_up:  # a charge point cut off from the site: its replica hears nothing either
             self.do(self.bridge.site_view(self.site.view(CP), self.now))
         return result
 
-    def member(self, cp: str, op: str, **args: Any) -> dict[str, Any]:
-        return self.apply(member_command(op, args), cp, member=True)
+    def member(self, sender: str, op: str, **args: Any) -> dict[str, Any]:
+        """A command of another member of the site (its own bridge, played by the test)."""
+        return self.apply(member_command(op, args), sender, member=True)
 
     def signed(self, by: str, op: str, **args: Any) -> dict[str, Any]:
         self.seqs[by] = self.seqs.get(by, 0) + 1
@@ -278,13 +282,17 @@ class Rig:
         """What the site counts this charge point may draw now (the rule of the fuse)."""
         return self.site.state.budget.may_draw(CP, self.site_ms()) / 10
 
+    def leader_ms(self) -> int:
+        """The leader's monotonic clock: real time, in ms (the engine clock runs `speed` times faster)."""
+        return round(self.now / self.speed * 1000)
+
     def site_ms(self) -> int:
-        """Site time now (the leader's clock is the test's, site time = it + the term's offset)."""
-        return round(self.now * 1000) + self.site.state.offset
+        """Site time now: the leader's clock + the term's offset."""
+        return self.leader_ms() + self.site.state.offset
 
     def running(self) -> None:
-        """Online and registered with a lease; the driver D1 known."""
-        self.advance(1.0)
+        """Registered, holding a lease."""
+        self.advance(1.0 + 2 * self.latency)
         assert self.bridge.registered and self.bridge.site_reachable
 
 
