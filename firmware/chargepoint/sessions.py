@@ -72,6 +72,7 @@ class Tracked:
     local_ok: bool = False          # the local list may decide if the site does not answer
     start: str = STARTING           # STARTING, COMMITTED, REFUSED; UNKNOWN for a ticket from before a restart
     confirmed: bool = False         # the engine was told ConfirmStart
+    local: bool = False             # ... on the local list's word, the site not answering
     running: bool = True            # the engine's session is on
     ticket: Ticket | None = None    # the local ticket, once it ended with one
     end_wh: int = 0
@@ -237,7 +238,7 @@ class Sessions:
         if t.start != STARTING or t.confirmed or not t.running:
             return []
         if t.driver in self.settings.local_drivers and self.available:
-            t.confirmed = True
+            t.confirmed = t.local = True
             self.log.warning("bridge.start_local", session=t.id, driver=t.driver, why="the site does not answer")
             return [ConfirmStart(t.id)]
         why = "site_unreachable" if self.available else "out_of_order"

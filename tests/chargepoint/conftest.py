@@ -55,10 +55,12 @@ class Rig:
     standing_driver: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     site_params: dict[str, Any] = field(default_factory=dict)
-    latency: float = 0.05            # s from a proposal to its result (and the replica's view)
+    latency: float = 0.05            # s from a proposal to its application (and the replica's view)
+    back: float = 0.0                # s more from its application to its result reaching the bridge
     site_up: bool = True             # False: proposals are lost (no quorum, broker gone)
     ev_wants_a: float = 32.0         # what the EV would draw if offered
-    auto_draw: bool = True           # the EV follows the offer at once (False: the test sets `draw_a`)
+    auto_draw: bool = True           # the EV follows the offer (False: the test sets `draw_a`) ...
+    ev_lag: float = 0.0              # ... this long after it changed (an EV has 5 s to follow a lower duty)
     speed: float = 1.0               # engine clock seconds per real second (the site's clock is real time)
 
     def __post_init__(self) -> None:
@@ -78,6 +80,8 @@ class Rig:
         self.sent: list[tuple[float, Propose]] = []    # every proposal, with when it was made
         self.engine_actions: list[Any] = []
         self.wire: list[tuple[float, Propose]] = []   # in flight to the site: (delivered at, proposal)
+        self.answers: list[tuple[float, Propose, dict[str, Any]]] = []  # results on their way back
+        self.offers: list[tuple[float, float]] = [(self.now, 0.0)]     # the engine's offer, when it changed
         self.lost: list[Propose] = []
         self.applied: list[tuple[float, Propose, dict[str, Any]]] = []  # (when, proposal, result)
         self.closed_at: list[tuple[float, bool]] = []  # contactor moves
@@ -104,8 +108,12 @@ class Rig:
         return MeterReading((230.0,) * 3, (amps,) * 3, amps * 690.0, self.kwh, self.clock.time())
 
     def _follow(self) -> None:
+        if self.engine.allowed_a != self.offers[-1][1]:
+            self.offers.append((self.now, self.engine.allowed_a))
         if self.auto_draw:
-            self.draw_a = min(self.ev_wants_a, self.engine.allowed_a) if self.contactor else 0.0
+            seen = [a for t, a in self.offers if t <= self.now - self.ev_lag] or [0.0]
+            self.draw_a = min(self.ev_wants_a, seen[-1], self.engine.allowed_a if not self.ev_lag else 80.0)
+            self.draw_a = self.draw_a if self.contactor else 0.0
 
     # -- dispatch -------------------------------------------------------------------------------
 
@@ -157,7 +165,8 @@ class Rig:
         end = self.now + seconds
         stuck = 0
         while True:
-            moments = [end, self._next_poll] + [t for t, _ in self.wire]
+            moments = [end, self._next_poll] + [t for t, _ in self.wire] + [t for t, _, _ in self.answers]
+            moments += [t + self.ev_lag for t, _ in self.offers[-2:] if t + self.ev_lag > self.now]
             moments += [m for m in (self.engine.next_deadline(), self.bridge.next_deadline()) if m is not None]
             step_to = min(max(min(moments), self.now), end)
             stuck = stuck + 1 if step_to == self.now else 0
@@ -165,6 +174,7 @@ class Rig:
             self.kwh += (self.draw_a if self.contactor else 0.0) * 690.0 * (step_to - self.now) / 3_600_000.0
             self.clock.set(step_to)
             self._due()
+            self._follow()
             for check in self.checks:
                 check(self)
             if step_to >= end:
@@ -175,6 +185,9 @@ class Rig:
         for item in sorted([w for w in self.wire if w[0] <= now], key=lambda w: w[0]):
             self.wire.remove(item)
             self._deliver(item[1])
+        for answer in [a for a in self.answers if a[0] <= now]:
+            self.answers.remove(answer)
+            self.do(self.bridge.site_result(answer[1].tag, answer[2], now))
         deadline = self.engine.next_deadline()
         if deadline is not None and now >= deadline:
             self.engine_do(self.engine.tick(now))
@@ -193,7 +206,10 @@ class Rig:
             return
         result = self.apply(proposal.command, CP, member=True)
         self.applied.append((self.now, proposal, result))
-        self.do(self.bridge.site_result(proposal.tag, result, self.now))
+        if self.back:
+            self.answers.append((self.now + self.back, proposal, result))
+        else:
+            self.do(self.bridge.site_result(proposal.tag, result, self.now))
 
     # -- the site -------------------------------------------------------------------------------
 
@@ -302,10 +318,18 @@ def fuse_rule(rig: Rig) -> None:
 
 
 def start_gate(rig: Rig) -> None:
-    """A contactor is closed only for a session whose start was confirmed."""
+    """A contactor is closed only for a session whose start the site committed, or the local list allowed
+    while the site did not answer."""
     if rig.contactor:
-        confirmed = {o.session_id for o in rig.of(ConfirmStart)}
-        assert rig.engine.session.session_id in confirmed
+        sid = rig.engine.session.session_id
+        st = rig.site.state
+        tracked = rig.bridge.sessions.by_id.get(sid)
+        assert sid in st.sessions or sid in st.tickets or sid in st.closed or (tracked is not None and tracked.local)
+
+
+def draw_rule(rig: Rig) -> None:
+    """What the EV draws is within what the site counts for this charge point (with its meter's 0.5 A)."""
+    assert rig.draw_a <= rig.site_allows_a() + 0.5, (rig.now, rig.draw_a, rig.site_allows_a())
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ def test_a_drivers_request_starts_a_session_whose_contactor_closes_only_once_the
                                             "driver": "D1"}]
     r.advance(0.15)
     assert not r.contactor and r.engine.session.started  # the session is open; its energy waits for the site
+    assert r.of(ConfirmStart) == [] and not r.engine.session.confirmed
     r.advance(0.1)
     assert r.contactor and first_closed(r) == committed_at(r, opened.session_id)
     assert r.site.view("cp1").session.driver == "D1" and r.site.view("cp1").authorization is None
