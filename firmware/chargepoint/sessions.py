@@ -258,6 +258,9 @@ class Sessions:
 
     def _start_result(self, t: Tracked, result: dict[str, Any], now: float) -> list[Output]:
         error = result.get("error")
+        if error == "not_registered" and t.start == STARTING:  # the site does not know us yet: again, soon
+            t.waiting, t.next_try = "start_session", now + self.timeout
+            return []
         ours = error == "session_exists" or (error == "cp_busy" and result.get("session") == t.id)
         if t.waiting == "start_session":  # whichever try answered, the start is decided
             t.waiting = t.tag = t.next_try = None
@@ -310,9 +313,10 @@ class Sessions:
                 t.start, t.late_report = STARTING, True  # it ran on the local list before a restart: report it
                 return self._propose_start(t, now)
             return self._settle(t, NOT_AT_SITE, None) if t.ticket is not None else self._forget(t)
-        self.log.error("bridge.stop_refused", session=t.id, error=error, reason=str(result.get("reason", ""))[:120])
-        t.backoff = self.retry_max
-        t.waiting, t.next_try = "stop_session", now + self.retry_max
+        if error != "not_registered":  # that one passes as soon as the bridge has registered again
+            self.log.error("bridge.stop_refused", session=t.id, error=error, reason=str(result.get("reason", ""))[:120])
+        t.backoff = self.timeout if error == "not_registered" else self.retry_max
+        t.waiting, t.next_try = "stop_session", now + t.backoff
         return []
 
     def _settle(self, t: Tracked, outcome: str, site_ticket: dict[str, Any] | None) -> list[Output]:

@@ -1,13 +1,15 @@
-"""The bridge's lease keeper alone: which grant it believes, until when, and when a lower one may be acknowledged;
-and what the bridge does with answers it did not wait for."""
+"""The bridge's parts alone: which grant its lease keeper believes, until when, and when a lower one may be
+acknowledged; what the bridge does with answers it did not wait for, or that say the site does not know it yet."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from evnet.logs import event_logger
-from firmware.chargepoint import Bridge, BridgeSettings, Grant, Tag
+from firmware.chargepoint import Bridge, BridgeSettings, ConfirmStart, Grant, Propose, StopSession, Tag
 from firmware.chargepoint.grants import LeaseKeeper
+from firmware.engine.core import SessionOpened
+from hal.meter.reading import MeterReading
 
 SETTINGS = BridgeSettings(cp="cp1", price_eur_kwh=0.3, max_current_a=32, fallback_a=6, lease_s=10)
 
@@ -69,3 +71,17 @@ def test_answers_the_bridge_did_not_wait_for_change_nothing() -> None:
     assert bridge.site_result(Tag("renew", 99), view(32, 1), 0.1) == []
     assert bridge.site_result(register.tag, ["not", "a", "dict"], 0.1) == []  # type: ignore[arg-type]
     assert not bridge.registered and bridge.lease.grant is None
+
+
+def test_a_start_answered_not_registered_is_sent_again_not_taken_for_a_refusal() -> None:
+    bridge = Bridge(BridgeSettings(cp="cp1", price_eur_kwh=0.3, max_current_a=32, fallback_a=6, lease_s=10,
+                                   local_drivers=("owner",)))
+    bridge.start(0.0)  # its registration gets no answer: the site is not there yet
+    bridge.button(0.0)
+    first = MeterReading((230.0,) * 3, (0.0,) * 3, 0.0, 100.0, 0.0)
+    start, confirm = bridge.engine_action(SessionOpened("cp1-s1", "owner", first), 0.1)
+    assert isinstance(start, Propose) and confirm == ConfirmStart("cp1-s1")  # nobody answers: the local list
+    out = bridge.site_result(start.tag, {"error": "not_registered", "reason": "cp1 has not registered"}, 0.2)
+    assert not [o for o in out if isinstance(o, StopSession)]
+    later = bridge.tick(bridge.sessions.by_id["cp1-s1"].next_try)
+    assert [p.tag.op for p in later if isinstance(p, Propose)].count("start_session") == 1

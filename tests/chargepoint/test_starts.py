@@ -187,3 +187,42 @@ def test_an_ev_unplugged_before_its_start_committed_leaves_a_site_ticket_of_noth
     assert (ticket.session, ticket.energy_wh, ticket.reason) == (opened.session_id, 0, "unplugged")
     assert r.site.view("cp1").session is None
     assert [p.tag.op for p in r.of(Propose)].count("stop_session") == 1
+
+
+def test_a_point_that_boots_without_the_site_starts_on_the_local_list_and_is_billed_once_the_site_is_back(rig):
+    r = rig(site_up=False)
+    r.add_driver("owner")
+    r.plug_in()
+    r.ask_for_energy()
+    r.do(r.bridge.button(r.now))
+    (opened,) = r.opened()
+    r.advance(30.0)
+    assert r.contactor and r.draw_a == 6.0 and not r.bridge.registered  # never heard the site: the fallback
+    r.site_up = True
+    r.advance(60.0)  # registration and the start, sent again, in whatever order they arrive
+    assert r.bridge.registered and r.site.view("cp1").session.id == opened.session_id
+    assert r.draw_a == 32.0
+    r.stop_asking()
+    r.unplug()
+    r.advance(5.0)
+    (settled,) = r.of(TicketSettled)
+    assert settled.outcome == BILLED and settled.site_ticket["energy_wh"] > 0
+
+
+def test_a_reservation_holds_the_point_for_its_driver_who_then_asks(rig):
+    r = rig()
+    r.running()
+    r.add_driver("D1")
+    r.add_driver("D2")
+    assert r.signed("D1", "reserve", at="cp1")["cp"] == "cp1"
+    r.plug_in()  # D1's EV arrives; the reservation alone starts nothing
+    r.ask_for_energy()
+    r.advance(2.0)
+    assert r.of(Authorize) == [] and r.site.view("cp1").reservation == "D1"
+    assert r.signed("D2", "request_charge", at="cp1")["why"] == "reserved"  # not for D2 (cp2 is not online)
+    r.advance(1.0)
+    assert r.of(Authorize) == []
+    assert r.signed("D1", "request_charge")["cp"] == "cp1"  # anywhere: the site picks D1's reserved point
+    r.advance(1.0)
+    assert r.of(Authorize) == [Authorize("D1")] and r.contactor
+    assert r.site.view("cp1").reservation is None and r.site.view("cp1").session.driver == "D1"
