@@ -6,7 +6,6 @@ EV on the cable (PWM), its draw and the meter that integrates it, the drivers an
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -309,6 +308,17 @@ class Rig:
     def running(self) -> None:
         """Registered, holding a lease."""
         self.advance(1.0 + 2 * self.latency)
+
+    def charging(self, driver: str = "D1") -> str:
+        """Running, `driver`'s EV plugged in and charging on its request; its session id."""
+        self.running()
+        self.add_driver(driver)
+        self.plug_in()
+        self.ask_for_energy()
+        self.signed(driver, "request_charge", at="cp1")
+        self.advance(2.0)
+        assert self.contactor
+        return self.opened()[-1].session_id
         assert self.bridge.registered and self.bridge.site_reachable
 
 
@@ -340,5 +350,3 @@ def rig() -> Callable[..., Rig]:
         return r
     return make
 
-
-__all__ = ["CP", "Rig", "math"]

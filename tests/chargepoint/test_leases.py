@@ -11,17 +11,6 @@ import pytest
 from firmware.chargepoint import Grant, StopSession
 
 
-def charging(r, driver: str = "D1") -> str:
-    r.running()
-    r.add_driver(driver)
-    r.plug_in()
-    r.ask_for_energy()
-    r.signed(driver, "request_charge", at="cp1")
-    r.advance(2.0)
-    assert r.contactor
-    return r.opened()[-1].session_id
-
-
 @pytest.mark.parametrize("latency", [0.05, 3.0, 9.0])
 def test_a_lease_is_counted_from_when_its_renewal_was_sent(rig, latency: float) -> None:
     r = rig(latency=latency)
@@ -44,7 +33,7 @@ def test_a_renewal_answered_after_its_lease_would_have_ended_is_ignored(rig) -> 
 
 def test_a_silent_site_never_opens_the_contactor_and_the_engine_falls_to_its_fallback_at_its_lease_end(rig) -> None:
     r = rig()
-    charging(r)
+    r.charging()
     assert r.draw_a == 32.0
     r.site_up = False
     last = r.bridge.lease.until
@@ -62,7 +51,7 @@ def test_a_silent_site_never_opens_the_contactor_and_the_engine_falls_to_its_fal
 
 def test_a_lowered_grant_is_acknowledged_once_the_meter_shows_the_ev_follows_not_before(rig) -> None:
     r = rig(members=("cp1", "cp2", "cp3"), auto_draw=False)
-    charging(r)
+    r.charging()
     r.draw_a = 32.0
     r.advance(3.0)
     r.other_online("cp2")
@@ -86,7 +75,7 @@ def test_a_lowered_grant_is_acknowledged_once_the_meter_shows_the_ev_follows_not
 
 def test_an_ev_that_follows_too_little_is_not_acknowledged(rig) -> None:
     r = rig(members=("cp1", "cp2"), auto_draw=False, limit_a=38)
-    charging(r)
+    r.charging()
     r.draw_a = 32.0
     r.other_online("cp2")
     r.other_charging("cp2", "D2", drawn_a=0)

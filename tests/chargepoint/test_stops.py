@@ -8,17 +8,6 @@ from firmware.chargepoint import BILLED, SITE_TICKET, Bridge, SetAvailable, Stop
 from firmware.engine.core import TicketClosed
 
 
-def charging(r, driver: str = "D1") -> str:
-    r.running()
-    r.add_driver(driver)
-    r.plug_in()
-    r.ask_for_energy()
-    r.signed(driver, "request_charge", at="cp1")
-    r.advance(2.0)
-    assert r.contactor
-    return r.opened()[-1].session_id
-
-
 def one_ticket_each(r, session: str, outcome: str = BILLED) -> None:
     """The engine's ticket, the site's ticket and the settlement: one each, for the same energy."""
     (ticket,) = r.engine_tickets()
@@ -32,7 +21,7 @@ def one_ticket_each(r, session: str, outcome: str = BILLED) -> None:
 
 def test_a_running_session_checkpoints_its_reading_every_interval_while_it_moves(rig) -> None:
     r = rig(settings={"checkpoint_s": 60.0})
-    session = charging(r)
+    session = r.charging()
     r.advance(185.0)
     marks = r.proposed("checkpoint")
     assert len(marks) == 3 and all(m["session"] == session for m in marks)
@@ -46,7 +35,7 @@ def test_a_running_session_checkpoints_its_reading_every_interval_while_it_moves
 
 def test_an_operators_stop_ends_the_session_with_one_ticket(rig) -> None:
     r = rig()
-    session = charging(r)
+    session = r.charging()
     r.advance(300.0)
     r.signed("op1", "stop_cp", cp="cp1")
     assert r.of(SetAvailable) == [SetAvailable(False)] and r.engine.status == "OUT_OF_ORDER"
@@ -65,7 +54,7 @@ def test_an_operators_stop_ends_the_session_with_one_ticket(rig) -> None:
 
 def test_a_drivers_stop_ends_the_session_with_one_ticket(rig) -> None:
     r = rig()
-    session = charging(r)
+    session = r.charging()
     r.advance(120.0)
     assert r.signed("D1", "stop_charge")["session"] == session
     assert r.of(StopSession) == [StopSession(session, "driver")]
@@ -77,7 +66,7 @@ def test_a_drivers_stop_ends_the_session_with_one_ticket(rig) -> None:
 
 def test_a_session_the_site_closed_while_the_point_was_cut_off_ends_in_the_sites_ticket(rig) -> None:
     r = rig(site_params={"cp_lost_ms": 120_000}, settings={"checkpoint_s": 30.0})
-    session = charging(r)
+    session = r.charging()
     r.advance(100.0)
     checkpointed = r.site.view("cp1").session.last_wh
     r.site_up = False  # cut off: the point goes on charging at its fallback
@@ -102,7 +91,7 @@ def test_a_session_the_site_closed_while_the_point_was_cut_off_ends_in_the_sites
 
 def test_a_session_that_ended_while_the_point_was_cut_off_and_closed_by_the_site_keeps_the_sites_ticket(rig) -> None:
     r = rig(site_params={"cp_lost_ms": 60_000})
-    session = charging(r)
+    session = r.charging()
     r.advance(70.0)
     r.site_up = False
     r.stop_asking()
@@ -121,7 +110,7 @@ def test_a_session_that_ended_while_the_point_was_cut_off_and_closed_by_the_site
 
 def test_a_ticket_from_before_a_restart_reaches_the_site_once(rig) -> None:
     r = rig()
-    session = charging(r)
+    session = r.charging()
     r.advance(120.0)
     r.stop_asking()
     r.unplug()

@@ -62,6 +62,14 @@ class Rig:
         self.sid = res.session_id or self.sid
         return res
 
+    def hlc_authorized(self) -> None:
+        """An ISO 15118 EV plugged in, its session set up and paid externally; "alice" authorized."""
+        self.do(self.core.pilot_reading("B", 1.0))
+        self.ask(m.SessionSetupReq(evcc_id="ev-1"), 1.0)
+        self.ask(m.ServiceDiscoveryReq(), 1.0)
+        self.ask(m.PaymentServiceSelectionReq(), 1.0)
+        self.do(self.core.authorize("alice", 1.0))
+
     def pwm_session(self, driver: str = "alice") -> str:
         """An EV on PWM plugged in, authorized, asking for energy (state C): the session is open."""
         self.do(self.core.pilot_reading("B", 1.0))
@@ -90,11 +98,7 @@ def test_without_confirm_starts_the_contactor_closes_at_once() -> None:
 
 def test_an_iso15118_ev_hears_ongoing_until_the_site_confirms() -> None:
     rig = Rig()
-    rig.do(rig.core.pilot_reading("B", 1.0))
-    rig.ask(m.SessionSetupReq(evcc_id="ev-1"), 1.0)
-    rig.ask(m.ServiceDiscoveryReq(), 1.0)
-    rig.ask(m.PaymentServiceSelectionReq(), 1.0)
-    rig.do(rig.core.authorize("alice", 1.0))
+    rig.hlc_authorized()
     assert rig.ask(m.AuthorizationReq(), 1.1).evse_processing == "Ongoing"
     (opened,) = rig.of(SessionOpened)
     assert rig.ask(m.AuthorizationReq(), 1.5).evse_processing == "Ongoing"
@@ -121,11 +125,7 @@ def test_a_refused_start_ends_without_energy_and_without_a_ticket() -> None:
 
 def test_a_refused_iso15118_ev_gets_a_failed_answer() -> None:
     rig = Rig()
-    rig.do(rig.core.pilot_reading("B", 1.0))
-    rig.ask(m.SessionSetupReq(evcc_id="ev-1"), 1.0)
-    rig.ask(m.ServiceDiscoveryReq(), 1.0)
-    rig.ask(m.PaymentServiceSelectionReq(), 1.0)
-    rig.do(rig.core.authorize("alice", 1.0))
+    rig.hlc_authorized()
     rig.ask(m.AuthorizationReq(), 1.1)
     (opened,) = rig.of(SessionOpened)
     rig.do(rig.core.refuse_start(opened.session_id, "cp_busy", 1.2))
@@ -162,11 +162,7 @@ def test_plug_changes_are_told() -> None:
 
 def test_the_evs_maximum_is_known_from_its_charge_parameters_until_the_session_ends() -> None:
     rig = Rig(confirm_starts=False)
-    rig.do(rig.core.pilot_reading("B", 1.0))
-    rig.ask(m.SessionSetupReq(evcc_id="ev-1"), 1.0)
-    rig.ask(m.ServiceDiscoveryReq(), 1.0)
-    rig.ask(m.PaymentServiceSelectionReq(), 1.0)
-    rig.do(rig.core.authorize("alice", 1.0))
+    rig.hlc_authorized()
     rig.ask(m.AuthorizationReq(), 1.1)
     assert rig.of(EvMaxChanged) == []
     rig.ask(m.ChargeParameterDiscoveryReq(energy_request_kwh=10, max_current_a=24.5), 1.2)
