@@ -71,6 +71,7 @@ class Bridge:
         self._local_ok_driver: str | None = None  # a driver the button or the standing driver asked for
         self._orphan: tuple[str, float] | None = None  # (session, first seen) at the site, unknown here
         self._acked: dict[Tag, int] = {}          # ack_grant proposals -> the grant seq they acknowledge
+        self._report: Tag | None = None           # the report in flight
 
     @property
     def site_reachable(self) -> bool:
@@ -164,11 +165,7 @@ class Bridge:
         """This charge point's view of the state the replica has just applied (`SiteMachine.view(cp)`)."""
         self._now = now
         self.view = view
-        out: list[Output] = []
-        if not view.registered and self.registered:
-            self.registered = False
-            out += self._register(now)
-        out += self.lease.learned(view.grant, now)
+        out = self.lease.learned(view.grant, now)
         if view.available != self.available:
             self.available = view.available
             self.log.info("bridge.available", available=view.available)
@@ -211,7 +208,8 @@ class Bridge:
             case "renew":
                 return [] if error is not None else self.lease.renewed(pending.sent, result, now)
             case "report":
-                self.reports.done(answered=True)
+                if pending.tag == self._report:
+                    self.reports.done(answered=True)
                 return [] if error is not None else self.lease.learned(self.lease.parse(result, op), now)
             case "ack_grant":
                 return self.lease.acked(self._acked.pop(pending.tag, -1), result, now)
@@ -227,7 +225,8 @@ class Bridge:
             case "register":
                 return [] if self.registered or pending.tag != self._registering else self._register_later(now)
             case "report":
-                self.reports.done(answered=False)
+                if pending.tag == self._report:
+                    self.reports.done(answered=False)
             case "ack_grant":
                 self.lease.ack_lost(self._acked.pop(pending.tag, -1))
             case "clear_fault":
@@ -281,7 +280,9 @@ class Bridge:
             self.lease.renewal_sent(now)
             out.append(self.outbox.propose("renew", {"cp": cp}, now))
         if self.reports.due(now):
-            out.append(self.outbox.propose("report", self.reports.sending(now), now))
+            report = self.outbox.propose("report", self.reports.sending(now), now)
+            self._report = report.tag
+            out.append(report)
         if self.view is not None and self.reports.clear_due(self.view.fault):
             self.reports.clearing = True
             out.append(self.outbox.propose("clear_fault", {"cp": cp}, now))
@@ -309,8 +310,6 @@ class Bridge:
             return "a session is in progress"
         if not self.available:
             return "out of order"
-        if self.view is not None and self.view.fault is not None and self.engine_faulted:
-            return "faulted"
         return None
 
     def _orphans(self, view: CpView, now: float) -> list[Output]:
