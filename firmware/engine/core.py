@@ -12,64 +12,41 @@ before its energy flowed and ends on a reading asked for after the contactor ope
 last good reading if the meter died). Nothing metered is lost: the session's first reading goes
 out as `SessionOpened` (the adapter journals it) before anything that may close its contactor,
 which waits for that reading; a session a crash left open is closed from the meter by `recover`.
+
+A charge point of a site (`confirm_starts`) runs its sessions under the site's word: a session
+waits for `confirm_start` (the site committed its start) before its contactor may close;
+`refuse_start` ends it without energy, and a session that ends unconfirmed leaves no ticket
+(`SessionVoided`: nothing flowed, and the site has no session to bill). `set_available(False)` is
+the operator's OUT_OF_ORDER. `PlugChanged` and `EvMaxChanged` tell the site's bridge what it reports.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from evnet.config.schema import SafetyConfig
 from evnet.logs import EventLogger, FoldedLog, event_logger
 from firmware.engine import pilot_sm as p
 from firmware.engine import session_sm as s
+from firmware.engine.actions import (
+    Action,
+    EvMaxChanged,
+    PlugChanged,
+    ReadMeter,
+    SendMessage,
+    SessionOpened,
+    SessionVoided,
+    StatusChanged,
+    TicketClosed,
+)
 from firmware.engine.checks import RELAY_WELDED, MeterChecks
 from firmware.engine.lease import CurrentLease
 from firmware.engine.metering import Reading, SessionMeter, Ticket
 from firmware.protocols import iso15118 as m
 
 HISTORY = 32
-
-
-@dataclass(frozen=True)
-class SendMessage:
-    """Send this dict on the cable's message channel."""
-
-    data: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ReadMeter:
-    """Read the meter now and give the reading back with `token` (`meter_reading(r, token=...)`)."""
-
-    token: int
-
-
-@dataclass(frozen=True)
-class StatusChanged:
-    """The charge point's status (DESIGN.md's table): drive the LED, publish it."""
-
-    status: str
-    fault: str | None
-
-
-@dataclass(frozen=True)
-class SessionOpened:
-    """A session's first reading was taken: journal it before carrying out what follows (its contactor may close)."""
-
-    session_id: str
-    driver: str
-    start: Reading
-
-
-@dataclass(frozen=True)
-class TicketClosed:
-    ticket: Ticket
-
-
-Action = p.Action | SendMessage | ReadMeter | StatusChanged | SessionOpened | TicketClosed
 
 
 def _reads_last(method: Callable[..., list[Action]]) -> Callable[..., list[Action]]:
@@ -90,16 +67,20 @@ class EngineCore:
     def __init__(self, cp: str, *, price_eur_kwh: float, max_current_a: float, fallback_a: float,
                  local_drivers: tuple[str, ...] | list[str] = (), phases: int = 3,
                  new_session_id: Callable[[], str] | None = None, log: EventLogger | None = None,
-                 safety: SafetyConfig | None = None, **session_options: float) -> None:
+                 safety: SafetyConfig | None = None, confirm_starts: bool = False,
+                 **session_options: float) -> None:
         self.cp = cp
         self.log = log or event_logger("engine", cp=cp)
         self.pilot = p.PilotMachine()
         self.session = s.SessionMachine(cp, local_drivers=local_drivers, phases=phases,
-                                        new_session_id=new_session_id, **session_options)
+                                        new_session_id=new_session_id, confirm_starts=confirm_starts,
+                                        **session_options)
         self.lease = CurrentLease(max_current_a, fallback_a)
         self.meter = SessionMeter(cp, price_eur_kwh)
         self.status = "AVAILABLE"
         self.fault_code: str | None = None
+        self.available = True  # False: OUT_OF_ORDER (an operator's stop, through the site)
+        self._ev_max_a: float | None = None
         self.allowed_a = -1.0
         self.last_reading: Reading | None = None
         self.tickets: deque[Ticket] = deque(maxlen=HISTORY)  # the latest, for tests and diagnostics
@@ -157,8 +138,26 @@ class EngineCore:
         return self._session(self.session.manual_start(now, driver_id), now)
 
     @_reads_last
-    def stop(self, reason: str, now: float) -> list[Action]:
+    def stop(self, reason: str, now: float, session_id: str | None = None) -> list[Action]:
+        """End the running session (`session_id`: only if it is that one, so a late stop never ends the next)."""
+        if session_id is not None and session_id != self.session.session_id:
+            return []
         return self._session(self.session.stop(reason, now), now)
+
+    @_reads_last
+    def confirm_start(self, session_id: str, now: float) -> list[Action]:
+        """The site committed the start of `session_id`: its contactor may close (with `confirm_starts`)."""
+        return self._session(self.session.confirm(session_id, now), now)
+
+    @_reads_last
+    def refuse_start(self, session_id: str, why: str, now: float) -> list[Action]:
+        """The site refused the start of `session_id`: it ends without energy and without a ticket."""
+        return self._session(self.session.refuse(session_id, why, now), now)
+
+    def set_available(self, available: bool, now: float) -> list[Action]:
+        """The operator's OUT_OF_ORDER (False) or its end: the status says it; the site refuses new sessions."""
+        self.available = available
+        return self._update_status(now)
 
     @_reads_last
     def emergency_stop(self, pressed: bool, now: float) -> list[Action]:
@@ -257,7 +256,9 @@ class EngineCore:
         """Run every timer that is due: pilot, session, lease."""
         actions = self._pilot(self.pilot.tick(now), now)
         actions += self._session(self.session.tick(now), now)
-        return actions + self._apply_current(now)
+        actions += self._apply_current(now)
+        self.lease.lapse(now)
+        return actions
 
     # ------------------------------------------------------------------ queries
 
@@ -293,6 +294,7 @@ class EngineCore:
             if isinstance(action, p.PilotChanged):
                 self.log.info("engine.pilot", previous=action.previous.value, state=action.state.value)
             elif isinstance(action, p.EvPresence):
+                out.append(PlugChanged(action.present))
                 session = self.session.plugged_in(now) if action.present else self.session.unplugged(now)
                 out += self._session(session, now)
             else:
@@ -340,13 +342,19 @@ class EngineCore:
                 else:
                     out.append(self._token_read())
             elif isinstance(action, s.SessionEnded):
-                self.log.info("engine.session_ended", session=action.session_id, reason=action.reason)
-                out += self._end_metering(action.reason)
+                self.log.info("engine.session_ended", session=action.session_id, reason=action.reason,
+                              confirmed=action.confirmed)
+                out += self._end_metering(action.reason, action.confirmed)
             elif isinstance(action, s.AuthorizationExpired):
                 self.log.warning("engine.authorization_expired", driver=action.driver,
                                  after_s=self.session.connection_timeout_s)
             elif isinstance(action, s.Refused):
                 self.log.warning("engine.refused", what=action.what, why=action.why)
+        session = self.session
+        ev_max = session.ev_max_a if session.hlc and session.schedule_id else None
+        if ev_max != self._ev_max_a:
+            self._ev_max_a = ev_max
+            out.append(EvMaxChanged(ev_max))
         return out + self._update_status(now)
 
     def _open_metering(self, started: s.SessionStarted, reading: Reading, now: float) -> list[Action]:
@@ -358,7 +366,7 @@ class EngineCore:
             out += self._pilot(self.pilot.set_ready(True, now), now)
         return out
 
-    def _end_metering(self, reason: str) -> list[Action]:
+    def _end_metering(self, reason: str, confirmed: bool = True) -> list[Action]:
         if self._pending_start is not None:  # never got a first reading: nothing was delivered
             self.log.warning("engine.session_unmetered", session=self._pending_start.session_id, reason=reason)
             self._pending_start = None
@@ -366,6 +374,10 @@ class EngineCore:
             return []
         if not self.meter.active:
             return []
+        if not confirmed:  # its contactor never closed: nothing to bill, and the site has no session to close
+            voided = self.meter.close(reason)
+            self.log.info("engine.session_voided", session=voided.session_id, driver=voided.driver, reason=reason)
+            return [SessionVoided(voided.session_id, voided.driver, reason)]
         if "meter" in self.pilot.faults or self.last_reading is None:
             return self._close_ticket(reason, None)
         self._pending_close = reason
@@ -398,6 +410,8 @@ class EngineCore:
         fault = ",".join(faults) if faults else None
         if fault:
             status = "FAULTED"
+        elif not self.available:
+            status = "OUT_OF_ORDER"
         elif self.session.started:
             status = "CHARGING"
         else:

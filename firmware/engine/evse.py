@@ -8,6 +8,14 @@ configured current lease, answers the monitor's heartbeats and feeds systemd's w
 hung loop is seen by both. MQTT is best effort: with the broker down the engine keeps charging.
 Sessions and tickets are journaled (`ledger.py`, `journal.py`) before they are acted on: a session's
 first reading before its contactor closes, a ticket before it is printed or published.
+
+A charge point of a site (`site_observer`, for `evnet cp`) runs under its site's word, through the
+bridge (firmware/chargepoint): the observer sees every action of the core once carried out, every
+good meter reading, the manual-start button and, at start, the tickets nobody took; the bridge's
+answers come back through `authorize`, `confirm_start`, `refuse_start`, `request_stop`, `set_limit`,
+`set_available` and `ticket_taken`. Then the lease is the site's alone (until it grants one, the
+engine offers its fallback), a session's contactor waits for the site's confirmation, and a ticket
+leaves the journal only once the site has it.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from evnet.clock import Clock, RealClock
@@ -37,11 +46,19 @@ from firmware.engine.publisher import Publisher
 from firmware.engine.session_sm import AUTH_TIMEOUT_S, HLC_WAIT_S, SEQUENCE_TIMEOUT_S
 from firmware.protocols.heartbeat import SAFETY_CUT, HeartbeatResponder
 from hal.gpio import GpioBoard, GpioError
-from hal.meter import MeterError, open_meter
+from hal.meter import MeterError, MeterReading, open_meter
 from hal.pilot import CableError, ControlPilot, VirtualCable, open_pilot
 
 TELEMETRY_S = 1.0  # real seconds between telemetry messages while charging (what a dashboard wants)
 IDLE_WAKE_S = 1.0  # real seconds: the loop wakes at least this often (watchdog, lease, clock checks)
+
+
+@dataclass(frozen=True)
+class ManualStartPressed:
+    """The manual-start button, shown to a site's bridge (which asks the site) instead of starting at once."""
+
+
+SiteEvent = c.Action | MeterReading | ManualStartPressed
 
 
 def protocol_timeouts(speed: float) -> dict[str, float]:
@@ -58,8 +75,11 @@ class Evse:
     def __init__(self, cfg: Config, *, clock: Clock | None = None, mqtt: bool = True, monitor: bool = True,
                  gpio: GpioBoard | None = None, pilot: ControlPilot | None = None,
                  on_ticket: Callable[[Any], None] | None = None, standing_driver: str | None = None,
-                 print_tickets: bool = True) -> None:
+                 print_tickets: bool = True, site_observer: Callable[[SiteEvent, float], None] | None = None) -> None:
+        if site_observer is not None and standing_driver is not None:
+            raise ValueError("a charge point of a site starts sessions through its bridge, not a standing driver")
         self.cfg = cfg
+        self.site_observer = site_observer  # runs on the control loop: it must not block
         self.clock = clock or RealClock()
         self.log = event_logger("evse", cp=cfg.cp_id)
         cp = cfg.charge_point
@@ -68,7 +88,7 @@ class Evse:
                                  local_drivers=tuple(cp.local_drivers), phases=cp.phases,
                                  new_session_id=lambda: f"{cp.id}-{uuid.uuid4().hex[:12]}", safety=cfg.safety,
                                  connection_timeout_s=cp.connection_timeout_s,
-                                 **protocol_timeouts(self.clock.speed))
+                                 confirm_starts=site_observer is not None, **protocol_timeouts(self.clock.speed))
         self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self.standing_driver = standing_driver  # authorizes every EV plugged in (a private point, the laptop demo)
         self.contactor_closed = False
@@ -99,7 +119,7 @@ class Evse:
         self.monitor = MonitorLink(cfg.monitor.serial_url, self.events.put, cp=cp.id) if monitor else None
         self.publisher = Publisher(cfg, self.clock) if mqtt else None
         self.ledger = Ledger(journal, self.publisher, boot_id=boot_id(), cp=cp.id, print_tickets=print_tickets,
-                             on_ticket=on_ticket)
+                             on_ticket=on_ticket, site_takes=site_observer is not None)
         self.systemd = SystemdNotifier(cp=cp.id, component="evse")
         self._watchdog_every = self.systemd.ping_interval(IDLE_WAKE_S)
         self._next_watchdog = 0.0
@@ -108,7 +128,7 @@ class Evse:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="evse-control", daemon=True)
         self._next_telemetry = 0.0
-        self._next_renewal = 0.0
+        self._next_renewal = math.inf if site_observer is not None else 0.0  # the site's lease: no renewal here
         self.loop_iterations = 0
 
     # ------------------------------------------------------------------ life cycle
@@ -123,7 +143,8 @@ class Evse:
             board.estop.on_release(lambda: self.events.put(("estop", False)))
         now = self.clock.monotonic()
         self._do(self.core.start(now), now)
-        self._renew_lease(now)
+        if self.site_observer is None:
+            self._renew_lease(now)
         self._recover(now)
         if board.estop is not None and board.estop.is_pressed:
             self._do(self.core.emergency_stop(True, now), now)
@@ -184,12 +205,29 @@ class Evse:
     def authorize(self, driver_id: str) -> None:
         self.events.put(("authorize", driver_id))
 
-    def request_stop(self, reason: str = "driver_stop") -> None:
-        self.events.put(("stop", reason))
+    def request_stop(self, reason: str = "driver_stop", session_id: str | None = None) -> None:
+        """End the running session (only if it is `session_id`, when given)."""
+        self.events.put(("stop", reason, session_id))
 
     def set_limit(self, amps: float, lease_until: float) -> None:
-        """The site's grant (a later issue); until then the configuration's grant is renewed forever."""
+        """A grant of `amps` until `lease_until` (the engine clock's monotonic): the site's, through its bridge."""
         self.events.put(("grant", amps, lease_until))
+
+    def confirm_start(self, session_id: str) -> None:
+        """The site committed the start of `session_id`: its contactor may close."""
+        self.events.put(("confirm_start", session_id))
+
+    def refuse_start(self, session_id: str, why: str) -> None:
+        """The site refused the start of `session_id`: it ends without energy and without a ticket."""
+        self.events.put(("refuse_start", session_id, why))
+
+    def set_available(self, available: bool) -> None:
+        """OUT_OF_ORDER (False) by the site's operator, or back in service."""
+        self.events.put(("available", available))
+
+    def ticket_taken(self, session_id: str) -> None:
+        """The site has the ticket of `session_id`: the journal may forget it."""
+        self.events.put(("taken", session_id))
 
     def _on_pilot_change(self, what: str) -> None:
         self.events.put(("cable", what))
@@ -270,18 +308,31 @@ class Evse:
                 self.monitor.send(answer)
         elif kind == "meter_reading":
             self._do(core.meter_reading(event[1], now, token=event[2]), now)
+            if self.site_observer is not None:
+                self.site_observer(event[1], now)
         elif kind == "meter_failed":
             self._do(core.meter_failed(event[1], event[2], now), now)
         elif kind == "manual_start":
-            self._do(core.manual_start(now), now)
+            if self.site_observer is not None:
+                self.site_observer(ManualStartPressed(), now)
+            else:
+                self._do(core.manual_start(now), now)
         elif kind == "estop":
             self._do(core.emergency_stop(event[1], now), now)
         elif kind == "authorize":
             self._do(core.authorize(event[1], now), now)
         elif kind == "stop":
-            self._do(core.stop(event[1], now), now)
+            self._do(core.stop(event[1], now, event[2]), now)
         elif kind == "grant":
             self._do(core.set_limit(event[1], event[2], now), now)
+        elif kind == "confirm_start":
+            self._do(core.confirm_start(event[1], now), now)
+        elif kind == "refuse_start":
+            self._do(core.refuse_start(event[1], event[2], now), now)
+        elif kind == "available":
+            self._do(core.set_available(event[1], now), now)
+        elif kind == "taken":
+            self.ledger.taken(event[1])
 
     def _feed_pilot(self, now: float) -> None:
         """Read the pilot and give the core what changed; our own output changes what we read, so repeat."""
@@ -296,6 +347,9 @@ class Evse:
         """What the journal kept from before: tickets nobody took go out again; a session a crash left open
         is closed from the meter now (or, if it cannot be read, by the core once it can)."""
         self.ledger.resend()
+        if self.site_observer is not None:  # the site must have each of them too
+            for ticket in self.ledger.untaken:
+                self.site_observer(c.TicketClosed(ticket), now)
         opened = self.ledger.left_open
         if opened is None:
             return
@@ -321,7 +375,8 @@ class Evse:
             self._feed_pilot(now)
 
     def _carry_out(self, actions: list[c.Action]) -> bool:
-        """Do what the core says, in order; True if the pilot output changed (so the reading may have too)."""
+        """Do what the core says, in order; True if the pilot output changed (so the reading may have too).
+        A site's bridge sees each action once it was carried out (a session once it is journaled)."""
         pilot_changed = False
         for action in actions:
             if isinstance(action, p.SetContactor):
@@ -352,6 +407,10 @@ class Evse:
                 pilot_changed |= self._session_opened(action)
             elif isinstance(action, c.TicketClosed):
                 self.ledger.ticket_closed(action.ticket)
+            elif isinstance(action, c.SessionVoided):
+                self.ledger.session_voided(action)
+            if self.site_observer is not None and not (isinstance(action, c.SessionOpened) and self._journal_failed):
+                self.site_observer(action, self.clock.monotonic())
         return pilot_changed
 
     def _session_opened(self, opened: c.SessionOpened) -> bool:

@@ -4,7 +4,9 @@ What is on disk (one directory, `charge_point.journal_dir`):
 - the open session: its id, driver and first meter reading, written (and fsync'd) before its
   contactor closes (`Opened`);
 - each ticket, written before it is printed or published (`Closed`), until someone has taken it
-  (`Taken`: for now, the broker acknowledged its publication at QoS 1).
+  (`Taken`: the broker acknowledged its publication at QoS 1, or, for a charge point of a site,
+  the site has the session's ticket);
+- a session that ended before the site confirmed its start (`Voided`): no energy flowed, no ticket.
 
 After a restart the engine closes a session left open from the meter (the energy register kept
 counting), with the reason `restart` (same boot) or `power_loss` (the machine rebooted), and sends
@@ -74,7 +76,14 @@ class Taken:
     session_id: str
 
 
-Record = Opened | Closed | Taken
+@dataclass(frozen=True)
+class Voided:
+    """The open session `session_id` ended before its start was confirmed: no energy, no ticket; it is closed."""
+
+    session_id: str
+
+
+Record = Opened | Closed | Taken | Voided
 
 
 # ---------------------------------------------------------------- the format (pure)
@@ -87,6 +96,8 @@ def encode(record: Record) -> bytes:
             body = {"t": "ticket", **asdict(ticket)}
         case Taken(session_id):
             body = {"t": "taken", "session_id": session_id}
+        case Voided(session_id):
+            body = {"t": "void", "session_id": session_id}
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
     return b"%08x %s\n" % (zlib.crc32(text), text)
 
@@ -135,6 +146,8 @@ def decode_line(line: bytes) -> Record:
             return Closed(ticket)
         case "taken":
             return Taken(_text(body, "session_id"))
+        case "void":
+            return Voided(_text(body, "session_id"))
     raise JournalError(f"unknown record type {str(body.get('t'))[:40]!r}")
 
 
@@ -178,6 +191,9 @@ class JournalState:
                     self.open = None
             case Taken(session_id):
                 self.tickets.pop(session_id, None)
+            case Voided(session_id):
+                if self.open is not None and self.open.session_id == session_id:
+                    self.open = None
 
     def records(self) -> list[Record]:
         """The fewest records that say the same."""

@@ -45,6 +45,11 @@ class CurrentLease:
             return min(self.grant_.current_a, self.max_current_a)
         return min(self.fallback_a, self.max_current_a)
 
+    def lapse(self, now: float) -> None:
+        """A grant whose moment has passed is gone: its timer is not due again (a site that stopped renewing)."""
+        if self.grant_ is not None and now >= self.grant_.until:
+            self.grant_ = None
+
     def expired(self, now: float) -> bool:
         return self.grant_ is None or now >= self.grant_.until
 

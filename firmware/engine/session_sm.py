@@ -14,6 +14,11 @@ Authorization comes from `authorize(driver_id)` (the app; later the site) or fro
 manual-start button checked against the local list (`manual_start`). One given with no EV
 plugged in lapses after `connection_timeout_s` (OCPP's ConnectionTimeOut: the driver did not
 plug in), so an EV that comes later is not billed to that driver.
+
+With `confirm_starts` (a charge point of a site) a session that started waits for `confirm`
+(the site committed its start) before its energy may flow: no `Energize(True)` for an EV on PWM,
+"Ongoing" to an ISO 15118 EV's AuthorizationReq. `refuse` (the site said no) ends it in Failure;
+a session that ends unconfirmed says so in its `SessionEnded` (no energy can have flowed).
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class SessionStarted:
 class SessionEnded:
     session_id: str
     reason: str
+    confirmed: bool = True  # False: it ended before its start was confirmed, so its energy never flowed
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ class SessionMachine:
     def __init__(self, evse_id: str, local_drivers: Iterable[str] = (), phases: int = 3,
                  new_session_id: Callable[[], str] | None = None, sequence_timeout_s: float = SEQUENCE_TIMEOUT_S,
                  hlc_wait_s: float = HLC_WAIT_S, auth_timeout_s: float = AUTH_TIMEOUT_S,
-                 connection_timeout_s: float = CONNECTION_TIMEOUT_S) -> None:
+                 connection_timeout_s: float = CONNECTION_TIMEOUT_S, confirm_starts: bool = False) -> None:
         self.evse_id = evse_id
         self.local_drivers = tuple(local_drivers)
         self.energy_mode = "AC_three_phase_core" if phases == 3 else "AC_single_phase_core"
@@ -122,6 +128,8 @@ class SessionMachine:
         self.hlc_wait_s = hlc_wait_s
         self.auth_timeout_s = auth_timeout_s
         self.connection_timeout_s = connection_timeout_s
+        self.confirm_starts = confirm_starts
+        self.confirmed = False  # the started session may have energy (set at its start unless `confirm_starts`)
         self.state = SessionState.WAITING_EV
         self.plugged = False
         self.hlc = False
@@ -194,6 +202,22 @@ class SessionMachine:
             return [Refused("manual_start", f"driver {driver!r} is not on the local list")]
         return self.authorize(driver, now)
 
+    def confirm(self, session_id: str, now: float) -> list[Action]:
+        """The site committed the start of `session_id`: its energy may flow (an ISO 15118 EV hears "Finished"
+        at its next AuthorizationReq). Anything else (another session, none, confirmed already) is ignored."""
+        if not self.started or session_id != self.session_id or self.confirmed:
+            return []
+        self.confirmed = True
+        if not self.hlc and self.state is SessionState.CHARGING:
+            return [Energize(True)]
+        return []
+
+    def refuse(self, session_id: str, why: str, now: float) -> list[Action]:
+        """The site refused the start of `session_id`: it ends in Failure, without energy (until unplugged)."""
+        if not self.started or session_id != self.session_id or self.confirmed:
+            return []
+        return self._fail(f"refused:{why}", now)
+
     def set_current(self, amps: float, now: float) -> list[Action]:
         """The allowed current changed: an HLC EV is told at its next ChargingStatus and asked to renegotiate."""
         changed = amps != self.allowed_a
@@ -262,7 +286,7 @@ class SessionMachine:
 
     def _on_AuthorizationReq(self, msg: m.AuthorizationReq, now: float) -> list[Action]:  # noqa: N802
         actions = self._maybe_start(now)
-        done = self.started
+        done = self.started and self.confirmed
         actions.append(Send(m.AuthorizationRes(session_id=self.session_id,
                                                evse_processing="Finished" if done else "Ongoing")))
         if done:
@@ -341,9 +365,11 @@ class SessionMachine:
         if not self.session_id:
             self.session_id = self._new_id()
         self.started = True
+        self.confirmed = not self.confirm_starts
         actions: list[Action] = [SessionStarted(self.session_id, self.driver, self.hlc, self.evcc_id)]
         if not self.hlc:  # charging without profile: the duty carries the current
-            actions.append(Energize(True))
+            if self.confirmed:
+                actions.append(Energize(True))
             self._enter(SessionState.CHARGING, now)
         return actions
 
@@ -374,7 +400,7 @@ class SessionMachine:
         if not self.started:
             return []
         self.started = False
-        return [SessionEnded(self.session_id, reason)]
+        return [SessionEnded(self.session_id, reason, self.confirmed)]
 
     def _fail(self, reason: str, now: float) -> list[Action]:
         actions: list[Action] = [Energize(False)] + self._end(reason)

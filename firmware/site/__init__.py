@@ -16,8 +16,10 @@ from firmware.site.machine import SiteMachine
 from firmware.site.params import SiteParams, SiteSetup
 from firmware.site.snapshot import SnapshotVersionError
 from firmware.site.split import REASONS
+from firmware.site.view import CpView, GrantView, SessionView
 
 __all__ = [
-    "ERRORS", "REASONS", "Context", "SiteError", "SiteMachine", "SiteParams", "SiteSetup", "SnapshotVersionError",
+    "ERRORS", "REASONS", "Context", "CpView", "GrantView", "SessionView", "SiteError", "SiteMachine", "SiteParams",
+    "SiteSetup", "SnapshotVersionError",
     "member_command", "new_private_key", "next_seq", "public_key_b64", "signed_request",
 ]

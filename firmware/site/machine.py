@@ -49,6 +49,7 @@ from firmware.site.rebalance import rebalance
 from firmware.site.state import SiteState
 from firmware.site.summary import summary
 from firmware.site.terms import advance
+from firmware.site.view import CpView, view
 
 
 class SiteMachine:
@@ -94,6 +95,10 @@ class SiteMachine:
 
     def summary(self) -> dict[str, Any]:
         return summary(self.state)
+
+    def view(self, cp: str) -> CpView:
+        """What charge point `cp`'s bridge must know of the committed state (view.py); KeyError for another id."""
+        return view(self.state, cp)
 
 
 def _dispatch(st: SiteState, cmd: Command, role: str, by: str) -> dict[str, Any]:

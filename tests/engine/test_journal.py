@@ -16,6 +16,7 @@ from firmware.engine.journal import (
     JournalState,
     Opened,
     Taken,
+    Voided,
     close_reason,
     decode,
     decode_line,
@@ -29,7 +30,7 @@ TICKET = Ticket(cp="cp1", session_id="cp1-0001", driver="alice", start_ts=1_800_
 
 
 def test_every_record_round_trips():
-    for record in (OPENED, Closed(TICKET), Taken("cp1-0001")):
+    for record in (OPENED, Closed(TICKET), Taken("cp1-0001"), Voided("cp1-0001")):
         line = encode(record)
         assert line.endswith(b"\n") and line.count(b"\n") == 1
         assert decode_line(line[:-1]) == record
@@ -63,6 +64,20 @@ def test_state_follows_the_records():
     assert state.records() == [Closed(TICKET)]
     state.apply(Taken("cp1-0001"))
     assert state.records() == []
+
+
+def test_a_voided_session_is_no_longer_open_and_leaves_no_ticket(tmp_path: Path):
+    state = JournalState.replay([OPENED, Voided("another")])
+    assert state.open == OPENED  # another session's void does not close this one
+    state.apply(Voided(OPENED.session_id))
+    assert state.open is None and state.tickets == {} and state.records() == []
+    journal = Journal(str(tmp_path))
+    journal.append(OPENED)
+    journal.append(Voided(OPENED.session_id))
+    journal.close()
+    reopened = Journal(str(tmp_path))  # a restart finds nothing to recover
+    assert reopened.state.open is None and reopened.state.superseded == 0
+    reopened.close()
 
 
 def test_records_survive_a_reopen_and_a_torn_tail_is_cut_before_the_next_append(tmp_path: Path):

@@ -19,6 +19,7 @@ from firmware.engine.journal import (
     JournalError,
     Opened,
     Taken,
+    Voided,
     decode,
     decode_line,
     encode,
@@ -39,12 +40,14 @@ AMOUNT = st.floats(min_value=0, max_value=1e7, allow_nan=False, allow_infinity=F
 
 @st.composite
 def records(draw):
-    kind = draw(st.sampled_from(["open", "ticket", "taken"]))
+    kind = draw(st.sampled_from(["open", "ticket", "taken", "void"]))
     sid = draw(TEXT)
     if kind == "open":
         return Opened(sid, draw(TEXT), draw(AMOUNT), draw(AMOUNT), draw(st.sampled_from(["", "boot"])))
     if kind == "taken":
         return Taken(sid)
+    if kind == "void":
+        return Voided(sid)
     start = draw(AMOUNT)
     return Closed(Ticket(cp=draw(TEXT), session_id=sid, driver=draw(TEXT), start_ts=draw(AMOUNT), end_ts=draw(AMOUNT),
                          start_kwh=start, end_kwh=start + draw(AMOUNT), price_eur_kwh=draw(AMOUNT), reason=draw(TEXT)))
@@ -60,7 +63,7 @@ JSONISH = st.one_of(
     st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
                  lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
                  max_leaves=20).map(lambda v: json.dumps(v).encode()),
-    st.fixed_dictionaries({"t": st.sampled_from(["open", "ticket", "taken", "x"])},
+    st.fixed_dictionaries({"t": st.sampled_from(["open", "ticket", "taken", "void", "x"])},
                           optional={k: st.one_of(st.text(max_size=10), st.floats(), st.integers(), st.none())
                                     for k in ("session_id", "driver", "start_kwh", "start_ts", "end_kwh", "end_ts",
                                               "cp", "price_eur_kwh", "reason", "boot_id")})
@@ -75,7 +78,7 @@ JSONISH = st.one_of(
 def test_decode_takes_any_bytes(data):
     decoded = decode(data)
     assert decoded.good_bytes + decoded.torn_bytes == len(data)
-    assert all(isinstance(r, Opened | Closed | Taken) for r in decoded.records)
+    assert all(isinstance(r, Opened | Closed | Taken | Voided) for r in decoded.records)
 
 
 @settings(max_examples=300, deadline=None)
@@ -85,7 +88,7 @@ def test_a_line_is_a_record_or_a_journal_error(line):
         record = decode_line(line)
     except JournalError:
         return
-    assert isinstance(record, Opened | Closed | Taken)
+    assert isinstance(record, Opened | Closed | Taken | Voided)
 
 
 @settings(max_examples=200, deadline=None)
