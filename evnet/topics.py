@@ -1,4 +1,4 @@
-"""The MQTT topics of DESIGN.md's table, built in one place (the public contract).
+"""The MQTT topics of the status table of docs/architecture.md, built in one place (the public contract).
 
     t = SiteTopics("evnet", "demo")
     t.cp_status("cp1")   -> "evnet/demo/cp/cp1/status"

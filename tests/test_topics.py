@@ -1,4 +1,4 @@
-"""Topic names are the public contract: DESIGN.md's table, spelled once."""
+"""Topic names are the public contract: the status table of docs/architecture.md, spelled once."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ class ReadMeter:
 
 @dataclass(frozen=True)
 class StatusChanged:
-    """The charge point's status (DESIGN.md's table): drive the LED, publish it."""
+    """The charge point's status (the status table of docs/architecture.md): drive the LED, publish it."""
 
     status: str
     fault: str | None

@@ -196,7 +196,7 @@ class EngineCore:
         return self._apply_current(now)
 
     def set_limit(self, amps: float, lease_until: float, now: float) -> list[Action]:
-        """The site's form of `grant` (DESIGN.md: limits are granted with a lease)."""
+        """The site's form of `grant` (docs/architecture.md: limits are granted with a lease)."""
         return self.grant(amps, lease_until, now)
 
     @_reads_last
@@ -278,7 +278,7 @@ class EngineCore:
         return min((t for t in moments if t is not None), default=None)
 
     def telemetry(self) -> dict[str, Any] | None:
-        """The live figures of the running session (DESIGN.md's telemetry fields), None without one."""
+        """The live figures of the running session (docs/mqtt-api.md's telemetry fields), None without one."""
         live = self.meter.live
         if live is None:
             return None

@@ -1,6 +1,6 @@
 """The allowed current as a lease: a grant holds until a moment, then the engine falls back.
 
-Safety rule of the site (DESIGN.md, "Current split without overshoot"): a charge point that
+Safety rule of the site (docs/architecture.md, "Sharing the fuse"): a charge point that
 cannot renew its grant must be down at the fallback current by the time the lease ends, so the
 site may hand its share to others after that. Here the grant comes from the configuration and
 is renewed forever; a later issue lets the site's replicated state call `set_limit`.

@@ -3,7 +3,7 @@
 Inputs: the pilot reading (A-F) the HAL sees, whether the EVSE is ready to deliver energy
 (the session decides), the allowed current (from the lease), faults and the emergency stop,
 and the time. Outputs: actions for the HAL (contactor, PWM duty, pilot at -12 V) and the
-moment of the next timer. The rules it keeps (DESIGN.md, notes/charging.md):
+moment of the next timer. The rules it keeps (docs/architecture.md, "Inside the charge point"):
 
 - contactor closed at once (well within 3 s) when the EV is in C and the EVSE is ready;
 - contactor open at once on C->B, C->A, D, a fault or the emergency stop;

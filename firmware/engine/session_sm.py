@@ -1,6 +1,6 @@
 """The charging session, SECC side of the ISO 15118-2 message flow, sans-I/O.
 
-States (DESIGN.md): WaitingEV -> BeginSession -> Authentication -> EnergyNegotiation ->
+States (docs/architecture.md): WaitingEV -> BeginSession -> Authentication -> EnergyNegotiation ->
 Charging -> EndSession -> WaitingEV, plus RestartingSession (paused) and Failure.
 
 The EV asks, the SECC answers: every request gets exactly one response (`Send`), and every

@@ -11,7 +11,7 @@ and the schedule it sent. A duty that offers nothing (steady +12 V, off) means n
 at all, even in HLC. It stops when full, when told (`stop`, the plan), or when the charge
 point says StopCharging.
 
-States (DESIGN.md): not_connected, connected_not_charging (also during the HLC handshake
+States (docs/architecture.md): not_connected, connected_not_charging (also during the HLC handshake
 and while paused), send_needs (ChargeParameterDiscovery sent), receive_scheduling (the
 schedule is in, PowerDelivery(Start) awaited), charging_with_profile (HLC),
 charging_without_profile (PWM only). An HLC EV opens its session when plugged in, since a

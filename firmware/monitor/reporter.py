@@ -1,6 +1,6 @@
 """What the monitor tells Central over MQTT: its alerts, and the charge point `FAULTED` while the engine is lost.
 
-Topics (DESIGN.md): `{prefix}/{site}/cp/{cp}/monitor` carries the watchdog's alerts (retained,
+Topics (docs/architecture.md): `{prefix}/{site}/cp/{cp}/monitor` carries the watchdog's alerts (retained,
 QoS 1: the last one stays for a dashboard that comes later) and a periodic heartbeat (QoS 0);
 `{prefix}/{site}/cp/{cp}/status` gets `FAULTED` (retained) when the engine is lost and the
 engine's own status again when it answers.

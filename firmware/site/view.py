@@ -59,7 +59,7 @@ class SessionView:
 class CpView:
     cp: str
     now_ms: int                    # site time of the state this view was taken from
-    status: str                    # DESIGN.md's status as the site knows it (summary.status_of)
+    status: str                    # the status of docs/architecture.md as the site knows it (summary.status_of)
     registered: bool
     available: bool                # False: OUT_OF_ORDER by an operator
     fault: str | None
