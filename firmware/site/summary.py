@@ -15,7 +15,7 @@ OUT_OF_SERVICE = {"not_registered": "DISCONNECTED", "faulted": "FAULTED", "out_o
 
 
 def status_of(st: SiteState, rec: ChargePoint) -> str:
-    """The charge point states of docs/architecture.md, as far as the site knows them (DISCONNECTED: never registered)."""
+    """The charge point states (docs/architecture.md) as far as the site knows them (DISCONNECTED: unregistered)."""
     why = rec.out_of_service()
     if why is not None:
         return OUT_OF_SERVICE[why]

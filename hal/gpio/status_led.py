@@ -1,4 +1,4 @@
-"""The RGB status LED: the charge point's status (the status table of docs/architecture.md) as a colour a driver can see.
+"""The RGB status LED: the charge point's status (docs/architecture.md's table) as a colour a driver can see.
 
 | status         | look                                                  |
 |----------------|-------------------------------------------------------|
