@@ -167,8 +167,9 @@ class Snapshots(ReplicaState):
         if t is None:
             return False
         if t.slot <= self.learner.applied or self.now - t.progressed > self.opts.snapshot_stall:
-            if t.slot > self.learner.applied:
+            if t.slot > self.learner.applied:  # its sender is gone or cut off: the next hint names who to ask
                 self.folded.warning("paxos.snapshot_stalled", peer=t.sender, slot=t.slot, have=t.have, size=t.total)
+                self.peer_commit.pop(t.sender, None)
             self.incoming = None
             return False
         if self.now >= self.catchup_next:
