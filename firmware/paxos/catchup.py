@@ -3,7 +3,8 @@
 A replica learns a slot is chosen from a Commit (if it accepted that slot under the Commit's
 ballot), from its own quorum of AcceptReplies when it leads, or from a peer's CatchUpReply.
 Every message that says how far a peer's log goes is a hint: a replica that lags asks that peer
-for the chosen values from its commit point, or gets its snapshot if they were compacted away.
+for the chosen values from its commit point (a reply holds what fits one message), or gets its
+snapshot, in chunks, if they were compacted away (snapshots.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class CatchUp(ReplicaState):
         return best[0] if best is not None and best[1] > self.learner.chosen_upto else None
 
     def _maybe_catch_up(self) -> None:
+        if self._pull_snapshot():
+            return  # a snapshot comes in: the rest after it
         peer = self._catchup_source()
         if peer is not None and self.now >= self.catchup_next:
             self.catchup_next = self.now + self.opts.heartbeat_interval
@@ -43,9 +46,9 @@ class CatchUp(ReplicaState):
 
     def _on_CatchUpRequest(self, r: m.CatchUpRequest) -> None:  # noqa: N802
         if r.from_slot < self.learner.log_start and self.learner.snapshot is not None:
-            self._send(r.sender, m.Snapshot(self.site, self.id, self.learner.log_start, self.learner.snapshot))
+            self._offer_snapshot(r.sender)
             return
-        entries = self.learner.entries(r.from_slot, self.opts.catchup_batch)
+        entries = self.learner.entries(r.from_slot, self.opts.catchup_batch, self.opts.message_budget)
         self._send(r.sender, m.CatchUpReply(self.site, self.id, entries, self.learner.chosen_upto))
 
     def _on_CatchUpReply(self, r: m.CatchUpReply) -> None:  # noqa: N802
@@ -55,16 +58,17 @@ class CatchUp(ReplicaState):
             self.catchup_next = self.now  # more to fetch: ask again at once
         self._hint(r.sender, r.chosen_upto)
 
-    def _on_Snapshot(self, s: m.Snapshot) -> None:  # noqa: N802
-        if not self.learner.install(s.slot, s.blob):
+    def _install_snapshot(self, peer: str, slot: int, blob: bytes) -> None:
+        """A complete, intact snapshot of `slot` from `peer` (snapshots.py): ours, if it is ahead."""
+        if not self.learner.install(slot, blob):
             return
-        self.acceptor.compact(s.slot)
+        self.acceptor.compact(slot)
         if self.lead is not None:
-            for slot in [x for x in self.lead.proposals if x < s.slot]:
-                self.lead.forget(slot)
-            self.lead.next_slot = max(self.lead.next_slot, s.slot)
-        self._out.snapshot = (s.slot, s.blob)
-        self.log.info("paxos.snapshot_installed", slot=s.slot, peer=s.sender, size=len(s.blob))
+            for x in [x for x in self.lead.proposals if x < slot]:
+                self.lead.forget(x)
+            self.lead.next_slot = max(self.lead.next_slot, slot)
+        self._out.snapshot = (slot, blob)
+        self.log.info("paxos.snapshot_installed", slot=slot, peer=peer, size=len(blob))
         self.catchup_next = self.now
         self._maybe_catch_up()
 

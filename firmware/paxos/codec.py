@@ -38,30 +38,26 @@ import re
 import struct
 from typing import Any
 
-from evnet.mqtt import MAX_PAYLOAD
 from firmware.paxos import messages as m
 from firmware.paxos.canonical import dumps
 from firmware.paxos.fields import MAX_UINT, U16, U32, In, Out, plan
 from firmware.paxos.mac import Mac
+from firmware.paxos.sizes import MAC_SIZE, MAX_BODY, MAX_COMMAND, MAX_MESSAGE
 
 VERSION = 1
 BUNDLE = 0xB2  # first byte of a message that carries several bodies (a frame starts with VERSION)
-MAC_SIZE = 32
 # Wire tags: append only, never reorder (a tag is on the wire in every frame).
 TAGS: tuple[type, ...] = (m.Prepare, m.Promise, m.Accept, m.AcceptReply, m.Commit, m.Heartbeat, m.HeartbeatReply,
                           m.Nack, m.CatchUpRequest, m.CatchUpReply, m.Snapshot, m.ClientRequest, m.Forward,
-                          m.ClientReply, m.PreVote, m.PreVoteReply)
+                          m.ClientReply, m.PreVote, m.PreVoteReply, m.SnapshotRequest)
 REQUESTS, REPLIES = 0xC1, 0xC2  # first byte of the binary client frames (JSON starts with "{")
 _REQ_HEAD, _REPLY_HEAD = struct.Struct(">QI"), struct.Struct(">QBI")
 
-# Size caps. A message (any payload: a frame, a bundle, a client frame, a snapshot, a reply) is at
-# most MAX_MESSAGE, the broker's `message_size_limit` too; a bundle holds at most MAX_FRAMES
-# bodies; a client's command at most MAX_COMMAND bytes, so a slot of `max_batch` (64) commands
-# still fits one message; a JSON request at most MAX_JSON_REQUEST.
-MAX_MESSAGE = MAX_PAYLOAD
-MAX_BODY = MAX_MESSAGE - 1 - 4 - MAC_SIZE  # a body that fits a message on its own, even in a bundle
+# Size caps (sizes.py). A message (any payload: a frame, a bundle, a client frame, a snapshot
+# chunk, a reply) is at most MAX_MESSAGE, the broker's `message_size_limit` too; a bundle holds at
+# most MAX_FRAMES bodies; a client's command at most MAX_COMMAND bytes, so a slot of `max_batch`
+# (64) commands still fits one message; a JSON request at most MAX_JSON_REQUEST.
 MAX_FRAMES = 1024
-MAX_COMMAND = 8192
 MAX_JSON_REQUEST = 2 * MAX_COMMAND
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # client and session ids (a topic level)
 _MAC_FIELD = b',"mac":"'

@@ -61,7 +61,8 @@ class Deduplicated:
         return len(head).to_bytes(4, "big") + head + self.machine.snapshot()
 
     def restore(self, blob: bytes) -> None:
+        """Replace the state with `blob`'s; the table only once the machine's own restore has not raised."""
         n = int.from_bytes(blob[:4], "big")
-        sessions = json.loads(blob[4:4 + n])
-        self.sessions = {c: (int(r), res.encode("latin-1")) for c, (r, res) in sessions.items()}
+        sessions = {c: (int(r), res.encode("latin-1")) for c, (r, res) in json.loads(blob[4:4 + n]).items()}
         self.machine.restore(blob[4 + n:])
+        self.sessions = sessions

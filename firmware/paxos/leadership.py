@@ -3,12 +3,18 @@
 Phase 1's outcome (`recover`) decides what the new leader must re-propose: in every open slot
 from `lower` up, the value accepted under the highest ballot among the promises, or a no-op
 where nobody in the quorum accepted anything (Paxos's rule, run once for all open slots).
+
+A promise whose accepted entries do not fit one message comes in parts (`Promise.more`); the
+candidate asks for each next part and counts the promise only once it has them all (`gather`):
+Paxos's rule needs, from each acceptor of the quorum, everything it accepted from the commit
+point up, and a value missing from a partial promise could be one that was chosen.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import replace
 
 from firmware.paxos.batch import NOOP, Command, encode_batch
 from firmware.paxos.messages import Entry, Promise
@@ -34,6 +40,24 @@ def recover(promises: Iterable[Promise], lower: int, known_chosen: dict[int, byt
     return entries, top + 1
 
 
+def gather(got: Promise | None, part: Promise) -> Promise | None:
+    """The promise gathered from one acceptor with `part` added (`got`: the parts so far, None if none);
+    None if `part` is not the one that comes next (a duplicate, a late or a replayed one)."""
+    if got is None:
+        return part if not part.more or part.accepted else None
+    if part.from_slot != next_part(got):
+        return None
+    if part.more and not part.accepted:
+        return None
+    return replace(got, accepted=got.accepted + part.accepted, chosen_upto=max(got.chosen_upto, part.chosen_upto),
+                   log_start=max(got.log_start, part.log_start), more=part.more)
+
+
+def next_part(p: Promise) -> int:
+    """Where the rest of a promise in parts begins (the slot after the last it holds)."""
+    return p.accepted[-1].slot + 1
+
+
 class Leadership:
     """The proposer side of a leader under `ballot`."""
 
@@ -48,6 +72,7 @@ class Leadership:
         self.fast: tuple[str, ...] = ()  # the followers new Accepts go to (thrifty.py); the others are lazy
         self.lazy_learned = next_slot  # lazy followers were pushed the chosen values below this
         self.lazy_due: float | None = None  # when to push to them next
+        self.partial: dict[str, Promise] = {}  # the parts gathered of promises that came in parts (phase 1)
 
     def propose(self, entries: Iterable[Entry], now: float) -> list[Entry]:
         out = []

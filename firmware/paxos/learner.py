@@ -12,6 +12,7 @@ from firmware.paxos.batch import BatchError, decode_batch
 from firmware.paxos.dedup import Deduplicated
 from firmware.paxos.messages import Entry
 from firmware.paxos.ready import Applied
+from firmware.paxos.sizes import entry_size, value_groups
 
 
 class Learner:
@@ -58,9 +59,11 @@ class Learner:
             self.applied += 1
         return out
 
-    def entries(self, from_slot: int, limit: int) -> tuple[Entry, ...]:
+    def entries(self, from_slot: int, limit: int, budget: int) -> tuple[Entry, ...]:
+        """Chosen entries from `from_slot` on: at most `limit` of them and `budget` bytes (at least one)."""
         end = min(self.chosen_upto, from_slot + limit)
-        return tuple(Entry(s, self.chosen[s]) for s in range(max(from_slot, self.log_start), end))
+        entries = (Entry(s, self.chosen[s]) for s in range(max(from_slot, self.log_start), end))
+        return tuple(next(value_groups(entries, budget, entry_size), ()))
 
     def take_snapshot(self) -> tuple[int, bytes]:
         """Snapshot the machine at `applied` and drop the chosen values below it."""

@@ -8,7 +8,8 @@ Pre-vote: PreVote -> PreVoteReply            (would you promise a higher ballot?
 Phase 1:  Prepare -> Promise | Nack          (once per leadership, for every open slot)
 Phase 2:  Accept  -> AcceptReply | Nack       (pipelined, one batch of commands per slot)
 Learning: Commit (slots chosen by the leader's ballot), Heartbeat -> HeartbeatReply
-Catch-up: CatchUpRequest -> CatchUpReply (chosen entries) | Snapshot (when compacted away)
+Catch-up: CatchUpRequest -> CatchUpReply (chosen entries) | Snapshot (its first chunk, when compacted away)
+          SnapshotRequest -> Snapshot (the chunk at an offset: the receiver pulls the rest, one at a time)
 Clients:  ClientRequest (client -> any replica), Forward (follower -> leader), ClientReply
 
 Liveness messages carry the sender's stamp (`epoch`, `seq`: its broker connection and a count
@@ -44,9 +45,11 @@ class Prepare:
 
 @dataclass(frozen=True)
 class Promise:
-    """Phase 1b: the sender promised `ballot`; `accepted` holds its entries for slots >= the Prepare's
-    from_slot. Slots below `chosen_upto` are chosen and known to the sender; slots below `log_start`
-    are folded into its snapshot (their accepted entries are gone)."""
+    """Phase 1b: the sender promised `ballot`; `accepted` holds its entries for slots >= `from_slot` (the
+    Prepare's), all of them, or if `more` (1) only those below the last one's slot + 1: they did not fit
+    one message, and the candidate asks for the rest (a Prepare from there) before it counts this promise.
+    Slots below `chosen_upto` are chosen and known to the sender; slots below `log_start` are folded
+    into its snapshot (their accepted entries are gone)."""
 
     site: str
     sender: str
@@ -56,6 +59,8 @@ class Promise:
     log_start: int
     epoch: int  # the sender's stamp: the new leader's first heartbeat echoes it
     seq: int
+    from_slot: int
+    more: int
 
 
 @dataclass(frozen=True)
@@ -175,12 +180,28 @@ class CatchUpReply:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The replicated state (state machine + de-duplication table) with slots < `slot` applied."""
+    """One chunk of the sender's snapshot: the replicated state (state machine + de-duplication table)
+    with slots < `slot` applied, `total` bytes whose SHA-256 is `digest`; `data` is the bytes from `offset`."""
 
     site: str
     sender: str
     slot: int
-    blob: bytes
+    total: int
+    offset: int
+    digest: bytes
+    data: bytes
+
+
+@dataclass(frozen=True)
+class SnapshotRequest:
+    """Send me the chunk at `offset` of your snapshot of `slot` whose SHA-256 is `digest` (or, if you no
+    longer have it, the first chunk of the one you have)."""
+
+    site: str
+    sender: str
+    slot: int
+    offset: int
+    digest: bytes
 
 
 @dataclass(frozen=True)
@@ -222,7 +243,8 @@ class ClientReply:
 Message = (
     Prepare | Promise | Accept | AcceptReply | Commit | Heartbeat | HeartbeatReply | Nack
     | CatchUpRequest | CatchUpReply | Snapshot | ClientRequest | Forward | ClientReply | PreVote | PreVoteReply
+    | SnapshotRequest
 )
 PEER_MESSAGES = (Prepare, Promise, Accept, AcceptReply, Commit, Heartbeat, HeartbeatReply, Nack,
-                 CatchUpRequest, CatchUpReply, Snapshot, Forward, PreVote, PreVoteReply)
+                 CatchUpRequest, CatchUpReply, Snapshot, Forward, PreVote, PreVoteReply, SnapshotRequest)
 MESSAGE_TYPES: dict[str, type] = {cls.__name__: cls for cls in (*PEER_MESSAGES, ClientRequest, ClientReply)}

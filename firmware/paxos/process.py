@@ -14,6 +14,8 @@ from firmware.paxos.datadir import DataDirLockedError
 from firmware.paxos.options import Options
 from firmware.paxos.storage import DEFAULT_KIND, KINDS, StorageCorruptError
 
+MIB = 1024 * 1024
+
 
 def default_data_dir(site: str, cp: str) -> str:
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
@@ -34,6 +36,10 @@ def replica_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-inflight", type=int, default=d.max_inflight, help="slots proposed and not yet chosen")
     p.add_argument("--lazy-delay", type=float, default=d.lazy_delay,
                    help="thrifty phase 2: how often followers beyond a quorum are pushed to, s (0: off)")
+    p.add_argument("--snapshot-every", type=int, default=d.snapshot_every,
+                   help="take a snapshot after this many applied slots (0: never)")
+    p.add_argument("--max-snapshot", type=float, default=d.max_snapshot / MIB,
+                   help="the largest snapshot taken from a peer, MiB (default: %(default)g)")
     p.add_argument("--commit-delay", type=float, default=None,
                    help="longest wait of a Commit notice for a ride with the next Accept, s (default: heartbeat/10)")
     p.add_argument("--log-level", default="INFO")
@@ -50,7 +56,8 @@ def replica_main(argv: list[str]) -> int:
     try:
         options = Options(heartbeat_interval=args.heartbeat, election_min=args.election_min,
                           election_max=args.election_max, max_batch=args.max_batch, max_inflight=args.max_inflight,
-                          lazy_delay=args.lazy_delay)
+                          lazy_delay=args.lazy_delay, snapshot_every=args.snapshot_every,
+                          max_snapshot=int(args.max_snapshot * MIB))
     except ValueError as e:
         print(f"evnet replica: {e}", file=sys.stderr)
         return 2

@@ -29,7 +29,7 @@ from firmware.paxos.messages import ClientReply, Message
 from firmware.paxos.types import Accepted, Ballot, Storage
 
 # Messages that promise nothing about the sender's durable state: they may leave before any fsync.
-FREE = (m.Prepare, m.Heartbeat, m.CatchUpRequest, m.Forward, m.PreVote, m.PreVoteReply)
+FREE = (m.Prepare, m.Heartbeat, m.CatchUpRequest, m.Forward, m.PreVote, m.PreVoteReply, m.SnapshotRequest)
 # Messages that say a value is chosen (and client replies): after the writes before this Ready.
 LEARNED = (m.Commit, m.CatchUpReply, m.Snapshot)
 

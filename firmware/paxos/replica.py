@@ -28,19 +28,21 @@ from firmware.paxos.acceptor import Acceptor
 from firmware.paxos.batch import Command
 from firmware.paxos.catchup import CatchUp
 from firmware.paxos.dedup import Deduplicated, StateMachine
-from firmware.paxos.leadership import CANDIDATE, FOLLOWER, LEADER, Leadership, recover
+from firmware.paxos.leadership import CANDIDATE, FOLLOWER, LEADER, Leadership, gather, next_part, recover
 from firmware.paxos.learner import Learner
 from firmware.paxos.liveness import Liveness
 from firmware.paxos.options import Options
 from firmware.paxos.ready import Ready
 from firmware.paxos.routing import ClientRouting
+from firmware.paxos.sizes import MAX_SLOT_VALUE, accepted_size, entry_size, value_groups
+from firmware.paxos.snapshots import Offer, Snapshots
 from firmware.paxos.thrifty import Thrifty
 from firmware.paxos.types import ZERO_BALLOT, Ballot, DurableState
 
 LOG_EVERY = 5.0  # seconds: repeats of an election or pre-vote line within this are folded into one
 
 
-class Replica(CatchUp, ClientRouting, Thrifty, Liveness):
+class Replica(CatchUp, Snapshots, ClientRouting, Thrifty, Liveness):
     """One member of a site's Paxos group: acceptor, learner, and leader when elected.
 
     `epoch` stamps its liveness messages (liveness.py): the adapter gives one that no earlier run
@@ -83,6 +85,9 @@ class Replica(CatchUp, ClientRouting, Thrifty, Liveness):
         self.waiting: dict[str, int] = {}  # client -> the request this replica answers when applied
         self.peer_commit: dict[str, int] = {}  # how far each peer last said its log is chosen
         self.catchup_next = 0.0
+        self.incoming = None  # the snapshot being received (snapshots.py)
+        self.offers: dict[str, Offer] = {}
+        self.current_offer = None
         self.next_heartbeat = 0.0
         self.now = now
         self.election_deadline = now + self._election_timeout()
@@ -95,7 +100,7 @@ class Replica(CatchUp, ClientRouting, Thrifty, Liveness):
             m.HeartbeatReply: self._on_HeartbeatReply, m.Nack: self._on_Nack, m.PreVote: self._on_PreVote,
             m.PreVoteReply: self._on_PreVoteReply, m.CatchUpRequest: self._on_CatchUpRequest,
             m.CatchUpReply: self._on_CatchUpReply, m.Snapshot: self._on_Snapshot, m.Forward: self._on_Forward,
-            m.ClientRequest: self._on_ClientRequest,
+            m.ClientRequest: self._on_ClientRequest, m.SnapshotRequest: self._on_SnapshotRequest,
         }
 
     # ----------------------------------------------------------------- public API
@@ -153,8 +158,10 @@ class Replica(CatchUp, ClientRouting, Thrifty, Liveness):
             assert self.lead is not None
             self.next_heartbeat = now + self.opts.heartbeat_interval
             for peer in self.peers:
-                if peer not in self.promises:
-                    self._send(peer, m.Prepare(self.site, self.id, self.lead.ballot, self.learner.chosen_upto))
+                if peer not in self.promises:  # asked again: for its promise, or for the rest of it
+                    got = self.lead.partial.get(peer)
+                    start = next_part(got) if got is not None else self.learner.chosen_upto
+                    self._send(peer, m.Prepare(self.site, self.id, self.lead.ballot, start))
         elif self.prevote is not None and now >= self.next_heartbeat:
             self._send_prevotes(now)
         self._maybe_catch_up()
@@ -225,21 +232,36 @@ class Replica(CatchUp, ClientRouting, Thrifty, Liveness):
                 self._become_follower(None, self.now)
             self.prevote = None
             self.election_deadline = self.now + self._election_timeout()  # let the candidate finish
+        # what we accepted from there up, as much as fits one message: the candidate asks for the rest
         accepted = self.acceptor.entries_from(max(p.from_slot, self.acceptor.log_start))
-        self._send(p.sender, m.Promise(self.site, self.id, p.ballot, accepted, self.learner.chosen_upto,
-                                       self.acceptor.log_start, *self._stamp()))
+        first = tuple(next(value_groups(accepted, self.opts.message_budget, accepted_size), ()))
+        self._send(p.sender, m.Promise(self.site, self.id, p.ballot, first, self.learner.chosen_upto,
+                                       self.acceptor.log_start, *self._stamp(), p.from_slot,
+                                       int(len(first) < len(accepted))))
 
     def _on_Promise(self, p: m.Promise) -> None:  # noqa: N802
         self._heard(p.sender, p.epoch, p.seq)
         self._hint(p.sender, p.chosen_upto)
         if self.lead is None or p.ballot != self.lead.ballot or p.sender in self.promises:
             return
-        self.promises[p.sender] = p
-        if self.role == CANDIDATE and len(self.promises) >= self.quorum:
-            self._become_leader()
-        elif self.role == LEADER:  # a promise after we won: a heartbeat at once, echoing its stamp (liveness.py)
+        if self.role == LEADER:  # a promise after we won: a heartbeat at once, echoing its stamp (liveness.py)
+            self.promises[p.sender] = p
             self.lead.acked_at[p.sender] = self.now
             self._heartbeat(to=(p.sender,))
+            return
+        if p.sender not in self.lead.partial and p.from_slot > self.learner.chosen_upto:
+            return  # not from our commit point: it could miss a slot we need
+        got = gather(self.lead.partial.get(p.sender), p)
+        if got is None:
+            return  # not the part we wait for: we ask again at the next heartbeat interval
+        if got.more:  # a value it accepted may be missing: never decide on a partial promise, ask for the rest
+            self.lead.partial[p.sender] = got
+            self._send(p.sender, m.Prepare(self.site, self.id, self.lead.ballot, next_part(got)))
+            return
+        self.lead.partial.pop(p.sender, None)
+        self.promises[p.sender] = got
+        if len(self.promises) >= self.quorum:
+            self._become_leader()
 
     def _become_leader(self) -> None:
         assert self.lead is not None
@@ -284,11 +306,14 @@ class Replica(CatchUp, ClientRouting, Thrifty, Liveness):
     # ----------------------------------------------------------------- phase 2
 
     def _send_accepts(self, entries: list[m.Entry], to: Sequence[str]) -> None:
+        """Accepts for `entries`, in as many messages as their size needs (sizes.py)."""
         if not entries or self.lead is None:
             return
-        msg = m.Accept(self.site, self.id, self.lead.ballot, tuple(entries), self.learner.chosen_upto)
-        for node in to:
-            self._send(node, msg)
+        groups = [entries] if len(entries) == 1 else value_groups(entries, self.opts.message_budget, entry_size)
+        for group in groups:
+            msg = m.Accept(self.site, self.id, self.lead.ballot, tuple(group), self.learner.chosen_upto)
+            for node in to:
+                self._send(node, msg)
 
     def _flush(self) -> None:
         if self.role == LEADER and self.lead is not None and self.queue:
@@ -300,7 +325,12 @@ class Replica(CatchUp, ClientRouting, Thrifty, Liveness):
 
     def _on_Accept(self, a: m.Accept) -> None:  # noqa: N802
         self._note_ballot(a.ballot)
-        slots = self.acceptor.accept(a.ballot, a.entries)
+        entries = a.entries
+        if any(len(e.value) > MAX_SLOT_VALUE for e in entries):  # a value no Promise could carry: never accepted
+            entries = tuple(e for e in entries if len(e.value) <= MAX_SLOT_VALUE)
+            self.dropped += 1
+            self.folded.warning("paxos.value_refused", peer=a.sender, why=f"a slot value over {MAX_SLOT_VALUE} bytes")
+        slots = self.acceptor.accept(a.ballot, entries)
         if slots is None:
             self._send(a.sender, m.Nack(self.site, self.id, a.ballot, self.acceptor.promised))
             return
@@ -342,7 +372,7 @@ class Replica(CatchUp, ClientRouting, Thrifty, Liveness):
             deadline = min(self.election_deadline, self.next_heartbeat)
         else:
             deadline = self.election_deadline
-        if self._catchup_source() is not None:
+        if self._catchup_source() is not None or self.incoming is not None:
             deadline = min(deadline, max(self.catchup_next, self.now))
         return deadline
 

@@ -1,8 +1,8 @@
 """The state a Replica's parts share (declared once here, set in Replica.__init__).
 
 `Replica` is assembled from parts that each do one thing (phase 1 and 2 in replica.py, learning
-and catch-up in catchup.py, client routing in routing.py, thrifty phase 2 in thrifty.py, who is
-alive and pre-votes in liveness.py); they all read this state.
+and catch-up in catchup.py, snapshots in chunks in snapshots.py, client routing in routing.py,
+thrifty phase 2 in thrifty.py, who is alive and pre-votes in liveness.py); they all read this state.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class ReplicaState:
     peer_commit: dict[str, int]  # how far each peer last said its log is chosen
     catchup_next: float
     now: float
+    dropped: int  # messages and commands refused as malformed, foreign or too big
     _out: Ready
 
     def _send(self, to: str, msg: m.Message) -> None:
@@ -87,4 +88,16 @@ class ReplicaState:
         raise NotImplementedError
 
     def _hint(self, peer: str, chosen_upto: int) -> None:
+        raise NotImplementedError
+
+    def _maybe_catch_up(self) -> None:
+        raise NotImplementedError
+
+    def _install_snapshot(self, peer: str, slot: int, blob: bytes) -> None:
+        raise NotImplementedError
+
+    def _offer_snapshot(self, peer: str) -> None:
+        raise NotImplementedError
+
+    def _pull_snapshot(self) -> bool:
         raise NotImplementedError

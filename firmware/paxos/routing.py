@@ -6,10 +6,17 @@ from firmware.paxos import messages as m
 from firmware.paxos.batch import Command
 from firmware.paxos.leadership import FOLLOWER
 from firmware.paxos.replica_state import ReplicaState
+from firmware.paxos.sizes import MAX_CLIENT_ID, MAX_COMMAND
 
 
 class ClientRouting(ReplicaState):
     def _client_command(self, c: Command) -> None:
+        if len(c.command) > MAX_COMMAND or len(c.client) > MAX_CLIENT_ID:  # a slot's value must fit a message
+            self.dropped += 1
+            self.folded.warning("paxos.command_refused", client=c.client[:MAX_CLIENT_ID], req=c.req,
+                                size=len(c.command), why=f"a command over {MAX_COMMAND} bytes or a client id over "
+                                                         f"{MAX_CLIENT_ID} characters")
+            return
         cached = self.learner.machine.cached(c.client, c.req)
         if cached is not None:  # a retry of a request already applied: the first answer, straight away
             self._out.replies.append(m.ClientReply(self.site, self.id, c.client, c.req, cached))

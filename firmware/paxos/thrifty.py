@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from firmware.paxos import messages as m
 from firmware.paxos.replica_state import ReplicaState
+from firmware.paxos.sizes import entry_size, value_groups
 
 
 class Thrifty(ReplicaState):
@@ -52,7 +53,7 @@ class Thrifty(ReplicaState):
         if not lazy:
             return
         chosen_upto = self.learner.chosen_upto
-        learned = self.learner.entries(lead.lazy_learned, self.opts.catchup_batch)
+        learned = self.learner.entries(lead.lazy_learned, self.opts.catchup_batch, self.opts.message_budget)
         upto = learned[-1].slot + 1 if learned else chosen_upto
         stale = [m.Entry(s, lead.proposals[s]) for s, sent in lead.sent_at.items()
                  if self.now - sent >= self.opts.lazy_delay]
@@ -60,7 +61,7 @@ class Thrifty(ReplicaState):
         for peer in lazy:
             if learned:
                 self._send(peer, m.CatchUpReply(self.site, self.id, learned, upto))
-            if stale:
-                self._send(peer, m.Accept(self.site, self.id, lead.ballot, tuple(stale), upto))
+            for group in value_groups(stale, self.opts.message_budget, entry_size):
+                self._send(peer, m.Accept(self.site, self.id, lead.ballot, tuple(group), upto))
         if lead.proposals or lead.lazy_learned < chosen_upto:
             self._want_push()  # their outcome, or the rest, for the next push

@@ -30,7 +30,8 @@ KEY = bytes(range(32))
 B = Ballot(7, "cp2")
 SAMPLES = [
     m.Prepare("s", "cp1", B, 3),
-    m.Promise("s", "cp1", B, (Accepted(3, Ballot(2, "cp3"), b"\x00val"), Accepted(4, B, b"")), 3, 1, 2**40 + 1, 9),
+    m.Promise("s", "cp1", B, (Accepted(3, Ballot(2, "cp3"), b"\x00val"), Accepted(4, B, b"")), 3, 1, 2**40 + 1, 9,
+              2, 1),
     m.Accept("s", "cp2", B, (m.Entry(5, b"batch"), m.Entry(6, b"")), 4),
     m.AcceptReply("s", "cp3", B, (5, 6), 4),
     m.Commit("s", "cp2", B, (5, 6)),
@@ -39,12 +40,13 @@ SAMPLES = [
     m.Nack("s", "cp1", B, Ballot(9, "cp3")),
     m.CatchUpRequest("s", "cp1", 0),
     m.CatchUpReply("s", "cp2", (m.Entry(0, b"x" * 1000),), 1),
-    m.Snapshot("s", "cp2", 1024, b"\xff" * 3000),
+    m.Snapshot("s", "cp2", 1024, 9000, 3000, bytes(range(32)), b"\xff" * 3000),
     m.ClientRequest("s", "client-é", 2**63 - 1, b'{"op":"get"}'),  # the largest integer taken
     m.Forward("s", "cp1", "c1", 1, b"{}"),
     m.ClientReply("s", "cp2", "c1", 1, b'"ok"'),
     m.PreVote("s", "cp3", Ballot(8, "cp3"), 2**40 + 3, 1),
     m.PreVoteReply("s", "cp1", 1, B, 2**40 + 3, 1),
+    m.SnapshotRequest("s", "cp1", 1024, 6000, bytes(range(32))),
 ]
 
 
@@ -176,11 +178,11 @@ def test_bundles_are_split_to_fit_the_message_and_frame_caps():
     small = codec.encode_body(SAMPLES[5])
     many = codec.seal([small] * (MAX_FRAMES * 2 + 1))
     assert len(many) == 3 and sum(len(codec.unbundle(p)) for p in many) == MAX_FRAMES * 2 + 1
-    big = codec.encode_body(m.Snapshot("s", "cp2", 1, b"x" * (MAX_MESSAGE // 2)))
+    big = codec.encode_body(m.CatchUpReply("s", "cp2", (m.Entry(1, b"x" * (MAX_MESSAGE // 2)),), 2))
     payloads = codec.seal([big, big, small])
     assert len(payloads) == 2 and all(len(p) <= MAX_MESSAGE for p in payloads)
     with pytest.raises(CodecError, match="too_big"):
-        codec.encode_body(m.Snapshot("s", "cp2", 1, b"x" * MAX_MESSAGE))
+        codec.encode_body(m.CatchUpReply("s", "cp2", (m.Entry(1, b"x" * MAX_MESSAGE),), 2))
 
 
 def _signed(codec: Codec, text: bytes) -> bytes:

@@ -59,7 +59,7 @@ def test_every_message_type_is_registered_by_name_and_carries_site_and_sender() 
 
     from firmware.paxos import messages
 
-    assert len(messages.MESSAGE_TYPES) == 16
+    assert len(messages.MESSAGE_TYPES) == 17
     for name, cls in messages.MESSAGE_TYPES.items():
         fields = [f.name for f in dataclasses.fields(cls)]
         assert cls.__name__ == name and fields[:2] == ["site", "sender"], name

@@ -136,3 +136,16 @@ def test_an_unreachable_broker_is_said_at_once_in_one_line_and_repeats_are_folde
     said = [line for line in lines if "paxos.broker_unreachable" in line]
     assert len(said) == 1, said  # the repeats within 5 s are folded into the next line
     assert says.format(port=port) in said[0] and "WARNING" in said[0] and "retrying=True" in said[0]
+
+
+# ------------------------------------------------------------------ sizes
+
+@pytest.mark.parametrize("flags, says", [
+    (["--max-batch", "200"], "max_batch 200: a slot of that many commands could be"),
+    (["--max-snapshot", "0"], "max_snapshot > 0"),
+], ids=["slot-too-big", "no-snapshot"])
+def test_sizes_that_could_not_travel_are_refused_at_start_in_one_line(tmp_path, config, flags, says):
+    proc = subprocess.run([*replica_cmd(config(f"mqtt://127.0.0.1:{free_port()}"), tmp_path / "data"), *flags],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and proc.stderr.startswith("evnet replica: ") and says in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

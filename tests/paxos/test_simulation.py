@@ -20,6 +20,13 @@ def test_heavy_faults_pass_every_check() -> None:
     assert failed == []
 
 
+def test_the_seeds_take_snapshots_in_chunks_and_promises_in_parts() -> None:
+    """The simulated sizes are small (world.SIZES), so the seeds exercise what the real ones rarely need."""
+    stats = [run_seed(seed).stats for seed in range(40)]
+    assert sum(s["snapshot_chunks"] > 0 for s in stats) >= 20  # a snapshot's chunks after its first were sent
+    assert sum(s["promise_parts"] > 0 for s in stats) >= 2  # a promise came in parts
+
+
 def test_a_seed_replays_exactly() -> None:
     a, b = run_seed(7), run_seed(7)
     keep = ("ops", "slots", "events", "messages", "dropped", "crashes", "leaders", "sim_time")

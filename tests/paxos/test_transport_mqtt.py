@@ -153,7 +153,7 @@ def _offline_transport(clock: ManualClock) -> tuple[MqttTransport, list[tuple[st
 
 def test_a_message_too_big_to_travel_is_logged_at_the_sender_and_the_rest_goes():
     transport, out, codec = _offline_transport(ManualClock())
-    big = m.Snapshot("lab", "cp1", 1, b"x" * MAX_MESSAGE)  # the broker would drop it without a word
+    big = m.ClientReply("lab", "cp1", "c1", 1, b"x" * MAX_MESSAGE)  # the broker would drop it without a word
     transport.send_all([("cp2", big), ("cp2", m.Heartbeat("lab", "cp1", Ballot(1, "cp1"), 0, 1, 1, 0, 0))])
     transport.flush()
     assert [codec.decode(p) for _, p in out] == [m.Heartbeat("lab", "cp1", Ballot(1, "cp1"), 0, 1, 1, 0, 0)]

@@ -6,7 +6,8 @@ import random
 from dataclasses import dataclass
 
 # Bug switches (simulator only): each must make some seed fail a check (tests/paxos/test_simulation.py).
-BUGS = ("no_promise_check", "send_before_fsync", "no_fsync", "learned_before_fsync", "stale_liveness")
+BUGS = ("no_promise_check", "send_before_fsync", "no_fsync", "learned_before_fsync", "stale_liveness",
+        "snapshot_unchecked")
 
 
 @dataclass(frozen=True)

@@ -12,28 +12,34 @@ import heapq
 import math
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from firmware.paxos import messages as m
-from firmware.paxos.acceptor import Acceptor
 from firmware.paxos.kv import KVMachine
 from firmware.paxos.options import Options
 from firmware.paxos.ready import Partition, Ready
 from firmware.paxos.replica import Replica
+from firmware.paxos.sim.bugs import NoPromiseCheck, replica_class
 from firmware.paxos.sim.checks import Observer, check_end
 from firmware.paxos.sim.clients import SimClient
 from firmware.paxos.sim.disk import SimDisk
 from firmware.paxos.sim.faults import BUGS, Faults
 from firmware.paxos.sim.network import Network
-from firmware.paxos.sim.replay import Replayer, StaleLiveness
+from firmware.paxos.sim.replay import Replayer
 
 SITE = "sim"
-SIM_OPTIONS = Options(max_batch=4, max_inflight=4, catchup_batch=8, snapshot_every=12)
+# Sizes far below the real ones (a command here is ~60 bytes, a snapshot a few hundred): Accepts and
+# catch-up replies of several slots are cut by the budget, promises come in parts, snapshots in chunks.
+SIZES = {"message_budget": 400, "snapshot_chunk": 64, "snapshot_stall": 0.3}
+SIM_OPTIONS = Options(max_batch=4, max_inflight=4, catchup_batch=8, snapshot_every=12, **SIZES)
 # timeouts close to the network's slow tail: spurious elections, duelling leaders, stale messages
 TIGHT_OPTIONS = Options(heartbeat_interval=0.01, election_min=0.03, election_max=0.06, max_batch=4,
-                        max_inflight=4, catchup_batch=8, snapshot_every=12)
-DELIVER, TIMER, FSYNC, EMIT, START, RETRY, CRASH, ARM, RESTART, CUT, HEAL, KILL, WILL, REPLAY = range(14)
+                        max_inflight=4, catchup_batch=8, snapshot_every=12, **SIZES)
+EVENTS = ("deliver", "timer", "fsync", "emit", "start", "retry", "crash", "arm", "restart", "cut", "heal", "kill",
+          "will", "replay")
+DELIVER, TIMER, FSYNC, EMIT, START, RETRY, CRASH, ARM, RESTART, CUT, HEAL, KILL, WILL, REPLAY = range(len(EVENTS))
 __all__ = ["BUGS", "Faults", "RunResult", "World", "run_seed"]
 
 
@@ -51,13 +57,6 @@ class RunResult:
         bugs = f" --bug {','.join(sorted(self.stats.get('bugs', ())))}" if self.stats.get("bugs") else ""
         heavy = " --heavy" if self.stats.get("heavy") else ""
         return f"python -m firmware.paxos.sim --seed {self.seed}{heavy}{bugs} --verbose"
-
-
-class _NoPromiseCheck(Acceptor):
-    """The bug switch `no_promise_check`: an acceptor that accepts any ballot."""
-
-    def allows(self, ballot: Any) -> bool:
-        return True
 
 
 class SimNode:
@@ -108,6 +107,7 @@ class World:
         self.end = f.fault_time + f.settle_time
         self.events = 0
         self.crashes = 0
+        self.cut: Counter[str] = Counter()  # later snapshot chunks, promises with more parts to come
         self.kept_down: str | None = None  # chosen at the heal (Faults.keep_one_down)
         # as often as the attack of issue 9 (40 ms against a 150 ms election_min), for any timeouts
         self.replayer = Replayer(random.Random(f"{seed}/replay"), self.options.election_min / 4) if f.replay else None
@@ -149,7 +149,12 @@ class World:
             t, _, kind, a, b = heapq.heappop(queue)
             self.now = t
             self.events += 1
-            self._handle(kind, a, b)
+            try:
+                self._handle(kind, a, b)
+            except Exception as e:  # noqa: BLE001 - the core raised: a violation of this seed, and the run ends
+                self.obs.violations.append(f"exception: {type(e).__name__}: {str(e)[:200]} (in a {EVENTS[kind]} "
+                                           f"event at {getattr(a, 'id', a)})")
+                break
         return self._result(time.perf_counter() - started)
 
     def _handle(self, kind: int, a: Any, b: Any) -> None:
@@ -306,6 +311,8 @@ class World:
         for to, msg in ready.messages:
             if self.replayer is not None:
                 self.replayer.record(node.id, to, msg)
+            if isinstance(msg, m.Snapshot) and msg.offset or isinstance(msg, m.Promise) and msg.more:
+                self.cut[type(msg).__name__] += 1  # a snapshot's later chunks, a promise's parts before its last
             for d in self.net.fate(node.id, to):
                 self._push(self.now + d, DELIVER, to, msg)
         for reply in ready.replies:
@@ -345,12 +352,11 @@ class World:
         if "no_fsync" in self.faults.bugs:
             node.disk.forget_all()
         durable = node.disk.load()
-        cls = StaleLiveness if "stale_liveness" in self.faults.bugs else Replica
-        r = cls(node.id, self.ids, SITE, KVMachine(), durable=durable, options=self.options,
+        r = replica_class(self.faults.bugs)(node.id, self.ids, SITE, KVMachine(), durable=durable, options=self.options,
                     rng=random.Random(f"{self.seed}/{node.id}/{node.incarnation}"), now=node.local(self.now),
                     epoch=node.incarnation)
         if "no_promise_check" in self.faults.bugs:
-            r.acceptor.__class__ = _NoPromiseCheck
+            r.acceptor.__class__ = NoPromiseCheck
         r.learner.on_apply = lambda slot, value: node.applies.append((slot, value))
         node.replica = r
         self._trace(f"start {node.id} (incarnation {node.incarnation}, snapshot slot {durable.snapshot_slot}, "
@@ -379,6 +385,7 @@ class World:
                  "messages": self.net.sent, "dropped": self.net.dropped, "crashes": self.crashes,
                  "leaders": leaders, "sim_time": self.now, "wall": wall, "bugs": sorted(self.faults.bugs),
                  "replayed": self.replayer.replayed if self.replayer is not None else 0,
+                 "snapshot_chunks": self.cut["Snapshot"], "promise_parts": self.cut["Promise"],
                  "faults": self.faults, "unanswered": sum(1 for op in history if math.isinf(op["ret"])),
                  "recovery": max([op["ret"] - self.faults.fault_time for op in history
                                   if op["call"] < self.faults.fault_time < op["ret"] < math.inf], default=0.0)}
