@@ -20,6 +20,7 @@ from evnet.config import MqttConfig, load_config
 from evnet.config.site_key import site_key
 from evnet.mqtt import MAX_PAYLOAD, MqttLink
 from firmware.paxos.client import KvClient
+from firmware.paxos.kv import KVMachine
 from firmware.paxos.process import write_site_configs
 from firmware.paxos.runner import ReplicaRunner
 
@@ -123,7 +124,7 @@ def test_only_members_speak_paxos_and_each_client_reads_only_its_own_replies(sit
                                site="site1")
     cfgs = {cp: load_config(p) for cp, p in paths.items()}
     cfgs = {cp: dataclasses.replace(c, mqtt=_cfg(port, tmp_path, cp)) for cp, c in cfgs.items()}
-    runners = {cp: ReplicaRunner(c, str(tmp_path / "data" / cp)).start() for cp, c in cfgs.items()}
+    runners = {cp: ReplicaRunner(c, str(tmp_path / "data" / cp), machine=KVMachine()).start() for cp, c in cfgs.items()}
     key = site_key(cfgs["bay1"])
     links = {u: _link(port, tmp_path, u) for u in ("central", "alice", "bay1")}
     alice = KvClient(_cfg(port, tmp_path, "alice"), "site1", "alice", key, timeout=10).start()

@@ -8,6 +8,7 @@ no hand-off to paho's network thread, QoS-0 PUBLISHes parsed by `PacketReader` a
 from __future__ import annotations
 
 import select
+import socket
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -43,6 +44,27 @@ class LinkPump:
         link.client.on_subscribe = counted
         self.reader = PacketReader(link.client, link.exact, log=link.log)
         self.writer = PacketWriter(link.client)
+        self._wake_r, self._wake_w = socket.socketpair()  # another thread's `wake` ends a pump's wait
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+
+    def wake(self) -> None:
+        """End the current (or the next) wait in `pump` at once; safe from any thread."""
+        try:
+            self._wake_w.send(b"\0")
+        except BlockingIOError:
+            pass  # a wake-up is already waiting
+
+    def _woken(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        self._wake_r.close()
+        self._wake_w.close()
 
     def ready(self) -> bool:
         return self.link.connected.is_set() and self.subacks > 0
@@ -71,7 +93,8 @@ class LinkPump:
         if sock is None:
             now = time.monotonic()
             if now < self._next_connect:
-                time.sleep(max(0.0, min(wait, self._next_connect - now)))
+                if select.select([self._wake_r], [], [], max(0.0, min(wait, self._next_connect - now)))[0]:
+                    self._woken()
                 return
             self._next_connect = now + self.retry
             try:
@@ -87,7 +110,11 @@ class LinkPump:
                 return
         rc = mqtt.MQTT_ERR_SUCCESS
         try:
-            readable, writable, _ = select.select([sock], [sock] if client.want_write() else [], [], wait)
+            readable, writable, _ = select.select([sock, self._wake_r], [sock] if client.want_write() else [], [],
+                                                  wait)
+            if self._wake_r in readable:
+                self._woken()
+                readable = [s for s in readable if s is not self._wake_r]
             with guard:
                 if writable:
                     rc = client.loop_write()

@@ -10,15 +10,24 @@ the log and saved in snapshots, this survives a leader change, a restart and a s
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
+from firmware.paxos.batch import Command, Stamp
 from firmware.paxos.canonical import dumps
+from firmware.paxos.context import Context
 
 
 class StateMachine(Protocol):
     """The pluggable, deterministic replicated state machine (no clock, no randomness, no I/O)."""
 
-    def apply(self, command: bytes) -> bytes: ...
+    def apply(self, command: bytes, ctx: Context) -> bytes:
+        """The command's result; never raises (a log that stalls on one command stalls the site)."""
+        ...
+
+    def forgotten(self) -> Sequence[str]:
+        """The clients the last `apply` forgot (gone quiet): their de-duplication entries go too."""
+        ...
 
     def snapshot(self) -> bytes: ...
 
@@ -31,8 +40,9 @@ STALE = b""  # the answer recorded for a request older than the client's last on
 class Deduplicated:
     """A state machine behind a per-client (last request id, result) table."""
 
-    def __init__(self, machine: StateMachine) -> None:
+    def __init__(self, machine: StateMachine, members: Collection[str]) -> None:
         self.machine = machine
+        self.members = frozenset(members)
         self.sessions: dict[str, tuple[int, bytes]] = {}
 
     def cached(self, client: str, req: int) -> bytes | None:
@@ -46,13 +56,20 @@ class Deduplicated:
         last = self.sessions.get(client)
         return last is not None and req < last[0]
 
-    def apply(self, client: str, req: int, command: bytes) -> tuple[bytes, bool]:
-        """Apply once: returns (result, fresh) where fresh is False for a duplicate or a stale request."""
-        last = self.sessions.get(client)
-        if last is not None and req <= last[0]:
-            return (last[1] if req == last[0] else STALE), False
-        result = self.machine.apply(command)
-        self.sessions[client] = (req, result)
+    def apply(self, c: Command, stamp: Stamp) -> tuple[bytes, bool]:
+        """Apply once: returns (result, fresh) where fresh is False for a duplicate or a stale request.
+
+        A member's id as client means the member's own replica proposed it: the transport drops
+        requests from outside that use a member's id (transport.py), so the site key vouches."""
+        last = self.sessions.get(c.client)
+        if last is not None and c.req <= last[0]:
+            return (last[1] if c.req == last[0] else STALE), False
+        ctx = Context(c.client, c.client in self.members, (stamp.round, stamp.node), stamp.now_ms)
+        result = self.machine.apply(c.command, ctx)
+        self.sessions[c.client] = (c.req, result)
+        for quiet in self.machine.forgotten():
+            if quiet != c.client:
+                self.sessions.pop(quiet, None)
         return result, True
 
     def snapshot(self) -> bytes:

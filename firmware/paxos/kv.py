@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from firmware.paxos.canonical import dumps as _dumps
+from firmware.paxos.context import Context
 
 OK = _dumps("ok")
 
@@ -35,7 +36,8 @@ class KVMachine:
     def __init__(self) -> None:
         self.data: dict[str, Any] = {}
 
-    def apply(self, command: bytes) -> bytes:
+    def apply(self, command: bytes, ctx: Context) -> bytes:
+        """`ctx` is not used: a register has no notion of time or of who writes it."""
         try:
             cmd = json.loads(command)
             op, key = cmd["op"], cmd["key"]
@@ -54,6 +56,9 @@ class KVMachine:
             raise ValueError(f"unknown op {op!r}")
         except (ValueError, KeyError, TypeError) as e:
             return _dumps({"error": f"{type(e).__name__}: {e}"})
+
+    def forgotten(self) -> tuple[str, ...]:
+        return ()
 
     def snapshot(self) -> bytes:
         return _dumps(self.data)

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import replace
 
-from firmware.paxos.batch import NOOP, Command, encode_batch
+from firmware.paxos.batch import NOOP, Command, Stamp, encode_batch
 from firmware.paxos.messages import Entry, Promise
 from firmware.paxos.types import Accepted, Ballot
 
@@ -84,12 +84,14 @@ class Leadership:
             out.append(e)
         return out
 
-    def next_batches(self, queue: deque[Command], max_batch: int, max_inflight: int) -> list[Entry]:
-        """Take queued commands into new slots while the pipelining window has room."""
+    def next_batches(self, queue: deque[Command], max_batch: int, max_inflight: int, now: float) -> list[Entry]:
+        """Take queued commands into new slots while the pipelining window has room, stamped with our
+        office and `now` (the state machine's only clock: context.py)."""
         out = []
+        stamp = Stamp(self.ballot.round, self.ballot.node, int(now * 1000))
         while queue and len(self.proposals) + len(out) < max_inflight:
             batch = [queue.popleft() for _ in range(min(max_batch, len(queue)))]
-            out.append(Entry(self.next_slot + len(out), encode_batch(batch)))
+            out.append(Entry(self.next_slot + len(out), encode_batch(stamp, batch)))
         return out
 
     def ack(self, node: str, slots: Iterable[int], quorum: int) -> list[Entry]:

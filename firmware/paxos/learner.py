@@ -49,12 +49,13 @@ class Learner:
             if self.on_apply is not None:
                 self.on_apply(slot, self.chosen[slot])
             try:
-                commands = decode_batch(self.chosen[slot])
+                stamp, commands = decode_batch(self.chosen[slot])
             except BatchError:
                 self.bad_values += 1  # every replica decodes the same bytes the same way: a no-op for all
-                commands = []
+                stamp, commands = None, []
             for c in commands:
-                result, fresh = self.machine.apply(c.client, c.req, c.command)
+                assert stamp is not None  # a batch with commands has its stamp
+                result, fresh = self.machine.apply(c, stamp)
                 out.append(Applied(slot, c.client, c.req, c.command, result, fresh))
             self.applied += 1
         return out

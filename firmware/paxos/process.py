@@ -11,6 +11,7 @@ import sys
 from evnet.config import load_config
 from evnet.logs import event_logger, setup_logging
 from firmware.paxos.datadir import DataDirLockedError
+from firmware.paxos.kv import KVMachine
 from firmware.paxos.options import Options
 from firmware.paxos.storage import DEFAULT_KIND, KINDS, StorageCorruptError
 
@@ -63,7 +64,7 @@ def replica_main(argv: list[str]) -> int:
         return 2
     data_dir = args.data_dir or default_data_dir(cfg.site_id, cfg.cp_id)
     try:
-        runner = ReplicaRunner(cfg, data_dir, storage_kind=args.storage, options=options,
+        runner = ReplicaRunner(cfg, data_dir, machine=KVMachine(), storage_kind=args.storage, options=options,
                                commit_delay=args.commit_delay)
     except DataDirLockedError as e:
         print(f"evnet replica: {e}", file=sys.stderr)

@@ -67,7 +67,7 @@ class Replica(CatchUp, Snapshots, ClientRouting, Thrifty, Liveness):
         self.folded = FoldedLog(self.log, LOG_EVERY, lambda: self.now)
         durable = durable or DurableState()
         self.acceptor = Acceptor(durable)
-        self.learner = Learner(Deduplicated(machine), durable.snapshot_slot, durable.snapshot)
+        self.learner = Learner(Deduplicated(machine, members), durable.snapshot_slot, durable.snapshot)
         self.role = FOLLOWER
         self.leader_id: str | None = None
         self.last_heard = -1e18  # when the leader was last proven alive
@@ -317,7 +317,7 @@ class Replica(CatchUp, Snapshots, ClientRouting, Thrifty, Liveness):
 
     def _flush(self) -> None:
         if self.role == LEADER and self.lead is not None and self.queue:
-            batches = self.lead.next_batches(self.queue, self.opts.max_batch, self.opts.max_inflight)
+            batches = self.lead.next_batches(self.queue, self.opts.max_batch, self.opts.max_inflight, self.now)
             if batches:
                 self.lead.fast = self._fast_followers()
                 self._send_accepts(self.lead.propose(batches, self.now), to=(self.id, *self.lead.fast))

@@ -9,6 +9,10 @@ fsync covers all the Accepts that arrived together (group commit).
 
 It holds its data directory locked for its life (datadir.py), and gives each broker connection a
 new epoch, set in the core (its stamps) and in the Last Will of that connection (liveness.py).
+
+Its caller gives the state machine, may propose commands of its own (`submit`, from any thread:
+the member's own client id, so the machine knows a member sent them), and is handed, on this
+thread and once they are durable, the commands applied with their results (`on_applied`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from evnet.clock import Clock, RealClock
@@ -31,9 +36,8 @@ from firmware.paxos import messages as m
 from firmware.paxos.codec import Codec
 from firmware.paxos.datadir import DataDir
 from firmware.paxos.dedup import StateMachine
-from firmware.paxos.kv import KVMachine
 from firmware.paxos.options import Options
-from firmware.paxos.ready import Ready
+from firmware.paxos.ready import Applied, Ready
 from firmware.paxos.replica import Replica
 from firmware.paxos.storage import DEFAULT_KIND, open_storage
 from firmware.paxos.transport import MqttTransport
@@ -43,9 +47,10 @@ from firmware.paxos.types import Storage
 class ReplicaRunner:
     """One replica of `cfg`'s site with its durable store in `data_dir`, talking through the broker."""
 
-    def __init__(self, cfg: Config, data_dir: str, *, storage_kind: str = DEFAULT_KIND,
-                 options: Options | None = None, machine: StateMachine | None = None,
-                 clock: Clock | None = None, max_drain: int = 512, commit_delay: float | None = None) -> None:
+    def __init__(self, cfg: Config, data_dir: str, *, machine: StateMachine, storage_kind: str = DEFAULT_KIND,
+                 options: Options | None = None, clock: Clock | None = None, max_drain: int = 512,
+                 commit_delay: float | None = None,
+                 on_applied: Callable[[list[Applied]], None] | None = None) -> None:
         self.cfg = cfg
         self.id, self.site = cfg.cp_id, cfg.site_id
         self.clock = clock or RealClock()
@@ -54,6 +59,8 @@ class ReplicaRunner:
         self._broker_log = FoldedLog(self.log)
         self._failures = FoldedLog(self.log)
         self.handler_failures = 0  # messages whose handling raised (a bug): counted, logged, survived
+        self.on_applied = on_applied
+        self.observer_failures = 0  # on_applied calls that raised: counted, logged, the replica goes on
         self.codec = Codec(self.site, site_key(cfg))
         self.datadir = DataDir.open(data_dir)  # DataDirLockedError if another process runs on it: before any write
         try:
@@ -64,7 +71,7 @@ class ReplicaRunner:
             raise
         self.rng = random.Random()
         self.epoch = self.datadir.next_epoch()
-        self.replica = Replica(self.id, cfg.site.members, self.site, machine or KVMachine(), durable=durable,
+        self.replica = Replica(self.id, cfg.site.members, self.site, machine, durable=durable,
                                options=options, rng=self.rng, now=self.clock.monotonic(), epoch=self.epoch)
         self.log.info("paxos.recovered", promised=durable.promised, accepted=len(durable.accepted),
                       snapshot_slot=durable.snapshot_slot, storage=storage_kind, data_dir=data_dir, epoch=self.epoch)
@@ -88,6 +95,14 @@ class ReplicaRunner:
 
     def _enqueue(self, kind: str, item: Any) -> None:
         self.inbox.append((kind, item))
+
+    def submit(self, req: int, command: bytes) -> None:
+        """Propose `command` as this member's request `req` (its client id is the member's id); any thread.
+
+        Its result comes back through `on_applied`, like every applied command. Requests follow the
+        Paxos client rules: `req` grows, and a retry reuses it (de-duplication answers it once)."""
+        self.inbox.append(("local", (req, command)))
+        self.pump.wake()
 
     # -------------------------------------------------------------- life cycle
 
@@ -150,6 +165,7 @@ class ReplicaRunner:
         if self._thread is not None:
             self._thread.join(10)
         self.link.disconnect()
+        self.pump.close()
         self.storage.close()
         self.datadir.close()
 
@@ -192,10 +208,13 @@ class ReplicaRunner:
                 case "request":
                     req: m.ClientRequest = payload
                     self.replica.propose(req.sender, req.req, req.command, now)
+                case "local":
+                    number, command = payload
+                    self.replica.propose(self.id, number, command, now)
                 case "gone":
                     self._leader_gone(payload, now)
         except Exception as exc:  # noqa: BLE001 - a core bug on one authentic message must not end the replica
-            sender = payload[0] if kind == "gone" else payload.sender  # every message names its sender
+            sender = payload[0] if kind == "gone" else self.id if kind == "local" else payload.sender
             self.handler_failures += 1
             self._failures.error("paxos.message_failed", key=kind, kind=kind, sender=sender,
                                  message=type(payload).__name__, error=type(exc).__name__, detail=str(exc)[:200])
@@ -237,6 +256,13 @@ class ReplicaRunner:
             self.transport.reply_all(ready.replies)
         self.transport.flush()
         self.applied_commands += len(ready.applied)
+        if ready.applied and self.on_applied is not None:
+            try:
+                self.on_applied(ready.applied)
+            except Exception as exc:  # noqa: BLE001 - the observer's bug must not stop the site's replica
+                self.observer_failures += 1
+                self._failures.error("paxos.observer_failed", key="observer", error=type(exc).__name__,
+                                     detail=str(exc)[:200])
         if self._commit_due is not None:
             return self._commit_due if ready.deadline is None else min(ready.deadline, self._commit_due)
         return ready.deadline

@@ -34,6 +34,7 @@ MAX_VALUE = MAX_BODY - HEAD_ROOM  # the most bytes of values (with their framing
 ITEM_ROOM = 8 + 8 + 2 + 32 + 4  # one value's framing in a message: slot, ballot, length (an Accepted's, the largest)
 MAX_SLOT_VALUE = MAX_VALUE - ITEM_ROOM  # the largest slot value: it travels alone in any message that carries values
 COMMAND_ROOM = 2 + 4 * MAX_CLIENT_ID + 8 + 4  # one command's framing in a batch (batch.py), its client id in UTF-8
+STAMP_ROOM = 8 + 2 + 4 * MAX_CLIENT_ID + 8  # a batch's stamp: the ballot (round, node) and the clock
 SNAPSHOT_CHUNK = 256 * 1024  # the default chunk: a quarter of a message
 MAX_SNAPSHOT = 64 * 1024 * 1024  # the default cap on a snapshot a replica takes from a peer
 T = TypeVar("T")
@@ -41,7 +42,7 @@ T = TypeVar("T")
 
 def batch_bytes(commands: int) -> int:
     """The largest slot value a batch of `commands` commands can be."""
-    return 4 + commands * (MAX_COMMAND + COMMAND_ROOM)
+    return STAMP_ROOM + 4 + commands * (MAX_COMMAND + COMMAND_ROOM)
 
 
 def entry_size(e: Entry) -> int:

@@ -119,9 +119,14 @@ class MqttTransport:
             self.sent += len(bs)
 
     def reply_all(self, replies: list[m.ClientReply]) -> None:
-        """Answer clients: one binary message per session of binary clients, JSON to each of the others."""
+        """Answer clients: one binary message per session of binary clients, JSON to each of the others.
+
+        A member's own requests are not answered on the broker: its replica applies them too and
+        hands their results to its process (runner.py, `on_applied`)."""
         sessions: dict[str, list[m.ClientReply]] = {}
         for r in replies:
+            if r.client in self.members:
+                continue
             session = self.sessions.get(r.client)
             if session is None:
                 self._out.append((self.topics.reply(r.client), self.codec.encode_reply(r)))

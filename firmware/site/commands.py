@@ -9,17 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Context:
-    """Given by the Paxos layer with every command."""
-
-    client: str               # the Paxos client id the command came from
-    member: bool              # proposed by a site member (its charge point), authenticated by the site key
-    office: tuple[int, str]   # the proposing leader's ballot (round, node): orders leaders' terms
-    now_ms: int               # the proposing leader's monotonic clock (ms) when it proposed the command
-
-
 # -- a charge point's own commands (members) ---------------------------------------------------
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from firmware.paxos.canonical import dumps
+from firmware.paxos.context import Context
 from firmware.site import chargepoints, drivers, principals, sessions
 from firmware.site import snapshot as snapshots
 from firmware.site.commands import (
@@ -24,7 +25,6 @@ from firmware.site.commands import (
     ClearFault,
     CloseLost,
     Command,
-    Context,
     Expire,
     ForgetQuiet,
     Register,
@@ -58,9 +58,11 @@ class SiteMachine:
     def __init__(self, setup: SiteSetup) -> None:
         self.setup = setup
         self.state = SiteState.genesis(setup)
+        self._forgotten: tuple[str, ...] = ()
 
     def apply(self, command: bytes, ctx: Context) -> bytes:
         """The command's result as canonical JSON: `{"ok": true, ...}` or `{"error": code, "reason": ...}`."""
+        self._forgotten = ()
         try:
             return dumps({"ok": True, **self._apply(command, ctx)})
         except SiteError as exc:
@@ -84,7 +86,14 @@ class SiteMachine:
         rebalance(st)
         result.update(_after(st, decoded.command))
         self.state = st
+        if isinstance(decoded.command, ForgetQuiet):
+            self._forgotten = tuple(result["clients"])
         return result
+
+    def forgotten(self) -> tuple[str, ...]:
+        """The Paxos clients the last command forgot (`forget_quiet`): the Paxos layer drops their
+        de-duplication entries too."""
+        return self._forgotten
 
     def snapshot(self) -> bytes:
         return snapshots.encode(self.state)

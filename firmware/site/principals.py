@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from firmware.paxos.context import Context
 from firmware.site.commands import (
     ALLOWED,
     MEMBER,
     OPERATOR,
     OWN_CP,
     AddPrincipal,
-    Context,
     ForgetQuiet,
     RemovePrincipal,
 )

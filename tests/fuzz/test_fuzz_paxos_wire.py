@@ -22,7 +22,7 @@ from evnet.mqtt import PayloadError, decode_payload, encode_payload
 from evnet.mqtt.reader import MalformedPacketError, PacketReader
 from evnet.mqtt.writer import remaining_length as varint
 from firmware.paxos import messages as m
-from firmware.paxos.batch import Command, encode_batch
+from firmware.paxos.batch import Command, Stamp, encode_batch
 from firmware.paxos.codec import BUNDLE, REPLIES, REQUESTS, TAGS, Codec, CodecError
 from firmware.paxos.fields import MAX_UINT
 from firmware.paxos.types import Accepted, Ballot
@@ -191,7 +191,7 @@ def test_signed_json_of_any_text_decodes_or_is_a_codec_error_and_what_decodes_ca
         pass
     else:  # A2: anything a replica takes in, its leader can put in a batch
         assert 0 <= request.req <= MAX_UINT
-        encode_batch([Command(request.sender, request.req, request.command)])
+        encode_batch(Stamp(1, "a", 0), [Command(request.sender, request.req, request.command)])
     for decode in (CODEC.decode_reply, CODEC.decode_replies, CODEC.decode_gone):
         try:
             decode(signed)
@@ -209,7 +209,7 @@ def test_signed_binary_client_frames_decode_or_are_a_codec_error(body: bytes) ->
         pass
     else:
         assert all(0 <= r.req <= MAX_UINT for r in requests)
-        encode_batch([Command(r.sender, r.req, r.command) for r in requests])
+        encode_batch(Stamp(1, "a", 0), [Command(r.sender, r.req, r.command) for r in requests])
     try:
         CODEC.decode_replies(signed)
     except CodecError:

@@ -10,7 +10,7 @@ import pytest
 
 from evnet.config.site_key import read_site_key
 from firmware.paxos import messages as m
-from firmware.paxos.batch import Command, encode_batch
+from firmware.paxos.batch import Command, Stamp, encode_batch
 from firmware.paxos.canonical import dumps
 from firmware.paxos.codec import (
     BUNDLE,
@@ -223,7 +223,7 @@ def test_a_signed_request_whose_req_is_out_of_range_is_refused_at_decode(req):
     with pytest.raises(CodecError, match="malformed: req"):
         codec.decode_request(codec.encode_request("c1", req, "get", {"key": "k"}))  # type: ignore[arg-type]
     request, _ = codec.decode_request(codec.encode_request("c1", MAX_UINT, "get", {"key": "k"}))
-    encode_batch([Command(request.sender, request.req, request.command)])  # what the leader does with it
+    encode_batch(Stamp(1, "a", 0), [Command(request.sender, request.req, request.command)])  # as the leader does
 
 
 def test_binary_and_json_requests_apply_the_same_caps():

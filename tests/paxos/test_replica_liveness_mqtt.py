@@ -20,6 +20,7 @@ from evnet.topics import SiteTopics
 from firmware.paxos import messages as m
 from firmware.paxos.client import KvClient, KvTimeout
 from firmware.paxos.codec import Codec, CodecError
+from firmware.paxos.kv import KVMachine
 from firmware.paxos.localsite import LocalSite
 from firmware.paxos.process import write_site_configs
 from firmware.paxos.runner import ReplicaRunner
@@ -113,7 +114,7 @@ def runners(tmp_path, mosquitto):
     made: list[ReplicaRunner] = []
 
     def start(cp: str) -> ReplicaRunner:
-        r = ReplicaRunner(cfgs[cp], str(tmp_path / "data" / cp)).start()
+        r = ReplicaRunner(cfgs[cp], str(tmp_path / "data" / cp), machine=KVMachine()).start()
         made.append(r)
         return r
     yield cfgs, start

@@ -8,7 +8,7 @@ import pytest
 
 from firmware.paxos import kv
 from firmware.paxos import messages as m
-from firmware.paxos.batch import Command, decode_batch, encode_batch
+from firmware.paxos.batch import Command, Stamp, decode_batch, encode_batch
 from firmware.paxos.options import Options
 from firmware.paxos.replica import LEADER, Replica
 from firmware.paxos.sim.scripted import SITE, Scripted
@@ -40,7 +40,7 @@ def test_a_stable_leader_runs_phase_1_once_and_batches_and_pipelines(site: Scrip
     assert "Prepare" not in kinds
     accepts = [msg for s, d, msg in site.inflight if isinstance(msg, m.Accept) and d == "b"]
     slots = [e for a in accepts for e in a.entries]
-    assert len(slots) == 1 and len(decode_batch(slots[0].value)) == 10  # ten commands in one slot
+    assert len(slots) == 1 and len(decode_batch(slots[0].value)[1]) == 10  # ten commands in one slot
     site.deliver_all()
     assert [json.loads(r.result) for r in site.replies] == ["ok"] * 10
     # pipelining: several slots in flight before any reply comes back
@@ -109,10 +109,19 @@ def test_a_value_accepted_by_a_majority_survives_a_leader_change(site: Scripted)
     assert site.data("c") == {"x": "kept"} and site.data("b") == {"x": "kept"}
 
 
+def test_the_leader_stamps_each_batch_with_its_office_and_its_clock(site: Scripted) -> None:
+    site.now += 12.3456
+    site["a"].propose("c1", 1, kv.put("k", 1), site.now)
+    site.collect("a")
+    values = [e.value for s, d, msg in site.inflight if isinstance(msg, m.Accept) and d == "b" for e in msg.entries]
+    stamp, commands = decode_batch(values[0])
+    assert stamp == Stamp(1, "a", int(site.now * 1000)) and commands == [Command("c1", 1, kv.put("k", 1))]
+
+
 def test_a_new_leader_fills_gaps_with_noops(site: Scripted) -> None:
     for req in (1, 2, 3):
         site.propose("a", "c1", req, kv.put("x", req))
-    slot_of = {json.loads(decode_batch(e.value)[0].command)["value"]: e.slot
+    slot_of = {json.loads(decode_batch(e.value)[1][0].command)["value"]: e.slot
                for s, d, msg in site.inflight if isinstance(msg, m.Accept) and d == "b" for e in msg.entries}
     accept_1_3 = [(s, d, msg) for s, d, msg in site.inflight if d == "b" and msg.entries[0].slot != slot_of[2]]
     site.inflight = accept_1_3  # only the Accepts of slots 1 and 3 reach b; slot 2 reaches no one
@@ -139,7 +148,7 @@ def test_a_retried_request_is_applied_once_and_gets_the_first_answer(site: Scrip
 
 
 def test_a_request_delivered_twice_in_the_log_is_applied_once_even_after_a_leader_change(site: Scripted) -> None:
-    twice = encode_batch([Command("c1", 1, kv.put("n", 1)), Command("c1", 1, kv.put("n", 1))])
+    twice = encode_batch(Stamp(1, "a", 0), [Command("c1", 1, kv.put("n", 1)), Command("c1", 1, kv.put("n", 1))])
     leader = site["a"]
     assert leader.lead is not None
     entries = leader.lead.propose([m.Entry(leader.lead.next_slot, twice)], site.now)

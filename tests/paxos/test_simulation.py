@@ -84,15 +84,15 @@ def test_the_end_checks_report_each_kind_of_violation() -> None:
     import math
 
     from firmware.paxos import kv
-    from firmware.paxos.batch import Command, encode_batch
+    from firmware.paxos.batch import Command, Stamp, encode_batch
     from firmware.paxos.sim import checks
     from firmware.paxos.sim.checks import Observer, check_end
 
     put = ("c1", 1, kv.put("k", "v"))
     obs = Observer({put})
-    obs.on_apply("r0", 0, encode_batch([Command(*put)]))
+    obs.on_apply("r0", 0, encode_batch(Stamp(1, "r0", 0), [Command(*put)]))
     obs.on_apply("r1", 0, b"")  # another value in the same slot
-    obs.on_apply("r1", 1, encode_batch([Command("c9", 1, b"forged")]))
+    obs.on_apply("r1", 1, encode_batch(Stamp(1, "r0", 0), [Command("c9", 1, b"forged")]))
     obs.on_fresh("r0", 0, "c1", 1)
     obs.on_fresh("r0", 3, "c1", 1)
     history = [

@@ -11,6 +11,7 @@ from evnet.config import load_config
 from evnet.config.site_key import site_key
 from firmware.paxos.client import KvClient
 from firmware.paxos.codec import MAX_COMMAND, MAX_MESSAGE
+from firmware.paxos.kv import KVMachine
 from firmware.paxos.options import Options
 from firmware.paxos.process import write_site_configs
 from firmware.paxos.runner import ReplicaRunner
@@ -27,7 +28,7 @@ def test_a_replica_back_from_down_catches_up_from_a_snapshot_bigger_than_a_messa
     paths = write_site_configs(str(tmp_path / "etc"), MEMBERS, mosquitto.url)
     cfgs = {cp: load_config(p) for cp, p in paths.items()}
     data = {cp: str(tmp_path / "data" / cp) for cp in MEMBERS}
-    runners = {cp: ReplicaRunner(cfgs[cp], data[cp], options=OPTIONS).start() for cp in MEMBERS}
+    runners = {cp: ReplicaRunner(cfgs[cp], data[cp], machine=KVMachine(), options=OPTIONS).start() for cp in MEMBERS}
     try:
         with KvClient(cfgs["cp1"].mqtt, cfgs["cp1"].site_id, "loader", site_key(cfgs["cp1"])).start() as client:
             client.put("before", 1)
@@ -38,7 +39,7 @@ def test_a_replica_back_from_down_catches_up_from_a_snapshot_bigger_than_a_messa
                 assert client.put(f"k{n:03}", VALUE) == "ok"
             leader = runners[client.leader]
         assert leader.replica.learner.log_start > 16 and len(leader.replica.learner.snapshot) > MAX_MESSAGE
-        back = runners["cp3"] = ReplicaRunner(cfgs["cp3"], data["cp3"], options=OPTIONS).start()
+        back = runners["cp3"] = ReplicaRunner(cfgs["cp3"], data["cp3"], machine=KVMachine(), options=OPTIONS).start()
         assert back.replica.learner.applied < leader.replica.learner.log_start  # its log is gone at the others
         wait_for(lambda: back.replica.learner.machine.machine.data == leader.replica.learner.machine.machine.data,
                  timeout=30, what="cp3 to catch up")

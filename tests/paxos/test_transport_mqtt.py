@@ -14,6 +14,7 @@ from evnet.topics import SiteTopics
 from firmware.paxos import messages as m
 from firmware.paxos.client import KvClient, KvSession, KvTimeout
 from firmware.paxos.codec import MAX_MESSAGE, Codec
+from firmware.paxos.kv import KVMachine
 from firmware.paxos.process import write_site_configs
 from firmware.paxos.runner import ReplicaRunner
 from firmware.paxos.transport import MqttTransport
@@ -28,7 +29,7 @@ MEMBERS = ["cp1", "cp2", "cp3"]
 def site(tmp_path, mosquitto):
     paths = write_site_configs(str(tmp_path / "etc"), MEMBERS, mosquitto.url)
     cfgs = {cp: load_config(p) for cp, p in paths.items()}
-    runners = {cp: ReplicaRunner(cfgs[cp], str(tmp_path / "data" / cp)).start() for cp in MEMBERS}
+    runners = {cp: ReplicaRunner(cfgs[cp], str(tmp_path / "data" / cp), machine=KVMachine()).start() for cp in MEMBERS}
     yield cfgs, runners
     for r in runners.values():
         r.stop()

@@ -19,6 +19,7 @@ from evnet.mqtt import MqttLink
 from evnet.topics import SiteTopics
 from firmware.paxos.client import KvClient
 from firmware.paxos.codec import BUNDLE, MAX_MESSAGE, Codec
+from firmware.paxos.kv import KVMachine
 from firmware.paxos.localsite import LocalSite
 from firmware.paxos.process import write_site_configs
 from firmware.paxos.runner import ReplicaRunner
@@ -118,7 +119,7 @@ def test_a_32_mb_bundle_to_every_inbox_is_skipped_unbuffered_and_the_site_goes_o
     paths = write_site_configs(str(tmp_path / "etc"), MEMBERS, open_broker.url)
     cfgs = {cp: load_config(p) for cp, p in paths.items()}
     cfgs = {cp: dataclasses.replace(c, mqtt=dataclasses.replace(c.mqtt, version="3.1.1")) for cp, c in cfgs.items()}
-    runners = {cp: ReplicaRunner(cfgs[cp], str(tmp_path / "data" / cp)).start() for cp in MEMBERS}
+    runners = {cp: ReplicaRunner(cfgs[cp], str(tmp_path / "data" / cp), machine=KVMachine()).start() for cp in MEMBERS}
     cfg = cfgs["cp1"]
     client = KvClient(cfg.mqtt, cfg.site_id, "alice", site_key(cfg), timeout=10.0).start()
     topics = SiteTopics(cfg.mqtt.prefix, cfg.site_id)

@@ -59,7 +59,7 @@ class Observer:
 
     def _check_valid(self, node: str, slot: int, value: bytes) -> None:
         try:
-            commands = decode_batch(value)
+            commands = decode_batch(value)[1]
         except BatchError as e:
             self.violations.append(f"validity: slot {slot} at {node} holds a malformed batch: {e}")
             return
@@ -76,7 +76,7 @@ class Observer:
 
 def _show(value: bytes) -> str:
     try:
-        return str([(c.client, c.req, c.command.decode()) for c in decode_batch(value)] or "no-op")
+        return str([(c.client, c.req, c.command.decode()) for c in decode_batch(value)[1]] or "no-op")
     except (BatchError, UnicodeDecodeError):
         return repr(value[:60])
 
