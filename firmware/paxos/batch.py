@@ -2,8 +2,10 @@
 
     value   = stamp count:u32 command*
     stamp   = round:u64 node_len:u16 node:utf-8 now_ms:u64
-    command = client_len:u16 client:utf-8 req:u64 command_len:u32 command
+    command = keyed:u8 client_len:u16 client:utf-8 req:u64 command_len:u32 command
 
+`keyed` is 1 when the request came with the site key's MAC (a member's replica, a tool holding the
+key), 0 for a request only its own signature vouches for (a driver's app: the machine checks it).
 The stamp (the proposer's ballot and its monotonic clock in ms) is how time enters the state
 machine (context.py): every replica decodes the same bytes, so every replica sees the same time.
 The empty value b"" is the no-op a new leader writes into a slot nobody accepted a value in.
@@ -27,6 +29,7 @@ class Command(NamedTuple):
     client: str
     req: int
     command: bytes
+    keyed: bool = True  # came under the site key's MAC (context.py: `member`)
 
 
 class Stamp(NamedTuple):
@@ -48,7 +51,8 @@ def encode_batch(stamp: Stamp, commands: Iterable[Command]) -> bytes:
     count = 0
     for c in commands:
         client = c.client.encode()
-        parts += [_CLIENT.pack(len(client)), client, _REQ_LEN.pack(c.req, len(c.command)), c.command]
+        parts += [b"\x01" if c.keyed else b"\x00", _CLIENT.pack(len(client)), client,
+                  _REQ_LEN.pack(c.req, len(c.command)), c.command]
         count += 1
     parts[4] = _HEAD.pack(count)
     return b"".join(parts)
@@ -72,6 +76,10 @@ def decode_batch(value: bytes) -> tuple[Stamp | None, list[Command]]:
         pos += _HEAD.size
         out = []
         for _ in range(count):
+            keyed = value[pos]
+            if keyed > 1:
+                raise BatchError(f"keyed flag {keyed}")
+            pos += 1
             (n,) = _CLIENT.unpack_from(value, pos)
             pos += _CLIENT.size
             client = value[pos:pos + n].decode()
@@ -80,9 +88,9 @@ def decode_batch(value: bytes) -> tuple[Stamp | None, list[Command]]:
             pos += _REQ_LEN.size
             if pos + m > len(value):
                 raise BatchError(f"command of {m} bytes runs past the end of a {len(value)}-byte batch")
-            out.append(Command(client, req, value[pos:pos + m]))
+            out.append(Command(client, req, value[pos:pos + m], keyed == 1))
             pos += m
-    except (struct.error, UnicodeDecodeError) as e:
+    except (struct.error, UnicodeDecodeError, IndexError) as e:
         raise BatchError(f"malformed batch of {len(value)} bytes: {e}") from e
     if pos != len(value):
         raise BatchError(f"{len(value) - pos} trailing bytes after a batch of {count} commands")

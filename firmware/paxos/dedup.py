@@ -10,7 +10,7 @@ the log and saved in snapshots, this survives a leader change, a restart and a s
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 from firmware.paxos.batch import Command, Stamp
@@ -40,9 +40,8 @@ STALE = b""  # the answer recorded for a request older than the client's last on
 class Deduplicated:
     """A state machine behind a per-client (last request id, result) table."""
 
-    def __init__(self, machine: StateMachine, members: Collection[str]) -> None:
+    def __init__(self, machine: StateMachine) -> None:
         self.machine = machine
-        self.members = frozenset(members)
         self.sessions: dict[str, tuple[int, bytes]] = {}
 
     def cached(self, client: str, req: int) -> bytes | None:
@@ -59,12 +58,12 @@ class Deduplicated:
     def apply(self, c: Command, stamp: Stamp) -> tuple[bytes, bool]:
         """Apply once: returns (result, fresh) where fresh is False for a duplicate or a stale request.
 
-        A member's id as client means the member's own replica proposed it: the transport drops
-        requests from outside that use a member's id (transport.py), so the site key vouches."""
+        `member` is whether the site key vouched for it (`keyed`): a member's own replica, or a tool
+        holding the key; a request only its Ed25519 signature vouches for is checked by the machine."""
         last = self.sessions.get(c.client)
         if last is not None and c.req <= last[0]:
             return (last[1] if c.req == last[0] else STALE), False
-        ctx = Context(c.client, c.client in self.members, (stamp.round, stamp.node), stamp.now_ms)
+        ctx = Context(c.client, c.keyed, (stamp.round, stamp.node), stamp.now_ms)
         result = self.machine.apply(c.command, ctx)
         self.sessions[c.client] = (c.req, result)
         for quiet in self.machine.forgotten():

@@ -2,6 +2,7 @@
 
     int   = u64 (decoded values above MAX_UINT are refused)   str = len:u16 utf-8
     bytes = len:u32 raw                                       tuple[X, ...] = n:u32 X*
+    bool  = u8 0 or 1
 
 Decoding distrusts every length and count (a frame is authentic by now, but a key holder may
 still have a bug): a field that runs past the end, a count longer than the bytes left, an
@@ -27,6 +28,9 @@ MAX_UINT = 2**63 - 1
 class Out:
     def __init__(self) -> None:
         self.parts: list[bytes] = []
+
+    def bool(self, v: bool) -> None:
+        self.parts.append(b"\x01" if v else b"\x00")
 
     def uint(self, v: int) -> None:
         if v < 0:
@@ -61,6 +65,12 @@ class In:
         if v > MAX_UINT:
             raise ValueError(f"integer {v} out of range (at most {MAX_UINT})")
         return v
+
+    def bool(self) -> bool:
+        v = self.take(1)[0]
+        if v > 1:
+            raise ValueError(f"a boolean of {v}")
+        return v == 1
 
     def u16(self) -> int:
         return U16.unpack(self.take(2))[0]
@@ -116,6 +126,7 @@ def _entry_dec(i: In) -> m.Entry:
 
 _FIELD_CODECS: dict[Any, tuple[Callable, Callable]] = {
     str: (Out.str, In.str),
+    bool: (Out.bool, In.bool),
     int: (Out.uint, In.uint),
     bytes: (Out.bytes, In.bytes),
     Ballot: (_ballot_enc, _ballot_dec),

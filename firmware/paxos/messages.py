@@ -212,6 +212,7 @@ class ClientRequest:
     sender: str  # the client id
     req: int
     command: bytes
+    keyed: bool = True  # came under the site key's MAC; False: only its own signature vouches (batch.py)
 
     @property
     def client(self) -> str:
@@ -227,6 +228,7 @@ class Forward:
     client: str
     req: int
     command: bytes
+    keyed: bool = True
 
 
 @dataclass(frozen=True)

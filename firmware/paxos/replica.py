@@ -67,7 +67,7 @@ class Replica(CatchUp, Snapshots, ClientRouting, Thrifty, Liveness):
         self.folded = FoldedLog(self.log, LOG_EVERY, lambda: self.now)
         durable = durable or DurableState()
         self.acceptor = Acceptor(durable)
-        self.learner = Learner(Deduplicated(machine, members), durable.snapshot_slot, durable.snapshot)
+        self.learner = Learner(Deduplicated(machine), durable.snapshot_slot, durable.snapshot)
         self.role = FOLLOWER
         self.leader_id: str | None = None
         self.last_heard = -1e18  # when the leader was last proven alive
@@ -129,10 +129,12 @@ class Replica(CatchUp, Snapshots, ClientRouting, Thrifty, Liveness):
         self._inbox.append(message)
         self._drain()
 
-    def propose(self, client: str, req: int, command: bytes, now: float) -> None:
-        """A client's command: batched into the log by the leader, forwarded to it by a follower."""
+    def propose(self, client: str, req: int, command: bytes, now: float, keyed: bool = True) -> None:
+        """A client's command: batched into the log by the leader, forwarded to it by a follower.
+
+        `keyed`: the site key vouched for it (a member, a tool holding the key); see batch.py."""
         self.now = max(self.now, now)
-        self._client_command(Command(client, req, command))
+        self._client_command(Command(client, req, command, keyed))
         self._drain()
 
     def tick(self, now: float) -> None:

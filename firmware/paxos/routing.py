@@ -26,7 +26,7 @@ class ClientRouting(ReplicaState):
             return
         key = (c.client, c.req)
         if self.role == FOLLOWER and self.leader_id is not None:
-            self._send(self.leader_id, m.Forward(self.site, self.id, c.client, c.req, c.command))
+            self._send(self.leader_id, m.Forward(self.site, self.id, c.client, c.req, c.command, c.keyed))
             return
         # the leader, a candidate, or a follower that knows no leader yet: queue it (forwarded or
         # proposed once there is a leader), and answer it when applied
@@ -44,13 +44,13 @@ class ClientRouting(ReplicaState):
             self.queued.discard((c.client, c.req))
             if self.waiting.get(c.client) == c.req:
                 del self.waiting[c.client]  # the leader answers it
-            self._send(self.leader_id, m.Forward(self.site, self.id, c.client, c.req, c.command))
+            self._send(self.leader_id, m.Forward(self.site, self.id, c.client, c.req, c.command, c.keyed))
 
     def _on_Forward(self, f: m.Forward) -> None:  # noqa: N802
         if self.role == FOLLOWER:
             return  # never pass a request on twice (no forwarding loops): the client retries
-        self._client_command(Command(f.client, f.req, f.command))
+        self._client_command(Command(f.client, f.req, f.command, f.keyed))
 
     def _on_ClientRequest(self, r: m.ClientRequest) -> None:  # noqa: N802
-        self._client_command(Command(r.sender, r.req, r.command))
+        self._client_command(Command(r.sender, r.req, r.command, r.keyed))
 

@@ -38,7 +38,7 @@ entries = st.lists(st.builds(m.Entry, uints, st.binary(max_size=16)), max_size=3
 # A valid message of every kind on the wire (TAGS), each field drawn by its type hint: a field added
 # to a message, or a message added to TAGS, is fuzzed with no change here.
 FIELDS = {
-    str: names, int: uints, bytes: st.binary(max_size=32), Ballot: ballots,
+    str: names, bool: st.booleans(), int: uints, bytes: st.binary(max_size=32), Ballot: ballots,
     tuple[int, ...]: st.lists(uints, max_size=4).map(tuple),
     tuple[Accepted, ...]: st.lists(st.builds(Accepted, uints, ballots, st.binary(max_size=16)), max_size=3).map(tuple),
     tuple[m.Entry, ...]: entries,

@@ -16,7 +16,7 @@ CTX = Context("c1", False, (3, "b"), 812_345)
 
 
 def test_a_batch_round_trips_and_a_noop_is_empty() -> None:
-    batch = [Command("c1", 1, kv.put("k", "v")), Command("clé", 2**40, b""), Command("", 0, b"\x00\xff")]
+    batch = [Command("c1", 1, kv.put("k", "v")), Command("clé", 2**40, b"", keyed=False), Command("", 0, b"\x00\xff")]
     assert decode_batch(encode_batch(STAMP, batch)) == (STAMP, batch)
     assert encode_batch(STAMP, []) != NOOP and decode_batch(NOOP) == (None, [])
     assert encode_batch(STAMP, batch) == encode_batch(STAMP, list(batch))  # deterministic
@@ -26,7 +26,8 @@ ONE = encode_batch(STAMP, [Command("c", 1, b"abc")])
 HEAD = len(encode_batch(STAMP, []))
 
 
-@pytest.mark.parametrize("bad", [b"\x00", ONE[:HEAD - 5], ONE[:-1], ONE + b"x", ONE[:HEAD] + b"\x00\x02\xff\xfe",
+@pytest.mark.parametrize("bad", [b"\x00", ONE[:HEAD - 5], ONE[:-1], ONE + b"x", ONE[:HEAD] + b"\x01\x00\x02\xff\xfe",
+                                 ONE[:HEAD] + b"\x02" + ONE[HEAD + 1:],
                                  ONE[:HEAD - 12] + (2**62 + 1).to_bytes(8, "big") + ONE[HEAD - 4:]])
 def test_a_malformed_batch_is_an_error(bad: bytes) -> None:
     with pytest.raises(BatchError):
@@ -51,12 +52,12 @@ def test_a_malformed_command_changes_nothing_and_says_why(bad: bytes) -> None:
 
 
 def test_a_request_is_applied_once_and_the_table_survives_a_snapshot() -> None:
-    d = Deduplicated(kv.KVMachine(), ["a", "b"])
+    d = Deduplicated(kv.KVMachine())
     assert d.apply(Command("c1", 1, kv.cas("k", None, 1)), STAMP) == (b"true", True)
     assert d.apply(Command("c1", 1, kv.cas("k", None, 1)), STAMP) == (b"true", False)  # the first answer
     assert d.apply(Command("c1", 2, kv.put("k", 2)), STAMP) == (b'"ok"', True)
     assert d.apply(Command("c1", 1, kv.cas("k", None, 1)), STAMP)[1] is False  # stale: never applied
-    restored = Deduplicated(kv.KVMachine(), ["a", "b"])
+    restored = Deduplicated(kv.KVMachine())
     restored.restore(d.snapshot())
     assert restored.cached("c1", 2) == b'"ok"' and restored.machine.data == {"k": 2}
     assert restored.apply(Command("c1", 2, kv.put("k", 3)), STAMP) == (b'"ok"', False)
@@ -78,11 +79,11 @@ class Recorder(kv.KVMachine):
         return self.forget
 
 
-def test_the_machine_is_told_the_stamp_and_whether_a_member_sent_it_and_forgets_with_it() -> None:
+def test_the_machine_is_told_the_stamp_and_whether_the_site_key_vouched_and_forgets_with_it() -> None:
     machine = Recorder()
-    d = Deduplicated(machine, ["a", "b"])
+    d = Deduplicated(machine)
     d.apply(Command("a", 1, kv.put("k", 1)), STAMP)
-    d.apply(Command("app", 1, kv.put("k", 2)), Stamp(4, "a", 5))
+    d.apply(Command("app", 1, kv.put("k", 2), keyed=False), Stamp(4, "a", 5))
     assert machine.contexts == [Context("a", True, (3, "b"), 812_345), Context("app", False, (4, "a"), 5)]
     machine.forget = ("app", "a")
     d.apply(Command("a", 2, kv.put("k", 3)), STAMP)  # forgets app's entry (and never the sender's own)
