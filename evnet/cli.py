@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:function", one-line help)
     "hal-check": ("hal.check:main", "check a freshly wired charge point: LED, relays, meter, pilot"),
     "ev": ("firmware.ev.process:main", "plug an emulated EV (a plan) into a charge point's virtual cable"),
+    "cp": ("firmware.chargepoint.process:main", "run one charge point of a site: engine, replica of the site, bridge"),
     "evse": ("firmware.engine.evse:main", "run one charge point's charging engine (pilot, session, meter, tickets)"),
     "monitor": ("firmware.monitor.watchdog:main", "the monitor watchdog: heartbeats, safety line, FAULTED"),
     "replica": ("firmware.paxos.process:replica_main", "run one Paxos replica of the site (key-value machine)"),

@@ -123,6 +123,11 @@ class ReplicaRunner:
         return self.pump.ready()
 
     @property
+    def alive(self) -> bool:
+        """False once the loop's thread (`start`) has ended: it must be restarted."""
+        return self._thread is None or self._thread.is_alive() or self._stop.is_set()
+
+    @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 

@@ -26,6 +26,7 @@ def unit(name: str) -> configparser.ConfigParser:
 
 @pytest.mark.parametrize("name, command, watchdog, restart", [
     ("evnet-evse@.service", "evse", "3", "on-failure"),
+    ("evnet-cp@.service", "cp", "3", "on-failure"),
     ("evnet-monitor@.service", "monitor", "5", "always"),
 ])
 def test_unit_is_a_notify_service_with_a_watchdog(name: str, command: str, watchdog: str, restart: str) -> None:
@@ -33,25 +34,29 @@ def test_unit_is_a_notify_service_with_a_watchdog(name: str, command: str, watch
     assert service["Type"] == "notify" and service["WatchdogSec"] == watchdog and service["Restart"] == restart
     argv = shlex.split(service["ExecStart"])
     assert argv[1] == command and argv[2:4] == ["--config", "/etc/evnet/%i.toml"]
-    module = {"evse": "firmware.engine.evse", "monitor": "firmware.monitor.watchdog"}[command]
+    module = {"evse": "firmware.engine.evse", "monitor": "firmware.monitor.watchdog",
+              "cp": "firmware.chargepoint.process"}[command]
     assert callable(importlib.import_module(module).main)
     assert COMMANDS.get(command, (f"{module}:main",))[0] == f"{module}:main"
     assert service["RestartPreventExitStatus"] == "2"  # a configuration mistake is not retried forever
 
 
 def test_the_monitor_restarts_its_engine_and_starts_first() -> None:
-    monitor, evse = unit("evnet-monitor@.service"), unit("evnet-evse@.service")
+    """Its engine is `evnet evse` (a private point) or `evnet cp` (a site's): it restarts whichever runs."""
+    monitor = unit("evnet-monitor@.service")
     argv = shlex.split(monitor["Service"]["ExecStart"])
-    assert argv[argv.index("--on-fault") + 1] == "systemctl restart evnet-evse@%i.service"
-    assert monitor["Unit"]["Before"] == "evnet-evse@%i.service"
-    assert "evnet-monitor@%i.service" in evse["Unit"]["Wants"]
-    assert "evnet-evse@" in (UNITS / "50-evnet-monitor.rules").read_text()
+    assert argv[argv.index("--on-fault") + 1] == "systemctl try-restart evnet-evse@%i.service evnet-cp@%i.service"
+    assert monitor["Unit"]["Before"] == "evnet-evse@%i.service evnet-cp@%i.service"
+    for engine in ("evnet-evse@.service", "evnet-cp@.service"):
+        assert "evnet-monitor@%i.service" in unit(engine)["Unit"]["Wants"]
+    rules = (UNITS / "50-evnet-monitor.rules").read_text()
+    assert "evnet-(evse|cp)@" in rules and '"try-restart"' in rules
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_systemd_analyze_accepts_the_units(tmp_path: Path) -> None:
     exe = shutil.which("evnet") or sys.executable
-    for name in ("evnet-evse@.service", "evnet-monitor@.service"):
+    for name in ("evnet-evse@.service", "evnet-cp@.service", "evnet-monitor@.service"):
         text = (UNITS / name).read_text().replace("/usr/local/bin/evnet", exe)
         (tmp_path / name.replace("@.", "@cp1.")).write_text(text)
     res = subprocess.run(["systemd-analyze", "verify", *map(str, sorted(tmp_path.iterdir()))],

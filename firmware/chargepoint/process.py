@@ -1,0 +1,273 @@
+"""`evnet cp`: one charge point of a site — its engine, its replica of the site, and the bridge between.
+
+Three threads, each owning its state, joined only by queues and thread-safe calls:
+- the engine's control loop (`Evse`): pilot, contactor, meter, session journal. It never waits
+  for the others; what it did goes to the bridge's queue (`site_observer`);
+- the replica's loop (`ReplicaRunner` with a `SiteMachine`): consensus over the broker. What it
+  applied goes to the bridge's queue (`on_applied`), with this charge point's view of the state;
+- the bridge's loop: the pure `Bridge` fed from that queue and its timers; its outputs become
+  engine calls (which only queue events for the engine) and proposals (`runner.submit`).
+
+Energy never waits for consensus: a stalled replica or bridge only stops the renewals, and the
+engine's own lease falls to the fallback current. One process rather than two (engine and
+replica): one configuration, one service, one watchdog; the engine's loop is not slowed by the
+replica (measured in bench/site.py). A bridge or replica thread that dies ends the process
+(exit 1): the engine stops safely (contactor open, session journaled) and systemd starts it
+again; the journal gives every session its one ticket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from evnet.clock import RealClock
+from evnet.config import Config, load_config
+from evnet.logs import FoldedLog, event_logger, setup_logging
+from firmware.chargepoint.bridge import Bridge
+from firmware.chargepoint.outputs import (
+    Authorize,
+    ConfirmStart,
+    Grant,
+    Output,
+    Propose,
+    RefuseStart,
+    SetAvailable,
+    StopSession,
+    Tag,
+    TicketSettled,
+)
+from firmware.chargepoint.settings import BridgeSettings
+from firmware.engine.evse import Evse, ManualStartPressed, SiteEvent
+from firmware.engine.journal import JournalError, default_dir
+from firmware.paxos.datadir import DataDirLockedError
+from firmware.paxos.ready import Applied
+from firmware.paxos.runner import ReplicaRunner
+from firmware.site import CpView, SiteMachine, SiteSetup
+from hal.gpio import GpioError
+from hal.meter import MeterError, MeterReading
+from hal.pilot import CableError
+
+
+@dataclass(frozen=True)
+class _Result:
+    req: int
+    result: bytes
+
+
+@dataclass(frozen=True)
+class _View:
+    view: CpView
+
+
+@dataclass(frozen=True)
+class _Engine:
+    event: SiteEvent
+
+
+@dataclass(frozen=True)
+class _Wake:
+    """Only wakes the loop (to stop)."""
+
+
+_Input = _Result | _View | _Engine | _Wake
+
+
+def site_setup(cfg: Config) -> SiteSetup:
+    """The genesis every member builds from its own configuration (the same numbers at every member)."""
+    return SiteSetup.of(cfg.site_id, cfg.site.limit_a, cfg.site.members, cfg.site.fallback_a,
+                        lease_s=cfg.site.lease_s)
+
+
+def replica_dir(cfg: Config) -> str:
+    """SITE/CP/replica beside the engine's journal (SITE/CP/engine): under systemd's StateDirectory, else
+    ~/.local/state/evnet."""
+    return os.path.join(os.path.dirname(default_dir(cfg.site_id, cfg.cp_id)), "replica")
+
+
+class ChargePoint:
+    """The engine, the replica and the bridge of charge point `cfg.cp_id`, wired; `start`, then `stop`."""
+
+    def __init__(self, cfg: Config, data_dir: str, *, speed: float = 1.0, monitor: bool = True,
+                 mqtt: bool = True) -> None:
+        self.cfg = cfg
+        self.cp = cfg.cp_id
+        self.log = event_logger("cp", cp=self.cp, site=cfg.site_id)
+        self._folded = FoldedLog(self.log)
+        self.inputs: queue.SimpleQueue[_Input] = queue.SimpleQueue()
+        self.bridge = Bridge(BridgeSettings.of(cfg, speed=speed))
+        self.machine = SiteMachine(site_setup(cfg))
+        self.runner = ReplicaRunner(cfg, data_dir, machine=self.machine, on_applied=self._applied)
+        try:
+            self.evse = Evse(cfg, clock=RealClock(speed), mqtt=mqtt, monitor=monitor,
+                             site_observer=lambda event, _now: self.inputs.put(_Engine(event)))
+        except BaseException:
+            self.runner.stop()
+            raise
+        self.clock = self.evse.clock
+        self._tags: dict[int, Tag] = {}  # request number -> the bridge's proposal
+        self._req = time.time_ns() // 1000  # grows across restarts: a restarted member never reuses one
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"bridge-{self.cp}", daemon=True)
+        self.failures = 0  # inputs whose handling raised (a bug): counted, logged, the loop goes on
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self, wait: float = 0.0) -> ChargePoint:
+        """Start all three; `wait` s for the broker at most (the engine never waits for it: 0 s)."""
+        self._thread.start()
+        self.runner.start(wait)
+        self.evse.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.inputs.put(_Wake())
+        self.evse.stop()
+        self._thread.join(5)
+        self.runner.stop()
+
+    def dead_thread(self) -> str | None:
+        """The part whose thread died (the process must end and be restarted), or None."""
+        if not self.evse.alive:
+            return "engine"
+        if not self._thread.is_alive():
+            return "bridge"
+        if not self.runner.alive:
+            return "replica"
+        return None
+
+    # ------------------------------------------------------------------ the replica's thread
+
+    def _applied(self, applied: list[Applied]) -> None:
+        """On the replica's thread: results of our own proposals, then our view of the new state."""
+        for a in applied:
+            if a.client == self.cp and a.fresh:
+                self.inputs.put(_Result(a.req, a.result))
+        self.inputs.put(_View(self.machine.view(self.cp)))
+
+    # ------------------------------------------------------------------ the bridge's thread
+
+    def _run(self) -> None:
+        self._carry_out(self.bridge.start(self.clock.monotonic()))
+        while not self._stop.is_set():
+            now = self.clock.monotonic()
+            due = self.bridge.next_deadline()
+            wait = 1.0 if due is None else min(1.0, max(0.0, (due - now) / self.clock.speed))
+            try:
+                item: _Input | None = self.inputs.get(timeout=wait)
+            except queue.Empty:
+                item = None
+            if self._stop.is_set():
+                return
+            now = self.clock.monotonic()
+            try:
+                out = [] if item is None else self._input(item, now)
+                due = self.bridge.next_deadline()
+                if due is not None and now >= due:
+                    out += self.bridge.tick(now)
+                self._carry_out(out)
+            except Exception as exc:  # noqa: BLE001 - one input's bug must not end the charge point
+                self.failures += 1
+                self._folded.error("cp.bridge_failed", key=type(item).__name__, input=type(item).__name__,
+                                   error=type(exc).__name__, detail=str(exc)[:200])
+
+    def _input(self, item: _Input, now: float) -> list[Output]:
+        match item:
+            case _Result(req, result):
+                tag = self._tags.pop(req, None)
+                if tag is None:
+                    return []
+                return self.bridge.site_result(tag, _decoded(result), now)
+            case _View(view):
+                return self.bridge.site_view(view, now)
+            case _Engine(MeterReading() as reading):
+                return self.bridge.meter(reading, now)
+            case _Engine(ManualStartPressed()):
+                return self.bridge.button(now)
+            case _Engine(event):
+                return self.bridge.engine_action(event, now)
+        return []
+
+    def _carry_out(self, outputs: Sequence[Output]) -> None:
+        evse = self.evse
+        for out in outputs:
+            match out:
+                case Propose(tag, command):
+                    self._req += 1
+                    self._tags[self._req] = tag
+                    if len(self._tags) > 10_000:  # results that never came (lost in a leader change)
+                        del self._tags[next(iter(self._tags))]
+                    self.runner.submit(self._req, command)
+                case Authorize(driver):
+                    evse.authorize(driver)
+                case Grant(amps, until):
+                    evse.set_limit(amps, until)
+                case ConfirmStart(session_id):
+                    evse.confirm_start(session_id)
+                case RefuseStart(session_id, why):
+                    evse.refuse_start(session_id, why)
+                case StopSession(session_id, reason):
+                    evse.request_stop(reason, session_id)
+                case SetAvailable(available):
+                    evse.set_available(available)
+                case TicketSettled(session_id, _outcome, _site_ticket):
+                    evse.ticket_taken(session_id)
+
+
+def _decoded(result: bytes) -> Any:
+    try:
+        return json.loads(result) if result else None
+    except ValueError:
+        return None
+
+
+def main(argv: list[str]) -> int:
+    """`evnet cp --config FILE`: run one charge point of a site until SIGINT or SIGTERM."""
+    parser = argparse.ArgumentParser(prog="evnet cp", description="Run one charge point of a site: its charging "
+                                     "engine and its replica of the site's state, joined by the bridge.")
+    parser.add_argument("--config", required=True, help="the charge point's TOML file (with its [site])")
+    parser.add_argument("--data-dir", help="where the replica's acceptor state lives "
+                                           "(default: $STATE_DIRECTORY or ~/.local/state/evnet, then SITE/CP)")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="domain time per real second (60: a minute of charging per second)")
+    parser.add_argument("--no-monitor", action="store_true", help="do not open the serial link to the monitor")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    if not (args.speed > 0 and math.isfinite(args.speed)):
+        parser.error(f"--speed must be > 0, got {args.speed}")
+    setup_logging(args.log_level)
+    cfg = load_config(args.config)
+    data_dir = args.data_dir or replica_dir(cfg)
+    try:
+        cp = ChargePoint(cfg, data_dir, speed=args.speed, monitor=not args.no_monitor)
+    except DataDirLockedError as exc:
+        print(f"evnet cp: {exc}", file=sys.stderr)
+        return 1
+    except (CableError, GpioError, JournalError, MeterError, OSError, ValueError) as exc:
+        print(f"evnet cp: cannot start charge point {cfg.cp_id}: {exc}", file=sys.stderr)
+        return 1
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    cp.start()
+    try:
+        while not done.wait(0.5):
+            dead = cp.dead_thread()
+            if dead is not None:
+                print(f"evnet cp: the {dead} thread died; see the log", file=sys.stderr)
+                return 1
+    finally:
+        cp.stop()
+    return 0
+

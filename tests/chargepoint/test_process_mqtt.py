@@ -1,0 +1,121 @@
+"""`evnet cp` in one process per charge point over a real Mosquitto: three charge points share 32 A.
+
+Each `ChargePoint` runs its engine on the mock HAL (in-process cable, simulated Modbus meter), its
+replica of the site and its bridge. A driver is added by an operator (signed requests), and three
+EVs charge: the site starts each session, the grants add up to no more than the limit, and the
+tickets reach the site.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evnet.config import load_config
+from evnet.config.site_key import site_key
+from firmware.chargepoint.process import ChargePoint
+from firmware.paxos.client import KvClient
+from firmware.site import new_private_key, public_key_b64, signed_request
+from hal.pilot import EvLoad
+
+from ..engine.conftest import wait_for
+
+MEMBERS = ["cp1", "cp2", "cp3"]
+CONFIG = """\
+[charge_point]
+id = "{cp}"
+site = "s1"
+location = "Bay {cp}"
+price_eur_kwh = 0.30
+max_current_a = 16
+journal_dir = "journal-{cp}"
+
+[hal]
+pin_factory = "mock"
+
+[hal.pilot]
+backend = "simulated"
+cable = "inproc"
+
+[meter]
+backend = "simulated"
+transport = "tcp"
+address = "127.0.0.1:0"
+poll_interval_s = 0.5
+
+[mqtt]
+url = "{url}"
+
+[site]
+members = ["cp1", "cp2", "cp3"]
+limit_a = 32
+fallback_a = 6
+lease_s = 5
+key_file = "site.key"
+"""
+SPEED = 20.0
+
+
+@pytest.fixture
+def site(tmp_path: Path, mosquitto):
+    (tmp_path / "site.key").write_text(("ab" * 32) + "\n")
+    cps = {}
+    try:
+        for cp in MEMBERS:
+            path = tmp_path / f"{cp}.toml"
+            path.write_text(CONFIG.format(cp=cp, url=mosquitto.url))
+            cps[cp] = ChargePoint(load_config(path), str(tmp_path / "replica" / cp), speed=SPEED, monitor=False)
+        for cp in cps.values():
+            cp.start()
+        yield cps
+    finally:
+        for cp in cps.values():
+            cp.stop()
+
+
+def signed(key, by: str, seq: int, op: str, args: dict) -> dict:
+    """A principal's request as `KvClient.request` args (its command is the signed JSON object)."""
+    body = json.loads(signed_request(key, site="s1", by=by, seq=seq, op=op, args=args))
+    return {k: v for k, v in body.items() if k != "op"}
+
+
+def test_three_charge_points_start_sessions_through_the_site_and_share_the_limit(site) -> None:
+    cfg = site["cp1"].cfg
+    operator = new_private_key()
+    drivers = {cp: new_private_key() for cp in MEMBERS}
+    with KvClient(cfg.mqtt, "s1", "tool", site_key(cfg), timeout=10.0).start() as tool:
+        wait_for(lambda: all(c.machine.state.cps[c.cp].registered for c in site.values()),
+                 timeout=20, what="every charge point registered")
+        added = tool.request("add_principal", {"args": {"id": "op1", "role": "operator",
+                                                        "key": public_key_b64(operator)}})
+        assert added.get("ok"), added
+        for n, cp in enumerate(MEMBERS, start=1):
+            added = tool.request("add_principal", signed(operator, "op1", n, "add_principal",
+                                                         {"id": f"D{n}", "role": "driver",
+                                                          "key": public_key_b64(drivers[cp])}))
+            assert added.get("ok"), added
+            asked = tool.request("request_charge", signed(drivers[cp], f"D{n}", 1, "request_charge", {"at": cp}))
+            assert asked.get("ok") and asked["cp"] == cp, asked
+    for c in site.values():
+        c.evse.cable.ev.set_load(EvLoad.B)
+        c.evse.cable.ev.set_load(EvLoad.C)
+    wait_for(lambda: all(c.evse.core.session.state.value == "Charging" for c in site.values()), timeout=30,
+             what="every EV charging once the site started its session")
+    wait_for(lambda: len(site["cp1"].machine.state.sessions) == 3, timeout=30,
+             what="three sessions started at the site")
+    sums: list[float] = []
+
+    def settled() -> bool:
+        offers = [c.evse.core.allowed_a for c in site.values()]
+        sums.append(sum(offers))
+        return all(o >= 6.0 for o in offers)  # nobody stopped: everyone keeps the IEC minimum
+    wait_for(settled, timeout=30, what="every EV offered its share once the others were lowered")
+    assert max(sums) <= 32.0 + 1e-9, max(sums)  # the offers never added up to more than the limit
+    site["cp2"].evse.cable.ev.set_load(EvLoad.B)
+    site["cp2"].evse.cable.ev.set_load(EvLoad.NOT_CONNECTED)
+    wait_for(lambda: len(site["cp3"].machine.state.sessions) == 2, timeout=30,
+             what="cp2's session closed at the site (its ticket made)")
+    wait_for(lambda: site["cp2"].evse.ledger.journal.state.tickets == {}, timeout=30,
+             what="cp2's ticket taken by the site and gone from its journal")
