@@ -35,6 +35,7 @@ from evnet.clock import RealClock
 from evnet.config import Config, load_config
 from evnet.logs import FoldedLog, event_logger, setup_logging
 from firmware.chargepoint.bridge import Bridge
+from firmware.chargepoint.housekeeping import Housekeeping
 from firmware.chargepoint.outputs import (
     Authorize,
     ConfirmStart,
@@ -117,6 +118,8 @@ class ChargePoint:
         self.clock = self.evse.clock
         self._tags: dict[int, Tag] = {}  # request number -> the bridge's proposal
         self._req = time.time_ns() // 1000  # grows across restarts: a restarted member never reuses one
+        self._req_lock = threading.Lock()  # the bridge's thread and the replica's (housekeeping) propose
+        self.housekeeping = Housekeeping()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"bridge-{self.cp}", daemon=True)
         self.failures = 0  # inputs whose handling raised (a bug): counted, logged, the loop goes on
@@ -155,6 +158,19 @@ class ChargePoint:
             if a.client == self.cp and a.fresh:
                 self.inputs.put(_Result(a.req, a.result))
         self.inputs.put(_View(self.machine.view(self.cp)))
+        for command in self.housekeeping.due(self.machine.state, self.runner.replica.is_leader, time.monotonic()):
+            self._propose(command)
+
+    def _propose(self, command: bytes, tag: Tag | None = None) -> None:
+        """Propose `command` as this member (any thread); the bridge's result comes back by `tag`."""
+        with self._req_lock:
+            self._req += 1
+            req = self._req
+            if tag is not None:
+                self._tags[req] = tag
+                if len(self._tags) > 10_000:  # results that never came (lost in a leader change)
+                    del self._tags[next(iter(self._tags))]
+        self.runner.submit(req, command)
 
     # ------------------------------------------------------------------ the bridge's thread
 
@@ -185,7 +201,8 @@ class ChargePoint:
     def _input(self, item: _Input, now: float) -> list[Output]:
         match item:
             case _Result(req, result):
-                tag = self._tags.pop(req, None)
+                with self._req_lock:
+                    tag = self._tags.pop(req, None)
                 if tag is None:
                     return []
                 return self.bridge.site_result(tag, _decoded(result), now)
@@ -204,11 +221,7 @@ class ChargePoint:
         for out in outputs:
             match out:
                 case Propose(tag, command):
-                    self._req += 1
-                    self._tags[self._req] = tag
-                    if len(self._tags) > 10_000:  # results that never came (lost in a leader change)
-                        del self._tags[next(iter(self._tags))]
-                    self.runner.submit(self._req, command)
+                    self._propose(command, tag)
                 case Authorize(driver):
                     evse.authorize(driver)
                 case Grant(amps, until):
