@@ -116,7 +116,7 @@ class ReplicaRunner:
         while not self.pump.ready() and not self._stop.is_set() and time.monotonic() < end:
             self.pump.pump(0.05)
             self._watch_link()
-        if not self.pump.ready() and not self._stop.is_set() and self._seen_error is None:
+        if wait > 0 and not self.pump.ready() and not self._stop.is_set() and self._seen_error is None:
             self._broker_log.warning("paxos.broker_unreachable", url=self.cfg.mqtt.url, waited_s=wait,
                                      error="the broker took the connection, but no session came up "
                                            "(refused, or no answer)", retrying=True)
