@@ -91,7 +91,7 @@ class LeaseKeeper:
         if self.grant is None or not self.held(now):
             return []
         assert self.until is not None
-        grant = Grant(self.grant.grant_a, self.until)
+        grant = Grant(self.grant.grant_a, self.until, self.grant.limit_reason)
         if grant == self.applied:
             return []
         if self.applied is None or self.applied.amps != grant.amps:

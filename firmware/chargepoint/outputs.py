@@ -39,10 +39,12 @@ class Authorize:
 
 @dataclass(frozen=True)
 class Grant:
-    """`Evse.set_limit(amps, until)`: offer up to `amps` until `until` (engine clock), then the fallback."""
+    """`Evse.set_limit(amps, until, reason)`: offer up to `amps` until `until` (engine clock), then the fallback;
+    `reason` is the site's `limit_reason` (why this much), for the charge point's telemetry."""
 
     amps: float
     until: float
+    reason: str = ""
 
 
 @dataclass(frozen=True)

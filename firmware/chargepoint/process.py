@@ -224,8 +224,8 @@ class ChargePoint:
                     self._propose(command, tag)
                 case Authorize(driver):
                     evse.authorize(driver)
-                case Grant(amps, until):
-                    evse.set_limit(amps, until)
+                case Grant(amps, until, reason):
+                    evse.set_limit(amps, until, reason)
                 case ConfirmStart(session_id):
                     evse.confirm_start(session_id)
                 case RefuseStart(session_id, why):

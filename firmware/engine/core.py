@@ -82,6 +82,8 @@ class EngineCore:
         self.available = True  # False: OUT_OF_ORDER (an operator's stop, through the site)
         self._ev_max_a: float | None = None
         self.allowed_a = -1.0
+        self.limit_reason = ""  # why the site granted what it did (its `limit_reason`), for telemetry
+        self._limit_lapsed = True  # the lease ran out: the fallback current, whatever the site said
         self.last_reading: Reading | None = None
         self.tickets: deque[Ticket] = deque(maxlen=HISTORY)  # the latest, for tests and diagnostics
         self.sessions: deque[s.SessionStarted] = deque(maxlen=HISTORY)
@@ -195,8 +197,10 @@ class EngineCore:
         self.lease.grant(current_a, until)
         return self._apply_current(now)
 
-    def set_limit(self, amps: float, lease_until: float, now: float) -> list[Action]:
-        """The site's form of `grant` (docs/architecture.md: limits are granted with a lease)."""
+    def set_limit(self, amps: float, lease_until: float, now: float, reason: str = "") -> list[Action]:
+        """The site's form of `grant` (docs/architecture.md: limits are granted with a lease); `reason` is the
+        site's `limit_reason`, shown in telemetry so a driver knows why the car charges as it does."""
+        self.limit_reason = reason
         return self.grant(amps, lease_until, now)
 
     @_reads_last
@@ -284,7 +288,8 @@ class EngineCore:
             return None
         return {"session": self.meter.session_id, "driver": self.meter.driver, "power_kw": live.power_kw,
                 "energy_kwh": live.energy_kwh, "cost_eur": live.cost_eur, "current_a": live.current_a,
-                "limit_a": self.allowed_a}
+                "limit_a": self.allowed_a,
+                "limit_reason": "fallback" if self._limit_lapsed else (self.limit_reason or None)}
 
     # ------------------------------------------------------------------ plumbing between the machines
 
@@ -398,6 +403,7 @@ class EngineCore:
 
     def _apply_current(self, now: float) -> list[Action]:
         amps = self.lease.current(now)
+        self._limit_lapsed = self.lease.expired(now)
         if amps == self.allowed_a:
             return []
         self.log.info("engine.allowed_current", amps=amps, lease_expired=self.lease.expired(now))

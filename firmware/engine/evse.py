@@ -209,9 +209,10 @@ class Evse:
         """End the running session (only if it is `session_id`, when given)."""
         self.events.put(("stop", reason, session_id))
 
-    def set_limit(self, amps: float, lease_until: float) -> None:
-        """A grant of `amps` until `lease_until` (the engine clock's monotonic): the site's, through its bridge."""
-        self.events.put(("grant", amps, lease_until))
+    def set_limit(self, amps: float, lease_until: float, reason: str = "") -> None:
+        """A grant of `amps` until `lease_until` (the engine clock's monotonic): the site's, through its bridge;
+        `reason` is the site's `limit_reason` (telemetry)."""
+        self.events.put(("grant", amps, lease_until, reason))
 
     def confirm_start(self, session_id: str) -> None:
         """The site committed the start of `session_id`: its contactor may close."""
@@ -324,7 +325,7 @@ class Evse:
         elif kind == "stop":
             self._do(core.stop(event[1], now, event[2]), now)
         elif kind == "grant":
-            self._do(core.set_limit(event[1], event[2], now), now)
+            self._do(core.set_limit(event[1], event[2], now, event[3]), now)
         elif kind == "confirm_start":
             self._do(core.confirm_start(event[1], now), now)
         elif kind == "refuse_start":

@@ -130,8 +130,8 @@ class Rig:
                         self.lost.append(out)
                 case Authorize(driver):
                     self.engine_do(self.engine.authorize(driver, now))
-                case Grant(amps, until):
-                    self.engine_do(self.engine.grant(amps, until, now))
+                case Grant(amps, until, reason):
+                    self.engine_do(self.engine.set_limit(amps, until, now, reason))
                 case ConfirmStart(session):
                     self.engine_do(self.engine.confirm_start(session, now))
                 case RefuseStart(session, why):

@@ -25,8 +25,8 @@ def keeper() -> LeaseKeeper:
 
 def test_a_lease_ends_at_the_latest_renewals_sending_plus_its_length_and_never_moves_back() -> None:
     k = keeper()
-    assert k.renewed(100.0, view(16, 1), now=100.5) == [Grant(16, 110.0)]
-    assert k.renewed(105.0, view(16, 1), now=106.0) == [Grant(16, 115.0)]
+    assert k.renewed(100.0, view(16, 1), now=100.5) == [Grant(16, 110.0, "site_share")]
+    assert k.renewed(105.0, view(16, 1), now=106.0) == [Grant(16, 115.0, "site_share")]
     assert k.renewed(103.0, view(16, 1), now=106.5) == []  # an older renewal answered last: the lease stays
     assert k.until == 115.0
 
@@ -35,13 +35,13 @@ def test_an_older_grant_heard_after_a_newer_one_is_ignored() -> None:
     k = keeper()
     k.renewed(100.0, view(20, 5), now=100.1)
     assert k.learned(k.parse(view(32, 4), "report"), 101.0) == []
-    assert k.grant.grant_seq == 5 and k.applied == Grant(20, 110.0)
+    assert k.grant.grant_seq == 5 and k.applied == Grant(20, 110.0, "site_share")
 
 
 def test_an_ack_waits_for_a_reading_taken_after_the_engine_had_the_lower_grant() -> None:
     k = keeper()
     k.renewed(100.0, view(32, 1), now=100.1)
-    assert k.learned(k.parse(view(16, 2), "view"), 101.0) == [Grant(16, 110.0)]
+    assert k.learned(k.parse(view(16, 2), "view"), 101.0) == [Grant(16, 110.0, "site_share")]
     assert k.owed_ack
     assert k.ack_due(drawn_a=10.0) is None  # this reading may have been taken before the engine applied 16 A
     assert k.ack_due(drawn_a=10.0) == 2

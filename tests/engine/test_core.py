@@ -86,7 +86,8 @@ def test_hlc_session_charges_and_ends_with_a_ticket_matching_the_meter():
     assert rig.statuses()[-1] == "CHARGING"
     rig.do(rig.core.meter_reading(reading(103.5, 600.0, amps=16), 600.0))
     assert rig.core.telemetry() == {"session": "cp1-0001", "driver": "alice", "power_kw": 11.04, "energy_kwh": 3.5,
-                                    "cost_eur": 1.05, "current_a": 16, "limit_a": 16}
+                                    "cost_eur": 1.05, "current_a": 16, "limit_a": 16,
+                                    "limit_reason": None}
     assert rig.ask(m.ChargingStatusReq(), 601).meter_kwh == 3.5
     rig.ask(m.PowerDeliveryReq(charge_progress="Stop"), 700)
     rig.do(rig.core.pilot_reading("B", 700.05))

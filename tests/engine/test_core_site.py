@@ -203,3 +203,16 @@ def test_a_lease_nobody_renews_ends_at_the_fallback_and_is_not_a_timer_due_for_e
     core.tick(10.0)
     assert core.allowed_a == 6  # a site that stopped renewing: the fallback
     assert core.next_deadline() is None  # else a control loop would spin on a moment long past
+
+
+def test_telemetry_says_why_the_current_is_what_it_is_and_the_fallback_once_the_lease_lapsed() -> None:
+    rig = Rig()
+    sid = rig.pwm_session()
+    rig.do(rig.core.confirm_start(sid, 10.0))
+    rig.do(rig.core.set_limit(10.5, 50.0, 11.0, "site_share"))
+    rig.do(rig.core.meter_reading(reading(100.2, 12.0, amps=10.5), 12.0))
+    telemetry = rig.core.telemetry()
+    assert telemetry is not None and (telemetry["limit_a"], telemetry["limit_reason"]) == (10.5, "site_share")
+    rig.do(rig.core.tick(50.0))  # nobody renewed: the lease lapsed
+    telemetry = rig.core.telemetry()
+    assert telemetry is not None and (telemetry["limit_a"], telemetry["limit_reason"]) == (6, "fallback")
