@@ -23,7 +23,6 @@ import json
 import math
 import os
 import queue
-import signal
 import sys
 import threading
 import time
@@ -34,6 +33,7 @@ from typing import Any
 from evnet.clock import RealClock
 from evnet.config import Config, load_config
 from evnet.logs import FoldedLog, event_logger, setup_logging
+from evnet.serve import serve
 from firmware.chargepoint.bridge import Bridge
 from firmware.chargepoint.housekeeping import Housekeeping
 from firmware.chargepoint.outputs import (
@@ -143,11 +143,11 @@ class ChargePoint:
     def dead_thread(self) -> str | None:
         """The part whose thread died (the process must end and be restarted), or None."""
         if not self.evse.alive:
-            return "engine"
+            return "engine's control loop"
         if not self._thread.is_alive():
-            return "bridge"
+            return "bridge's thread"
         if not self.runner.alive:
-            return "replica"
+            return "replica's thread"
         return None
 
     # ------------------------------------------------------------------ the replica's thread
@@ -270,17 +270,6 @@ def main(argv: list[str]) -> int:
     except (CableError, GpioError, JournalError, MeterError, OSError, ValueError) as exc:
         print(f"evnet cp: cannot start charge point {cfg.cp_id}: {exc}", file=sys.stderr)
         return 1
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
     cp.start()
-    try:
-        while not done.wait(0.5):
-            dead = cp.dead_thread()
-            if dead is not None:
-                print(f"evnet cp: the {dead} thread died; see the log", file=sys.stderr)
-                return 1
-    finally:
-        cp.stop()
-    return 0
+    return serve("evnet cp", cp.dead_thread, cp.stop)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import math
 import queue
-import signal
 import sys
 import threading
 import time
@@ -35,6 +34,7 @@ from typing import Any
 from evnet.clock import Clock, RealClock
 from evnet.config import Config, load_config
 from evnet.logs import event_logger, setup_logging
+from evnet.serve import serve
 from evnet.systemd import SystemdNotifier
 from firmware.engine import core as c
 from firmware.engine import pilot_sm as p
@@ -472,15 +472,5 @@ def main(argv: list[str]) -> int:
     except (CableError, GpioError, JournalError, MeterError, OSError) as exc:
         print(f"evnet evse: cannot start charge point {cfg.cp_id}: {exc}", file=sys.stderr)
         return 1
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
     evse.start()
-    try:
-        while not done.wait(0.5):
-            if not evse.alive:
-                print("evnet evse: the control loop died; see the log", file=sys.stderr)
-                return 1
-    finally:
-        evse.stop()
-    return 0
+    return serve("evnet evse", lambda: None if evse.alive else "control loop", evse.stop)

@@ -1,0 +1,25 @@
+"""How a long-running `evnet` process waits for SIGINT/SIGTERM while watching its threads."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+
+def serve(name: str, dead: Callable[[], str | None], stop: Callable[[], None], poll_s: float = 0.5) -> int:
+    """Run until SIGINT or SIGTERM (exit 0) or until `dead()` names a part whose thread died (exit 1, so
+    that the service manager starts the process again); `stop()` in either case."""
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    try:
+        while not done.wait(poll_s):
+            part = dead()
+            if part is not None:
+                print(f"{name}: the {part} died; see the log", file=sys.stderr)
+                return 1
+    finally:
+        stop()
+    return 0
