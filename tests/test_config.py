@@ -91,6 +91,8 @@ MISTAKES = [
      "got 2, expected a string"),
     ("fallback above max", GOOD.replace("key_file", "fallback_a = 40\nkey_file").replace(
         "max_current_a = 32", "max_current_a = 16"), "site.fallback_a", "expected at most charge_point.max_current_a"),
+    ("fallbacks above the limit", GOOD.replace("key_file", "fallback_a = 22\nkey_file"), "site.fallback_a",
+     "66 A in all; expected at most the site limit 63 A"),
     ("tcp meter without port", GOOD + "[meter]\ntransport = 'tcp'\naddress = 'meter.local'\n", "meter.address",
      "expected HOST:PORT"),
     ("bad broker url", GOOD + "[mqtt]\nurl = 'http://x'\n", "mqtt.url", "expected mqtt://HOST[:PORT]"),

@@ -115,6 +115,11 @@ def _check_whole(cfg: Config, b: _Builder) -> Config:
     if site.fallback_a > cp.max_current_a:
         raise b.fail("site.fallback_a", f"got {site.fallback_a!r}, expected at most charge_point.max_current_a "
                                         f"({cp.max_current_a!r})")
+    if site.fallback_a * len(site.members) > site.limit_a:
+        raise b.fail("site.fallback_a", f"got {site.fallback_a!r} A for each of {len(site.members)} members, "
+                                        f"{site.fallback_a * len(site.members):g} A in all; expected at most the "
+                                        f"site limit {site.limit_a:g} A: charge points that lost the site fall back "
+                                        "to it all at once")
     used: dict[int, str] = {}
     lines = {f"hal.pins.{name}": getattr(hal.pins, name).pin for name in (f.name for f in dataclasses.fields(hal.pins))}
     if hal.pilot.backend == "real":
