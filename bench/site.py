@@ -132,7 +132,8 @@ def run(rig: SiteRig, args: argparse.Namespace) -> None:
 
     # A PWM-only EV waits in state C, once the engine stopped waiting for ISO 15118 and offers PWM; an ISO 15118
     # EV asks for energy (C) only once authorized: it waits in B, its AuthorizationReq answered "ongoing".
-    for kind, plan, waiting in (("PWM-only EV", "max 32; plug; charge 32; wait full", ("event=engine.mode", "mode=pwm")),
+    for kind, plan, waiting in (("PWM-only EV", "max 32; plug; charge 32; wait full",
+                                 ("event=engine.mode", "mode=pwm")),
                                 ("ISO 15118 EV", "hlc on; max 32; plug; charge 32; wait full",
                                  ("event=engine.pilot", "previous=A"))):
         auth, lat = request_to_contactor(rig, "cp1", args.requests, plan, waiting)
