@@ -122,7 +122,7 @@ class Bridge:
         self.reports.update(drawn_a=drawn)
         self.sessions.reading(reading.import_kwh)
         out: list[Output] = []
-        seq = self.lease.ack_due(drawn)
+        seq = self.lease.ack_due(drawn, now)
         if seq is not None:
             proposal = self.outbox.propose("ack_grant", {"cp": self.settings.cp, "seq": seq}, now)
             self._acked[proposal.tag] = seq

@@ -10,8 +10,13 @@
   every grant it holds until *its* lease end, which is later.
 - A lowered grant is acknowledged (`ack_grant` with its seq) once the meter shows the EV follows
   it: drawn <= grant + tolerance on the second reading after the engine was given it (the first
-  may have been taken before the engine applied it). An EV that does not follow is the engine's
-  over-current check's business (firmware/engine/checks.py).
+  may have been taken before the engine applied it), and either the EV was seen above the new
+  grant since it was given (it came down: it follows the new duty) or its reaction time (5 s,
+  IEC 61851-1) has passed. An EV that drew little all along proves nothing: it may still be taking
+  up an earlier, higher duty (a raise followed by a lowering within its reaction time), and the
+  site would hand its old grant to others while it is still owed (found by the site simulation,
+  firmware/chargepoint/sim). An EV that does not follow is the engine's over-current check's
+  business (firmware/engine/checks.py).
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ class LeaseKeeper:
         self.owed_ack = False                # lowered since the last acknowledgement
         self._high_a = 0.0                   # the highest grant since the last acknowledgement
         self._readings = 0                   # meter readings since the engine was given `applied`
+        self._applied_at = 0.0               # when the engine was given `applied` (engine clock)
+        self._seen_above = False             # a reading above `applied` since then: the EV had to come down
+        self.reaction = settings.on_engine_clock(settings.reaction_s)
         self.ack_in_flight: int | None = None
         self.late = 0                        # renewal results that came after their lease had ended
 
@@ -96,21 +104,27 @@ class LeaseKeeper:
             return []
         if self.applied is None or self.applied.amps != grant.amps:
             self._readings = 0
+            self._applied_at = now
+            self._seen_above = False
         self.applied = grant
         return [grant]
 
     # -- acknowledging a lower grant --------------------------------------------------------
 
-    def ack_due(self, drawn_a: float) -> int | None:
+    def ack_due(self, drawn_a: float, now: float) -> int | None:
         """After a meter reading: the seq to acknowledge, if the EV follows the lowered grant now."""
         self._readings += 1
         g = self.grant
+        if self.applied is not None and drawn_a > self.applied.amps + self.settings.ack_tolerance_a:
+            self._seen_above = True
         if not self.owed_ack or g is None or self.applied is None or self.ack_in_flight == g.grant_seq:
             return None
         if self.applied.amps != g.grant_a or self._readings < 2:
             return None
         if drawn_a > g.grant_a + self.settings.ack_tolerance_a:
             return None
+        if not self._seen_above and now < self._applied_at + self.reaction:
+            return None  # no sign yet that it follows this duty rather than an earlier one
         self.ack_in_flight = g.grant_seq
         return g.grant_seq
 

@@ -35,11 +35,13 @@ class BridgeSettings:
     report_min_s: float = 1.0            # real: ... but not more often than this
     report_every_s: float = 10.0         # real: a smaller change is reported this often
     ack_tolerance_a: float = 0.5         # a lowered grant is followed when the EV draws at most grant + this
+    reaction_s: float = 5.0              # real: an EV's time to follow a lower duty (IEC 61851-1)
 
     def __post_init__(self) -> None:
         if not (self.speed > 0 and math.isfinite(self.speed)):
             raise ValueError(f"speed must be > 0, got {self.speed!r}")
-        for name in ("lease_s", "checkpoint_s", "result_timeout_s", "retry_max_s", "report_min_s", "report_every_s"):
+        for name in ("lease_s", "checkpoint_s", "result_timeout_s", "retry_max_s", "report_min_s", "report_every_s",
+                     "reaction_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
 

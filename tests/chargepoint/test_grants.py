@@ -43,11 +43,24 @@ def test_an_ack_waits_for_a_reading_taken_after_the_engine_had_the_lower_grant()
     k.renewed(100.0, view(32, 1), now=100.1)
     assert k.learned(k.parse(view(16, 2), "view"), 101.0) == [Grant(16, 110.0, "site_share")]
     assert k.owed_ack
-    assert k.ack_due(drawn_a=10.0) is None  # this reading may have been taken before the engine applied 16 A
-    assert k.ack_due(drawn_a=10.0) == 2
-    assert k.ack_due(drawn_a=10.0) is None  # in flight: once
+    assert k.ack_due(drawn_a=30.0, now=101.5) is None  # may have been taken before the engine applied 16 A
+    assert k.ack_due(drawn_a=15.0, now=102.5) == 2  # it came down: it follows
+    assert k.ack_due(drawn_a=15.0, now=103.5) is None  # in flight: once
     k.acked(2, view(16, 2) | {"released": True}, 102.0)
     assert not k.owed_ack
+
+
+def test_an_ev_that_drew_little_all_along_is_acknowledged_only_after_its_reaction_time() -> None:
+    """A raise to 32 A then a lowering to 16 A within the EV's reaction time: the EV, still at 10 A, may yet take
+    up the 32 A duty it saw first. Acknowledging at once let the site hand the old grant to others while it was
+    still owed (the site simulation's seed 29: 85 A on an 80 A fuse)."""
+    k = keeper()
+    k.renewed(100.0, view(32, 1), now=100.1)
+    k.learned(k.parse(view(16, 2), "view"), 101.0)
+    assert k.ack_due(drawn_a=10.0, now=101.5) is None
+    assert k.ack_due(drawn_a=10.0, now=102.5) is None  # below the new grant, but no sign it follows it
+    assert k.ack_due(drawn_a=10.0, now=105.9) is None
+    assert k.ack_due(drawn_a=10.0, now=106.0) == 2  # its reaction time is over: the old duty no longer counts
 
 
 def test_a_raise_owes_no_ack_but_a_lowering_seen_only_through_a_later_grant_does() -> None:
