@@ -133,7 +133,12 @@ class SiteWorld:
                     app = self.apps[a]
                     if app.answered(b.req, b.result):
                         self.trace(f"{a} <- {b.sender} req={b.req} {b.result[:160]!r}")
-                        self.push(self.now + 0.01, self.APP, app, None)
+                        last = app.history[-1]
+                        if app is self.operator and last.answers[0].get("error") == "unknown_principal":
+                            app.queue.appendleft((last.op, last.args))  # sent before the site knew its operator
+                        if last.op == "request_charge" and "redirected_from" in last.answers[0]:
+                            app.queue.append(("stop_charge", {}))  # the EV is plugged in here: withdraw it
+                        self.push(self.now + 0.5, self.APP, app, None)
                 else:
                     self.stations[a].deliver(b)
             case self.TIMER:
