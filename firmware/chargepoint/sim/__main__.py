@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     if bugs - set(BUGS):
         p.error(f"unknown bug {sorted(bugs - set(BUGS))}: choose from {', '.join(BUGS)}")
     if a.seed is not None:
-        if not a.verbose:
+        if a.verbose:  # the firmware's own log lines, in order with the trace
+            logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+        else:
             logging.getLogger("evnet").setLevel(logging.CRITICAL)
         r = run_seed(a.seed, bugs, a.cps, verbose=a.verbose, quiet=a.quiet)
         print(f"seed {r.seed}: {'ok' if r.ok else 'VIOLATION'} {r.stats}")

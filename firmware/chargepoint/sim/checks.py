@@ -56,7 +56,7 @@ class Watch:
         self.peak_a = 0.0
         self.lease_end: dict[str, float] = {}        # cp -> the end of the latest lease it may hold (simulated time)
         self.over_since: dict[str, float] = {}       # cp -> when its stubborn EV started drawing above its duty
-        self.fresh: Counter[tuple[str, str, int]] = Counter()  # (station, client, req) applied fresh
+        self.fresh: Counter[tuple[str, int, str, int]] = Counter()  # (station, client, req) applied fresh
 
     def fail(self, text: str) -> None:
         if len(self.violations) < MAX_VIOLATIONS:
@@ -78,7 +78,7 @@ class Watch:
 
     def _stubborn(self, st: Station) -> None:
         c = st.cable
-        if c.draw_a <= c.lawful_a + 0.5:  # the over-current check's own noise margin
+        if c.draw_a <= (c.lawful_a + 0.5) * 1.1:  # the over-current check's own margins (SafetyConfig)
             self.over_since.pop(st.id, None)
             return
         since = self.over_since.setdefault(st.id, self.world.now)
@@ -104,7 +104,7 @@ class Watch:
     def applied(self, st: Station, applied: list[Applied]) -> None:
         for a in applied:
             if a.fresh:
-                key = (st.id, a.client, a.req)
+                key = (st.id, st.node.incarnation, a.client, a.req)  # a restart applies its log again
                 self.fresh[key] += 1
                 if self.fresh[key] > 1:
                     self.fail(f"requests: {st.id} applied request {a.req} of {a.client} twice")
