@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from firmware.chargepoint.sim.faults import LEASE_S
 from firmware.paxos.ready import Applied
 
-if TYPE_CHECKING:
-    from firmware.chargepoint.sim.station import Station
-    from firmware.chargepoint.sim.world import SiteWorld
+Station = SiteWorld = Any  # world.py and station.py use this module: named by role, not imported (no cycle)
 
 EPS_A = 1e-6
 OVERCURRENT_CUT_S = 7.0 + 2.5  # SafetyConfig.overcurrent_delay_s, plus the poll and the reading that trips it
@@ -97,7 +96,6 @@ class Watch:
 
     def renewed(self, st: Station, sent: float) -> None:
         """A renewal `st` sent at `sent` was committed: its lease runs LEASE_S on its own clock from then."""
-        from firmware.chargepoint.sim.world import LEASE_S
         end = sent + LEASE_S / st.node.rate
         self.lease_end[st.id] = max(self.lease_end.get(st.id, end), end)
 
@@ -178,8 +176,8 @@ def tickets(w: SiteWorld, site_tickets: dict[str, Any], open_sessions: dict[str,
             out.append(f"tickets: session {session}'s ticket says {t.energy_wh} Wh, the meter integrated {wh:.1f} Wh")
         drivers = {c.driver for c in cs}
         if drivers != {t.driver} or t.cp != cs[0].cp:
-            out.append(f"tickets: session {session} billed to {t.driver} at {t.cp}, energy drawn by {sorted(drivers)}'s "
-                       f"EV at {cs[0].cp}")
+            out.append(f"tickets: session {session} billed to {t.driver} at {t.cp}, energy drawn by "
+                       f"{sorted(drivers)}'s EV at {cs[0].cp}")
     for session, t in site_tickets.items():
         if session not in closures and t.energy_wh:
             out.append(f"tickets: the site billed {t.energy_wh} Wh to {t.driver} for session {session}, which never "
@@ -189,7 +187,8 @@ def tickets(w: SiteWorld, site_tickets: dict[str, Any], open_sessions: dict[str,
             out.append(f"tickets: the engine closed session {session} more than once: {[t.kwh for t in ts]}")
     for st in w.stations.values():
         if st.up and st.journal.untaken:
-            out.append(f"tickets: {st.id}'s journal still holds tickets the site never took: {sorted(st.journal.untaken)}")
+            out.append(f"tickets: {st.id}'s journal still holds tickets the site never took: "
+                       f"{sorted(st.journal.untaken)}")
     return out
 
 

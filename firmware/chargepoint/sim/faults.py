@@ -16,6 +16,7 @@ from firmware.paxos.sim.faults import Faults
 
 # Bug switches (simulator only): each must make some seed fail a check (tests/chargepoint/test_site_simulation.py).
 BUGS = ("raise_before_lower", "lease_from_receipt")
+LEASE_S = 10.0  # every charge point's lease, on its own clock
 DRIFTS = (0.0, 0.0002, 0.0005, 0.001)  # clock rates 1 +- up to this (the site assumes 0.001)
 
 

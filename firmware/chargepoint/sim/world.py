@@ -18,7 +18,7 @@ from typing import Any
 from firmware.chargepoint import BridgeSettings
 from firmware.chargepoint.sim.apps import RETRY_S, App, key_from
 from firmware.chargepoint.sim.checks import RunResult, Watch, check_end
-from firmware.chargepoint.sim.faults import SiteFaults, Visit
+from firmware.chargepoint.sim.faults import LEASE_S, SiteFaults, Visit
 from firmware.chargepoint.sim.station import Station
 from firmware.engine.metering import Ticket
 from firmware.paxos import messages as m
@@ -28,7 +28,6 @@ from firmware.paxos.sim.network import Network
 from firmware.site import SiteSetup, member_command
 
 SITE = "sim"
-LEASE_S = 10.0
 # A slower heartbeat than a real site's (50 ms): the same protocol, a tenth of the events over minutes.
 OPTIONS = Options(heartbeat_interval=0.2, election_min=0.6, election_max=1.2, snapshot_every=300)
 PLUG_TO_C_S = 6.0    # a PWM EV asks for energy once the engine stopped waiting for ISO 15118 (5 s)
