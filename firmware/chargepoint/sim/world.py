@@ -75,9 +75,7 @@ class SiteWorld:
         f, rng = self.faults, self.rng
         for st in self.stations.values():
             st.boot()
-        first = self.stations[f.cps[0]]  # the first operator: added with the site key, by a member
-        first.propose_raw(member_command("add_principal", {"id": "op1", "role": "operator",
-                                                            "key": self.operator.pubkey}))
+        self._add_operator()
         for app in self.drivers.values():
             self.operator.queue.append(("add_principal", {"id": app.principal, "role": "driver", "key": app.pubkey}))
         self.push(0.5, self.APP, self.operator, None)
@@ -101,6 +99,13 @@ class SiteWorld:
             self.push(rng.uniform(5, f.heal - 10), self.KILL, self.stations[rng.choice(f.cps)], -rng.uniform(1, 15))
         self.push(f.heal, self.CUT, frozenset(), "heal")
         self.push(f.heal + f.settle, self.SHARES, None, None)
+
+    def _add_operator(self) -> None:
+        """The first operator: added with the site key, by a member (any that runs)."""
+        st = next((st for st in self.stations.values() if st.up), None)
+        if st is not None:
+            st.propose_raw(member_command("add_principal", {"id": "op1", "role": "operator",
+                                                            "key": self.operator.pubkey}))
 
     def run(self) -> RunResult:
         started = time.perf_counter()
@@ -135,6 +140,7 @@ class SiteWorld:
                         last = app.history[-1]
                         if app is self.operator and last.answers[0].get("error") == "unknown_principal":
                             app.queue.appendleft((last.op, last.args))  # sent before the site knew its operator
+                            self._add_operator()  # that member command may have been lost: again (idempotent)
                         if last.op == "request_charge" and "redirected_from" in last.answers[0]:
                             app.queue.append(("stop_charge", {}))  # the EV is plugged in here: withdraw it
                         self.push(self.now + 0.5, self.APP, app, None)
