@@ -16,11 +16,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 from firmware.chargepoint.sim.faults import LEASE_S
 from firmware.paxos.ready import Applied
+from firmware.paxos.sim.world import RunResult as PaxosRunResult
 
 Station = SiteWorld = Any  # world.py and station.py use this module: named by role, not imported (no cycle)
 
@@ -30,15 +30,8 @@ SHARE_TOLERANCE_A = 0.3        # the site's 0.1 A steps and the duty's resolutio
 MAX_VIOLATIONS = 5
 
 
-@dataclass
-class RunResult:
-    seed: int
-    violations: list[str]
-    stats: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
+class RunResult(PaxosRunResult):
+    """The Paxos simulator's result of one seed, replayed by this simulator's command."""
 
     def replay(self) -> str:
         s = self.stats
