@@ -1,0 +1,90 @@
+"""What one simulated run of a whole site does (`SiteFaults`), drawn from its seed, and the bug switches.
+
+The Paxos-level faults (loss, duplication, slow messages, partitions, crashes) are the Paxos
+simulator's `Faults`; the site adds its own: a charge point cut off from the site, a broker outage,
+a leader killed while a rebalancing waits, an EV that does not follow a lower duty, a charge point
+killed mid-session and restarted. Clock drift stays within the site's bound (`SiteParams.drift_ppm`,
+0.1 %): a lease is only as safe as that bound, so a run beyond it would test the assumption, not the code.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from firmware.paxos.sim.faults import Faults
+
+# Bug switches (simulator only): each must make some seed fail a check (tests/chargepoint/test_site_simulation.py).
+BUGS = ("raise_before_lower", "lease_from_receipt")
+LEASE_S = 10.0  # every charge point's lease, on its own clock
+DRIFTS = (0.0, 0.0002, 0.0005, 0.001)  # clock rates 1 +- up to this (the site assumes 0.001)
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One EV at one charge point: plugs in at `arrive`, leaves at `leave` (simulated seconds)."""
+
+    cp: str
+    driver: str
+    arrive: float
+    leave: float
+    wants_a: float       # the EV's own maximum current
+    reaction_s: float    # how long it takes to follow a new duty (IEC 61851-1: at most 5 s for a lower one)
+    stubborn: bool = False  # does not follow a lower duty (the engine's over-current check must stop it)
+
+
+@dataclass(frozen=True)
+class SiteFaults:
+    cps: tuple[str, ...]
+    limit_a: float
+    fallback_a: float
+    max_a: dict[str, float]
+    visits: tuple[Visit, ...]
+    net: Faults                       # loss, duplication, slow tail, partitions and crashes of replicas
+    drift: float
+    heal: float = 90.0                # every fault is over by then
+    settle: float = 45.0              # after the heal, every charging EV is at its share by heal + settle
+    end: float = 200.0
+    cutoffs: tuple[tuple[str, float, float], ...] = ()   # (cp, from, to): cut off from the others
+    outages: tuple[tuple[float, float], ...] = ()        # (from, to): the broker is down
+    kills: tuple[tuple[str, float, float], ...] = ()     # (cp, at, down for): killed mid-session, restarted
+    leader_kill: float | None = None  # kill the leader this long after a rebalancing starts waiting (once)
+    bugs: frozenset[str] = frozenset()
+
+    @classmethod
+    def draw(cls, rng: random.Random, cps: int | None = None, bugs: frozenset[str] = frozenset(),
+             quiet: bool = False) -> SiteFaults:
+        """A random site and mix of faults; `quiet`: no faults at all (EVs come and go on a clean network)."""
+        n = cps if cps is not None else rng.randint(3, 7)
+        ids = tuple(f"cp{i + 1}" for i in range(n))
+        fallback = rng.choice((0.0, 6.0))
+        limit = float(rng.choice([x for x in (32, 40, 50, 63, 80, 100) if x >= max(6 * n, fallback * n + 6)]))
+        max_a = {cp: float(rng.choice((16, 32, 32))) for cp in ids}
+        heal = 90.0
+        visits: list[Visit] = []
+        for cp in ids:
+            t, k = rng.uniform(2.0, 40.0), 0
+            while t < heal - 15 and k < 2:
+                early = k == 0 and rng.random() < 0.4
+                leave = rng.uniform(t + 20, heal - 5) if early and t + 20 < heal - 5 else rng.uniform(heal + 60, 180)
+                visits.append(Visit(cp, f"D{len(visits) + 1}", t, leave, float(rng.choice((10, 16, 32, 32))),
+                                    rng.uniform(0.2, 5.0)))
+                t, k = leave + rng.uniform(3, 20), k + 1
+        if quiet:
+            return cls(ids, limit, fallback, max_a, tuple(visits), Faults(replicas=n, clients=0, loss=0.0,
+                       duplicate=0.0, partitions=0, crashes=0, slow_max=0.01), drift=rng.choice(DRIFTS), bugs=bugs)
+        net = Faults(replicas=n, clients=0, loss=rng.choice((0.0, 0.0, 0.02, 0.1)), duplicate=rng.choice((0.0, 0.03)),
+                     slow_max=rng.choice((0.01, 0.04, 0.15)), partitions=rng.randint(0, 4), crashes=rng.randint(0, 2),
+                     fault_time=heal)
+        if rng.random() < 0.15 and visits:  # an EV that does not follow a lower duty
+            i = rng.randrange(len(visits))
+            visits[i] = Visit(**{**visits[i].__dict__, "stubborn": True})
+        cutoffs = tuple((rng.choice(ids), t, t + rng.uniform(5, 40))
+                        for t in (rng.uniform(10, heal - 45) for _ in range(rng.choice((0, 1, 1, 2)))))
+        outages = tuple((t, t + rng.uniform(2, 25)) for t in (rng.uniform(10, heal - 30)
+                                                              for _ in range(1 if rng.random() < 0.3 else 0)))
+        kills = tuple((rng.choice(ids), rng.uniform(15, heal - 30), rng.uniform(2, 20))
+                      for _ in range(rng.choice((0, 0, 1, 2))))
+        leader_kill = rng.uniform(0.0, 1.0) if rng.random() < 0.4 else None
+        return cls(ids, limit, fallback, max_a, tuple(visits), net, drift=rng.choice(DRIFTS), cutoffs=cutoffs,
+                   outages=outages, kills=kills, leader_kill=leader_kill, bugs=bugs)
