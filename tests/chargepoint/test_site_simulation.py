@@ -12,7 +12,7 @@ from firmware.chargepoint.sim.__main__ import main
 
 QUIET_SEEDS = range(10)       # 3 charge points, EVs coming and going, no faults
 FAULT_SEEDS = (0, 1, 2, 3, 5)  # 3 to 7 charge points with the seed's faults
-CAUGHT = {"raise_before_lower": (4, 3, True, "fuse:"), "lease_from_receipt": (1, None, False, "lease:")}
+CAUGHT = {"raise_before_lower": (4, 3, True, "fuse:"), "lease_from_receipt": (0, None, False, "lease:")}
 
 
 @pytest.fixture(autouse=True)
