@@ -64,6 +64,8 @@ class CatchUp(ReplicaState):
         self._send(r.sender, m.CatchUpReply(self.site, self.id, entries, self.learner.chosen_upto))
 
     def _on_CatchUpReply(self, r: m.CatchUpReply) -> None:  # noqa: N802
+        if self.catchup_asked is not None and self.catchup_asked[0] == r.sender:
+            self.catchup_asked = None  # answered, if only to say it knows no more
         for e in r.entries:
             self._learned(e.slot, e.value)
         if r.entries:
