@@ -40,9 +40,21 @@ class CatchUp(ReplicaState):
         if self._pull_snapshot():
             return  # a snapshot comes in: the rest after it
         peer = self._catchup_source()
-        if peer is not None and self.now >= self.catchup_next:
-            self.catchup_next = self.now + self.opts.heartbeat_interval
-            self._send(peer, m.CatchUpRequest(self.site, self.id, self.learner.chosen_upto))
+        if peer is None or self.now < self.catchup_next:
+            return
+        if self.catchup_asked == (peer, self.learner.chosen_upto):
+            # We asked it the same a retry interval ago and nothing came: it may be gone for good (a
+            # crashed peer never sends the hint that would replace its last one), so ask the next best;
+            # its next message puts it back.
+            self.folded.info("paxos.catchup_unanswered", peer=peer, from_slot=self.learner.chosen_upto)
+            del self.peer_commit[peer]
+            peer = self._catchup_source()
+            if peer is None:
+                self.catchup_asked = None
+                return
+        self.catchup_next = self.now + self.opts.heartbeat_interval
+        self.catchup_asked = (peer, self.learner.chosen_upto)
+        self._send(peer, m.CatchUpRequest(self.site, self.id, self.learner.chosen_upto))
 
     def _on_CatchUpRequest(self, r: m.CatchUpRequest) -> None:  # noqa: N802
         if r.from_slot < self.learner.log_start and self.learner.snapshot is not None:
@@ -52,6 +64,8 @@ class CatchUp(ReplicaState):
         self._send(r.sender, m.CatchUpReply(self.site, self.id, entries, self.learner.chosen_upto))
 
     def _on_CatchUpReply(self, r: m.CatchUpReply) -> None:  # noqa: N802
+        if self.catchup_asked is not None and self.catchup_asked[0] == r.sender:
+            self.catchup_asked = None  # answered, if only to say it knows no more
         for e in r.entries:
             self._learned(e.slot, e.value)
         if r.entries:

@@ -85,6 +85,7 @@ class Replica(CatchUp, Snapshots, ClientRouting, Thrifty, Liveness):
         self.waiting: dict[str, int] = {}  # client -> the request this replica answers when applied
         self.peer_commit: dict[str, int] = {}  # how far each peer last said its log is chosen
         self.catchup_next = 0.0
+        self.catchup_asked: tuple[str, int] | None = None
         self.incoming = None  # the snapshot being received (snapshots.py)
         self.offers: dict[str, Offer] = {}
         self.current_offer = None

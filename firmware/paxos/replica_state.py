@@ -65,6 +65,7 @@ class ReplicaState:
     waiting: dict[str, int]  # client -> the request this replica answers when applied
     peer_commit: dict[str, int]  # how far each peer last said its log is chosen
     catchup_next: float
+    catchup_asked: tuple[str, int] | None  # (peer, from_slot) of our last CatchUpRequest
     now: float
     dropped: int  # messages and commands refused as malformed, foreign or too big
     _out: Ready

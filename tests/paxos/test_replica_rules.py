@@ -345,3 +345,30 @@ def test_two_candidates_at_once_end_with_one_leader() -> None:
     s.advance(s.options.lazy_delay)  # the lazy follower's push
     s.deliver_all()
     assert s.data("a") == s.data("b") == s.data("c") == {"x": 1}
+
+
+def test_a_new_leader_behind_a_snapshot_catches_up_from_a_live_peer_when_the_one_it_asked_is_gone() -> None:
+    """Simulator seed 263: the peer that said it knows the most went silent for good (crashed, kept
+    down), so it never sent the hint that would replace its last one; a new leader whose promises
+    start above its commit point must not ask it alone for ever."""
+    s = Scripted(options=Options(snapshot_every=4, catchup_batch=2, lazy_delay=0))  # Accepts to all
+    s.elect("c")
+    for req in range(1, 11):
+        s.propose("c", "c1", req, kv.put(f"k{req}", req))
+        s.deliver_all(cut=frozenset({"a"}))
+    assert s.disks["b"].synced.snapshot_slot >= 8  # slots below are only in snapshots
+    s.advance(s.options.heartbeat_interval)
+    s.deliver(src="c", dst="a", kind=m.Heartbeat)  # a hears c knows 10 slots: asks c ...
+    assert s.kinds(src="a", dst="c").count("CatchUpRequest") == 1 and s["a"].learner.chosen_upto == 0
+    s.crash("c")  # ... and c is gone before it answers
+    s.elect("a")  # b's promise: its log starts at 8, chosen up to 10 (as much as c said: a tie)
+    a = s["a"]
+    assert a.role == LEADER
+    for _ in range(5):  # a few heartbeat intervals, every message delivered
+        s.advance(s.options.heartbeat_interval)
+        s.deliver_all()
+    assert a.learner.chosen_upto >= 10 and s.data("a") == s.data("b")
+    assert s.disks["a"].synced.snapshot_slot >= 8  # from b's snapshot: b's log starts above a's commit point
+    s.propose("a", "c2", 1, kv.put("after", 1))
+    s.deliver_all()
+    assert results(s, "c2") == {1: "ok"}
