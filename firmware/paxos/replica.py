@@ -272,7 +272,7 @@ class Replica(CatchUp, Snapshots, ClientRouting, Thrifty, Liveness):
         lower = max([self.learner.chosen_upto, *(p.log_start for p in self.promises.values())])
         entries, next_slot = recover(self.promises.values(), lower, self.learner.chosen)
         self.role, self.leader_id = LEADER, self.id
-        self.lead.next_slot = max(next_slot, lower)
+        self.lead.next_slot = self.lead.term_start = max(next_slot, lower)
         self.lead.started = self.now
         for peer in self.promises:
             if peer != self.id:

@@ -2,7 +2,8 @@
 
 An open request (`keyed` false: a driver's or an operator's, vouched for only by the signature in
 its command) must pass the caller's admission check (`Admit`) before it may take a place in the
-log: a forged or replayed one then costs the site one signature check, not a slot. A refusal is
+log: a forged or replayed one then costs the site one signature check, not a slot. The leader
+checks (once its state holds every slot before its term). A refusal is
 answered at once with the check's error (not through the log); without a check, open requests are
 not taken at all (a key-value site has no signatures to check).
 """
@@ -13,7 +14,7 @@ from collections.abc import Callable
 
 from firmware.paxos import messages as m
 from firmware.paxos.batch import Command
-from firmware.paxos.leadership import FOLLOWER
+from firmware.paxos.leadership import FOLLOWER, LEADER
 from firmware.paxos.replica_state import ReplicaState
 from firmware.paxos.sizes import MAX_CLIENT_ID, MAX_COMMAND
 
@@ -51,8 +52,18 @@ class ClientRouting(ReplicaState):
         self.queue.append(c)
 
     def _admitted(self, c: Command) -> bool:
-        """Whether an open request may go on (its retries of an applied request were answered above)."""
-        refusal = "open requests are not taken here" if self.admit is None else self.admit(c.client, c.command)
+        """Whether an open request may go on (its retries of an applied request were answered above).
+
+        Only a leader whose machine has applied every slot before its term judges one: what a client
+        was answered is then in its state (a principal just added, a seq just used). A follower
+        passes it on, and a leader still applying its predecessors' slots lets it in: the machine
+        checks it again when it applies it."""
+        if self.admit is None:
+            refusal: str | None = "open requests are not taken here"
+        elif self.role == LEADER and self.lead is not None and self.learner.applied >= self.lead.term_start:
+            refusal = self.admit(c.client, c.command)
+        else:
+            return True
         if refusal is None:
             return True
         self.refused += 1

@@ -105,3 +105,9 @@ def test_without_an_admission_check_open_requests_are_dropped_unanswered():
     r.propose("D01", 1, kv.put("k", 2), 10.0, keyed=False)
     out = r.ready()
     assert not out.replies and r.learner.chosen_upto == upto and r.refused == 1
+
+
+def test_a_follower_passes_an_open_request_on_unjudged_its_state_may_lag_the_leaders():
+    r = Replica("b", ["a", "b", "c"], "s", kv.KVMachine(), admit=lambda client, command: '{"error":"replayed"}')
+    r.propose("D01", 1, kv.put("k", 2), 0.0, keyed=False)
+    assert not r.ready().replies and r.refused == 0 and [c.client for c in r.queue] == ["D01"]
