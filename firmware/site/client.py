@@ -33,7 +33,7 @@ from evnet.topics import SiteTopics
 from firmware.paxos.client import KvClient, KvTimeout
 from firmware.site.credentials import member_command, next_seq, signed_request
 
-__all__ = ["KvTimeout", "SiteClient", "SiteRefused"]
+__all__ = ["KvTimeout", "SiteClient", "SiteRefused", "read_state"]
 
 
 class SiteRefused(Exception):  # noqa: N818 - reads as what happened: the site refused
@@ -145,29 +145,35 @@ class SiteClient:
     # ------------------------------------------------------------------ the published state
 
     def state(self, timeout: float = 5.0) -> dict[str, Any]:
-        """The site's state as its leader last published it (retained `evnet/{site}/state`): `slot` and the
-        summary (docs/site.md). TimeoutError if none is there (no leader has published yet)."""
-        got: list[dict[str, Any]] = []
-        errors: list[str] = []
-        done = threading.Event()
+        """The site's state as its leader last published it (`read_state`)."""
+        return read_state(self.mqtt_cfg, self.site, timeout, name=self.kv.id)
 
-        def on_state(topic: str, payload: bytes) -> None:
-            try:
-                got.append(decode_payload(payload))
-            except PayloadError as exc:
-                errors.append(str(exc))
-            done.set()
 
-        link = MqttLink(self.mqtt_cfg, f"state-{self.site}-{self.kv.id}")
+def read_state(mqtt_cfg: MqttConfig, site: str, timeout: float = 5.0, name: str = "reader") -> dict[str, Any]:
+    """The retained `evnet/{site}/state` (publication.py): `slot` and the summary (docs/site.md); anyone
+    may read it (no secrets in it). TimeoutError if none is there (no leader has published yet)."""
+    topic = SiteTopics(mqtt_cfg.prefix, site).state
+    got: list[dict[str, Any]] = []
+    errors: list[str] = []
+    done = threading.Event()
+
+    def on_state(_topic: str, payload: bytes) -> None:
         try:
-            if not link.start(timeout):
-                raise ConnectionError(f"no broker at {self.mqtt_cfg.url} after {timeout} s")
-            link.subscribe(self.topics.state, on_state, qos=1, wait=timeout)
-            if not done.wait(timeout):
-                raise TimeoutError(f"nothing retained on {self.topics.state} after {timeout} s: no leader has "
-                                   f"published the site's state (are its charge points running `evnet cp`?)")
-        finally:
-            link.stop()
-        if errors:
-            raise ValueError(f"{self.topics.state}: {errors[0]}")
-        return got[0]
+            got.append(decode_payload(payload))
+        except PayloadError as exc:
+            errors.append(str(exc))
+        done.set()
+
+    link = MqttLink(mqtt_cfg, f"state-{site}-{name}")
+    try:
+        if not link.start(timeout):
+            raise ConnectionError(f"no broker at {mqtt_cfg.url} after {timeout} s")
+        link.subscribe(topic, on_state, qos=1, wait=timeout)
+        if not done.wait(timeout):
+            raise TimeoutError(f"nothing retained on {topic} after {timeout} s: no leader has published the "
+                               f"site's state (are its charge points running `evnet cp`?)")
+    finally:
+        link.stop()
+    if errors:
+        raise ValueError(f"{topic}: {errors[0]}")
+    return got[0]
