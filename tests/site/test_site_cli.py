@@ -9,8 +9,11 @@ import subprocess
 import sys
 
 from evnet.cli import main as evnet_main
+from evnet.mqtt import MqttLink
+from evnet.topics import SiteTopics
 from firmware.site.client import SiteClient
 from firmware.site.credentials import load_private_key, public_key_b64
+from firmware.site.publication import StatePublisher
 
 from .replicas import Replicas
 
@@ -66,6 +69,20 @@ def test_an_operator_adds_a_driver_who_requests_a_charge_and_the_operator_stops_
     with SiteClient(replicas.mqtt, "demo", principal="OP1",
                     key=load_private_key((tmp_path / "op1.pem").read_bytes())) as client:
         assert client.whoami()["role"] == "operator"
+
+    # the leader's publication (as `evnet cp` wires it): retained, read by anyone with `status`
+    runner = replicas.leader()
+    payload = StatePublisher().offer(leader.summary(), runner.replica.learner.applied, now=0.0)
+    link = MqttLink(replicas.mqtt, "publisher")
+    assert link.start(5)
+    try:
+        link.publish(SiteTopics(replicas.mqtt.prefix, "demo").state, payload, qos=1, retain=True).wait_for_publish(5)
+    finally:
+        link.stop()
+    code, out, _ = run(capsys, "--config", cfg, "status")
+    state = json.loads(out)
+    assert code == 0 and state["slot"] == runner.replica.learner.applied and state["v"] == 1
+    assert state == json.loads(payload) and "key" not in out
 
 
 def test_mistakes_are_one_line_with_status_2_and_silence_a_diagnosis_with_status_1(tmp_path, capsys, mosquitto):
