@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "monitor": ("firmware.monitor.watchdog:main", "the monitor watchdog: heartbeats, safety line, FAULTED"),
     "replica": ("firmware.paxos.process:replica_main", "run one Paxos replica of the site (key-value machine)"),
     "kv": ("firmware.paxos.process:kv_main", "put/get/cas on the site's replicated key-value store"),
+    "site": ("firmware.site.cli:main", "the site's API: status, drivers, operators, stop/resume, limit, requests"),
 }
 
 

@@ -151,6 +151,11 @@ def test_only_members_speak_paxos_and_each_client_reads_only_its_own_replies(sit
         for topic in ("evnet/site1/reply/bob", "evnet/site1/paxos/bay1", "evnet/site1/reply/alice"):
             links["central"].publish(topic, b"x", qos=1).wait_for_publish(5)
         assert _first(mine) == ("evnet/site1/reply/alice", b"x")
+        # Only a member publishes the site's state; every client may read it.
+        links["alice"].subscribe("evnet/site1/state", lambda t, p: mine.put((t, p)), wait=5)
+        links["alice"].publish("evnet/site1/state", b"forged", qos=1).wait_for_publish(5)
+        links["bay1"].publish("evnet/site1/state", b"mine", qos=1).wait_for_publish(5)
+        assert _first(mine) == ("evnet/site1/state", b"mine")
         assert bob.put("door", "shut") == "ok" and alice.get("door") == "shut"
     finally:
         alice.close()

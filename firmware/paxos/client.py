@@ -22,6 +22,13 @@ election, not a retry interval.
 
 A client that hears nothing says why it may be: answers with a bad MAC (a replica answers a
 request it cannot verify with an empty signed reply) mean the site key differs.
+
+A session without the site key (`key=None`: a driver's or an operator's app) is **open**: it sends
+each request as an open JSON request (codec.py), whose command must carry its own signature
+(firmware/site/credentials.py), and reads the replies on `reply/{client}` without checking their
+MAC, which it cannot: the broker's ACL, by which only the site's members write there, is what it
+trusts. It does not watch the replicas' Last Wills (it could not tell a forged one): a reply that
+names another leader, or a retry, finds the new one.
 """
 
 from __future__ import annotations
@@ -53,10 +60,11 @@ class KvSession:
     that the same read woke (see `send`).
     """
 
-    def __init__(self, mqtt_cfg: MqttConfig, site: str, session_id: str, key: bytes, *,
+    def __init__(self, mqtt_cfg: MqttConfig, site: str, session_id: str, key: bytes | None, *,
                  clock: Clock | None = None) -> None:
         self.site, self.id = site, session_id
-        self.codec = Codec(site, key)
+        self.open = key is None  # no site key: open requests, replies read unverified
+        self.codec = Codec(site, key or b"")
         self.topics = SiteTopics(mqtt_cfg.prefix, site)
         self.clock = clock or RealClock()
         self.log = event_logger("paxos.client", client=session_id, site=site)
@@ -85,7 +93,8 @@ class KvSession:
                 return self
             self._started = True
             self.link.subscribe(self.topics.reply(self.id), self._on_reply, qos=0)  # sent on (re)connect
-            self.link.subscribe(self.topics.gone(), self._on_gone, qos=0)
+            if not self.open:
+                self.link.subscribe(self.topics.gone(), self._on_gone, qos=0)
             if not self.pump.connect(wait):
                 raise ConnectionError(f"no broker at {self.link.cfg.url} after {wait} s")
         return self
@@ -103,7 +112,7 @@ class KvSession:
 
     def _on_reply(self, topic: str, payload: bytes) -> None:  # under self._lock (the pump's guard)
         try:
-            replies = self.codec.decode_replies(payload)
+            replies = [Codec.decode_reply_unverified(payload)] if self.open else self.codec.decode_replies(payload)
         except CodecError as e:
             self._drops.warning("paxos.reply_dropped", key=e.reason, reason=e.reason, topic=topic, detail=str(e))
             return
@@ -141,6 +150,10 @@ class KvSession:
         if self.dropped["mac"]:
             return (f"{self.dropped['mac']} answers came with a bad MAC: the site key differs from the "
                     f"replicas' (check [site] key_file)")
+        if not self.heard and self.open:
+            return (f"nothing came back: check the broker ({self.link.cfg.url}), the site name ({self.site!r}), "
+                    f"that this account may publish on {self.topics.request} and read {self.topics.reply(self.id)}, "
+                    f"and that the site's replicas are running")
         if not self.heard:
             return (f"nothing came back: check the broker ({self.link.cfg.url}), the site name ({self.site!r}) "
                     f"and key, and that the site's replicas are running")
@@ -166,6 +179,10 @@ class KvSession:
         for to, request in self._outbox:
             by_to.setdefault(to, []).append(request)
         self._outbox.clear()
+        if self.open:  # one open JSON request each: only its own signature vouches for it
+            self.pump.writer.publish([(self.topics.request, Codec.encode_open_request(*request, to=to))
+                                      for to, requests in by_to.items() for request in requests])
+            return
         self.pump.writer.publish([(self.topics.request, self.codec.encode_requests(self.id, to, requests))
                                   for to, requests in by_to.items()])
 
@@ -219,7 +236,7 @@ class KvSession:
 class KvClient:
     """`put/get/cas` on the site's kv machine; `leader` is the replica that answered last."""
 
-    def __init__(self, mqtt_cfg: MqttConfig, site: str, client_id: str, key: bytes, *, timeout: float = 5.0,
+    def __init__(self, mqtt_cfg: MqttConfig, site: str, client_id: str, key: bytes | None, *, timeout: float = 5.0,
                  retry: float = 0.25, max_retry: float = 1.0, fast_retry: float = 0.01, clock: Clock | None = None,
                  session: KvSession | None = None) -> None:
         self.site, self.id = site, client_id
@@ -258,7 +275,11 @@ class KvClient:
 
     def request(self, op: str, args: dict[str, Any], timeout: float | None = None) -> Any:
         """Send `op(args)` and wait for its result; `KvTimeout` if none comes within `timeout` s."""
-        command = dumps({**args, "op": op})
+        return self.call(dumps({**args, "op": op}), f"{op} {args!r}", timeout)
+
+    def call(self, command: bytes, what: str, timeout: float | None = None) -> Any:
+        """Send the state machine's `command` (bytes as it takes them) and wait for its result, retrying
+        with the same request id; `KvTimeout` (naming `what`) if none comes within `timeout` s."""
         with self._lock:
             self.req += 1
             req = self.req
@@ -271,7 +292,7 @@ class KvClient:
                 now = self.clock.monotonic()
                 if now >= end:
                     self.leader = None
-                    raise KvTimeout(f"{op} {args!r}: no answer from site {self.site!r} in {end - start:.2f} s; "
+                    raise KvTimeout(f"{what}: no answer from site {self.site!r} in {end - start:.2f} s; "
                                     f"{self.session.diagnosis()}")
                 changes = self.session.changes
                 self.session.send(self.id, req, command, to)

@@ -23,6 +23,14 @@ several logical clients sharing one connection (a session):
 "evnet-client\0" site "\0" everything before it).) Replies to a binary request go, one
 message per session per Ready, to `reply/{session}`.
 
+Drivers and operators hold no site key: their requests come **open**, a JSON object without the
+MAC whose `command` is the signed site request itself (`decode_open_request`, `keyed=False`):
+
+    open     = {"v": 1, "client": id, "req": n, "command": {...}, "to": null}
+
+Its replies are signed JSON like any other, which such a client cannot check (the broker's ACL is
+its wall). A JSON request that ends with a MAC field is keyed, and a bad MAC there is a `mac` drop.
+
 This is the site's trust boundary. Every decoder checks, in this order: the size (nothing over
 MAX_MESSAGE is even hashed), the MAC over the raw bytes as they came (nothing is parsed or
 unpacked before it), then the form: counts and lengths against the bytes there, integers up to
@@ -61,6 +69,7 @@ MAX_FRAMES = 1024
 MAX_JSON_REQUEST = 2 * MAX_COMMAND
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # client and session ids (a topic level)
 _MAC_FIELD = b',"mac":"'
+_OPEN_FIELDS = frozenset(("v", "client", "req", "command", "to"))
 _JSON_TAIL = len(_MAC_FIELD) + 2 * MAC_SIZE + 2  # ,"mac":"<64 hex>"}
 _PLANS = {cls: (tag, plan(cls)) for tag, cls in enumerate(TAGS)}
 
@@ -102,6 +111,10 @@ def _json_result(raw: bytes) -> Any:
         return json.loads(raw) if raw else None
     except (ValueError, RecursionError):  # not UTF-8 or not JSON, an int of 5,000 digits, deep nesting
         return {"error": "result is not JSON", "raw": raw.decode("latin-1")}
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 class Codec:
@@ -260,6 +273,62 @@ class Codec:
         except (ValueError, RecursionError) as e:
             raise CodecError("malformed", f"args: {type(e).__name__}") from None
         return m.ClientRequest(self.site, _client_id(client, "client id"), _req(req), _command(command)), to
+
+    def is_signed_json(self, data: bytes) -> bool:
+        """True if `data` ends as a signed JSON message does (its MAC is checked by the decoder)."""
+        return data[-_JSON_TAIL:-_JSON_TAIL + len(_MAC_FIELD)] == _MAC_FIELD and data[-2:] == b'"}'
+
+    def decode_open_request(self, data: bytes) -> tuple[m.ClientRequest, str | None]:
+        """An open request (no site MAC): `{"v": 1, "client", "req", "command": {...}, "to"}`.
+
+        A driver's or operator's: only the Ed25519 signature inside the command vouches for it, so
+        it comes out `keyed=False` and the replica's admission check, then the machine, judge it.
+        """
+        _check_size(data, MAX_JSON_REQUEST, "an open request")
+        try:
+            b = json.loads(data, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as e:  # not UTF-8, not JSON, an int of 5,000 digits, deep nesting
+            raise CodecError("malformed", f"not UTF-8 JSON: {type(e).__name__}: {str(e)[:100]}") from None
+        if not isinstance(b, dict):
+            raise CodecError("malformed", "expected a JSON object")
+        if b.get("v") != VERSION:
+            raise CodecError("version", f"\"v\": {str(b.get('v'))[:20]}, expected {VERSION}")
+        unknown = sorted(set(b) - _OPEN_FIELDS)
+        if unknown:
+            raise CodecError("malformed", f"unknown fields {str(unknown[:5])[:100]}")
+        command, to = b.get("command"), b.get("to")
+        if not (isinstance(command, dict) and (to is None or isinstance(to, str))):
+            raise CodecError("malformed", "an open request needs client (str), req (int >= 0), command (object)")
+        try:
+            raw = dumps(command)
+        except (ValueError, RecursionError) as e:
+            raise CodecError("malformed", f"command: {type(e).__name__}") from None
+        client = _client_id(b.get("client"), "client id")
+        return m.ClientRequest(self.site, client, _req(b.get("req")), _command(raw), keyed=False), to
+
+    @staticmethod
+    def encode_open_request(client: str, req: int, command: bytes, to: str | None = None) -> bytes:
+        """An open request carrying `command` (the JSON object of a signed site request)."""
+        return dumps({"v": VERSION, "client": client, "req": req, "command": json.loads(command), "to": to})
+
+    @staticmethod
+    def decode_reply_unverified(data: bytes) -> dict[str, Any]:
+        """A reply as an open client (no site key) reads it: parsed, its MAC not checked.
+
+        Such a client cannot tell the site's answer from a forgery; the broker's ACL, by which only
+        the site's members may write `reply/{client}`, is what it trusts."""
+        _check_size(data, MAX_MESSAGE, "a reply")
+        try:
+            b = json.loads(data)
+        except (ValueError, RecursionError) as e:
+            raise CodecError("malformed", f"not UTF-8 JSON: {type(e).__name__}: {str(e)[:100]}") from None
+        if not (isinstance(b, dict) and isinstance(b.get("client"), str) and isinstance(b.get("leader", ""), str)):
+            raise CodecError("malformed", "a reply needs client (str), req (int) and leader (str)")
+        if b.get("v") != VERSION:
+            raise CodecError("version", f"\"v\": {str(b.get('v'))[:20]}, expected {VERSION}")
+        _req(b.get("req"))
+        b.pop("mac", None)
+        return b
 
     def encode_reply(self, reply: m.ClientReply) -> bytes:
         result = _json_result(reply.result)

@@ -71,6 +71,7 @@ class Leadership:
         self.started = 0.0
         self.fast: tuple[str, ...] = ()  # the followers new Accepts go to (thrifty.py); the others are lazy
         self.lazy_learned = next_slot  # lazy followers were pushed the chosen values below this
+        self.term_start = next_slot  # its first fresh slot: every earlier one was chosen or recovered (phase 1)
         self.lazy_due: float | None = None  # when to push to them next
         self.partial: dict[str, Promise] = {}  # the parts gathered of promises that came in parts (phase 1)
 

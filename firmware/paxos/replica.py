@@ -33,7 +33,7 @@ from firmware.paxos.learner import Learner
 from firmware.paxos.liveness import Liveness
 from firmware.paxos.options import Options
 from firmware.paxos.ready import Ready
-from firmware.paxos.routing import ClientRouting
+from firmware.paxos.routing import Admit, ClientRouting
 from firmware.paxos.sizes import MAX_SLOT_VALUE, accepted_size, entry_size, value_groups
 from firmware.paxos.snapshots import Offer, Snapshots
 from firmware.paxos.thrifty import Thrifty
@@ -52,7 +52,8 @@ class Replica(CatchUp, Snapshots, ClientRouting, Thrifty, Liveness):
 
     def __init__(self, node_id: str, members: Sequence[str], site: str, machine: StateMachine, *,
                  durable: DurableState | None = None, options: Options | None = None,
-                 rng: random.Random | None = None, now: float = 0.0, epoch: int = 1) -> None:
+                 rng: random.Random | None = None, now: float = 0.0, epoch: int = 1,
+                 admit: Admit | None = None) -> None:
         if node_id not in members:
             raise ValueError(f"replica {node_id!r} is not one of the members {list(members)}")
         if epoch < 1:
@@ -93,6 +94,7 @@ class Replica(CatchUp, Snapshots, ClientRouting, Thrifty, Liveness):
         self.now = now
         self.election_deadline = now + self._election_timeout()
         self.dropped = 0  # messages refused as malformed or foreign
+        self.admit, self.refused = admit, 0  # open requests: their admission check (routing.py), refusals
         self._inbox: deque[m.Message] = deque()
         self._out = Ready()
         self._handlers: dict[type, Callable[[Any], None]] = {  # dispatch by message type, built once
@@ -271,7 +273,7 @@ class Replica(CatchUp, Snapshots, ClientRouting, Thrifty, Liveness):
         lower = max([self.learner.chosen_upto, *(p.log_start for p in self.promises.values())])
         entries, next_slot = recover(self.promises.values(), lower, self.learner.chosen)
         self.role, self.leader_id = LEADER, self.id
-        self.lead.next_slot = max(next_slot, lower)
+        self.lead.next_slot = self.lead.term_start = max(next_slot, lower)
         self.lead.started = self.now
         for peer in self.promises:
             if peer != self.id:

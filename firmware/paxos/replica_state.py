@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from evnet.logs import EventLogger, FoldedLog
@@ -68,6 +69,8 @@ class ReplicaState:
     catchup_asked: tuple[str, int] | None  # (peer, from_slot) of our last CatchUpRequest
     now: float
     dropped: int  # messages and commands refused as malformed, foreign or too big
+    admit: Callable[[str, bytes], str | None] | None  # the admission check of open requests (routing.py)
+    refused: int  # open requests refused by it (or dropped for want of one)
     _out: Ready
 
     def _send(self, to: str, msg: m.Message) -> None:

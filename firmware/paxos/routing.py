@@ -1,12 +1,25 @@
-"""Client requests: queued at the leader, forwarded to it by a follower, answered once applied."""
+"""Client requests: queued at the leader, forwarded to it by a follower, answered once applied.
+
+An open request (`keyed` false: a driver's or an operator's, vouched for only by the signature in
+its command) must pass the caller's admission check (`Admit`) before it may take a place in the
+log: a forged or replayed one then costs the site one signature check, not a slot. The leader
+checks (once its state holds every slot before its term). A refusal is
+answered at once with the check's error (not through the log); without a check, open requests are
+not taken at all (a key-value site has no signatures to check).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from firmware.paxos import messages as m
 from firmware.paxos.batch import Command
-from firmware.paxos.leadership import FOLLOWER
+from firmware.paxos.leadership import FOLLOWER, LEADER
 from firmware.paxos.replica_state import ReplicaState
 from firmware.paxos.sizes import MAX_CLIENT_ID, MAX_COMMAND
+
+Admit = Callable[[str, bytes], "str | None"]
+"""`admit(client, command)`: None to let an open request in, else the refusal (the machine's error JSON)."""
 
 
 class ClientRouting(ReplicaState):
@@ -24,6 +37,8 @@ class ClientRouting(ReplicaState):
         if self.learner.machine.is_stale(c.client, c.req):
             self.log.info("paxos.stale_request", client=c.client, req=c.req)
             return
+        if not c.keyed and not self._admitted(c):
+            return
         key = (c.client, c.req)
         if self.role == FOLLOWER and self.leader_id is not None:
             self._send(self.leader_id, m.Forward(self.site, self.id, c.client, c.req, c.command, c.keyed))
@@ -35,6 +50,30 @@ class ClientRouting(ReplicaState):
         self.waiting[c.client] = c.req  # one request outstanding per client
         self.queued.add(key)
         self.queue.append(c)
+
+    def _admitted(self, c: Command) -> bool:
+        """Whether an open request may go on (its retries of an applied request were answered above).
+
+        Only a leader whose machine has applied every slot before its term judges one: what a client
+        was answered is then in its state (a principal just added, a seq just used). A follower
+        passes it on, and a leader still applying its predecessors' slots lets it in: the machine
+        checks it again when it applies it."""
+        if self.admit is None:
+            refusal: str | None = "open requests are not taken here"
+        elif self.role == LEADER and self.lead is not None and self.learner.applied >= self.lead.term_start:
+            refusal = self.admit(c.client, c.command)
+        else:
+            return True
+        if refusal is None:
+            return True
+        self.refused += 1
+        if self.admit is None:
+            self.folded.warning("paxos.open_request_dropped", client=c.client, req=c.req, why=refusal)
+            return False
+        self.folded.warning("paxos.open_request_refused", client=c.client, req=c.req,
+                            refusal=refusal[:200])
+        self._out.replies.append(m.ClientReply(self.site, self.id, c.client, c.req, refusal.encode()))
+        return False
 
     def _forward_queue(self) -> None:
         if self.leader_id is None or self.leader_id == self.id:

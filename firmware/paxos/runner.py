@@ -12,7 +12,9 @@ new epoch, set in the core (its stamps) and in the Last Will of that connection 
 
 Its caller gives the state machine, may propose commands of its own (`submit`, from any thread:
 the member's own client id, so the machine knows a member sent them), and is handed, on this
-thread and once they are durable, the commands applied with their results (`on_applied`).
+thread and once they are durable, the commands applied with their results (`on_applied`). It may
+give an admission check for open requests (`admit`, routing.py), called on this thread, where the
+machine is applied, so it may read the committed state.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from firmware.paxos.dedup import StateMachine
 from firmware.paxos.options import Options
 from firmware.paxos.ready import Applied, Ready
 from firmware.paxos.replica import Replica
+from firmware.paxos.routing import Admit
 from firmware.paxos.storage import DEFAULT_KIND, open_storage
 from firmware.paxos.transport import MqttTransport
 from firmware.paxos.types import Storage
@@ -50,7 +53,7 @@ class ReplicaRunner:
     def __init__(self, cfg: Config, data_dir: str, *, machine: StateMachine, storage_kind: str = DEFAULT_KIND,
                  options: Options | None = None, clock: Clock | None = None, max_drain: int = 512,
                  commit_delay: float | None = None,
-                 on_applied: Callable[[list[Applied]], None] | None = None) -> None:
+                 on_applied: Callable[[list[Applied]], None] | None = None, admit: Admit | None = None) -> None:
         self.cfg = cfg
         self.id, self.site = cfg.cp_id, cfg.site_id
         self.clock = clock or RealClock()
@@ -72,7 +75,8 @@ class ReplicaRunner:
         self.rng = random.Random()
         self.epoch = self.datadir.next_epoch()
         self.replica = Replica(self.id, cfg.site.members, self.site, machine, durable=durable,
-                               options=options, rng=self.rng, now=self.clock.monotonic(), epoch=self.epoch)
+                               options=options, rng=self.rng, now=self.clock.monotonic(), epoch=self.epoch,
+                               admit=admit)
         self.log.info("paxos.recovered", promised=durable.promised, accepted=len(durable.accepted),
                       snapshot_slot=durable.snapshot_slot, storage=storage_kind, data_dir=data_dir, epoch=self.epoch)
         self.inbox: deque[tuple[str, Any]] = deque()  # filled by paho callbacks, on this runner's thread
@@ -212,7 +216,7 @@ class ReplicaRunner:
                     self.replica.step(payload, now)
                 case "request":
                     req: m.ClientRequest = payload
-                    self.replica.propose(req.sender, req.req, req.command, now)
+                    self.replica.propose(req.sender, req.req, req.command, now, req.keyed)
                 case "local":
                     number, command = payload
                     self.replica.propose(self.id, number, command, now)

@@ -17,6 +17,9 @@ logged at most once per `log_every` seconds per reason, with the topic and the s
 A binary request with a bad MAC also gets, at most once per `notice_every` seconds, an empty
 signed answer on its session's reply topic: the only way a client with the wrong site key can
 tell that from a site that is not there (its own check of that answer fails).
+
+A JSON request without the MAC field is an open one (a driver's or operator's, codec.py): it is
+delivered `keyed=False`, and the core takes it only through the admission check its caller gave.
 """
 
 from __future__ import annotations
@@ -165,8 +168,10 @@ class MqttTransport:
         try:
             if payload[:1] == REQUESTS_BYTE:
                 session, to, reqs = self.codec.decode_requests(payload)
-            else:
-                req, to = self.codec.decode_request(payload)
+            else:  # keyed JSON (ends with its MAC field), or an open one: a driver's, an operator's
+                decode = self.codec.decode_request if self.codec.is_signed_json(payload) \
+                    else self.codec.decode_open_request
+                req, to = decode(payload)
                 session, reqs = None, [req]
         except CodecError as e:
             self._drop(e.reason, topic, str(e))

@@ -14,7 +14,7 @@ from typing import Any
 
 from firmware.paxos.canonical import dumps
 from firmware.paxos.context import Context
-from firmware.site import chargepoints, drivers, principals, sessions
+from firmware.site import admission, chargepoints, drivers, principals, sessions
 from firmware.site import snapshot as snapshots
 from firmware.site.commands import (
     AckGrant,
@@ -89,6 +89,10 @@ class SiteMachine:
         if isinstance(decoded.command, ForgetQuiet):
             self._forgotten = tuple(result["clients"])
         return result
+
+    def admit(self, client: str, command: bytes) -> str | None:
+        """The admission check of an open request over the committed state (admission.py), for the runner."""
+        return admission.admit(self.state, client, command)
 
     def forgotten(self) -> tuple[str, ...]:
         """The Paxos clients the last command forgot (`forget_quiet`): the Paxos layer drops their

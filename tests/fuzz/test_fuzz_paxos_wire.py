@@ -216,6 +216,34 @@ def test_signed_binary_client_frames_decode_or_are_a_codec_error(body: bytes) ->
         pass
 
 
+def open_requests() -> st.SearchStrategy[bytes]:
+    """Open requests (no MAC: anyone on the broker may send one): valid, shaped and mutated."""
+    valid = st.builds(lambda c, r, cmd: Codec.encode_open_request(c, r, encode_payload(cmd)),
+                      st.text(max_size=5) | st.sampled_from(["D01", "\ud800", "a/b", "x" * 65]),
+                      st.integers(-5, 9) | st.integers(2**62, 2**65),
+                      st.dictionaries(st.text(max_size=5), json_values, max_size=4))
+    shaped = st.fixed_dictionaries({"v": st.sampled_from([1, 2, "1", None]), "client": json_values,
+                                    "req": json_values, "command": json_values, "to": json_values})
+    return st.one_of(valid, valid.flatmap(mutated), shaped.map(lambda d: encode_payload(d)), json_texts(),
+                     hostile_json())
+
+
+@FUZZ
+@given(open_requests())
+def test_the_open_request_decoder_raises_only_codec_error_and_what_it_takes_can_be_batched(data: bytes) -> None:
+    try:
+        request, to = CODEC.decode_open_request(data)
+    except CodecError:
+        return
+    assert request.keyed is False and 0 <= request.req <= MAX_UINT and (to is None or isinstance(to, str))
+    assert json.loads(request.command) is not None  # canonical JSON the machine can parse
+    encode_batch(Stamp(1, "a", 0), [Command(request.sender, request.req, request.command, request.keyed)])
+    try:
+        Codec.decode_reply_unverified(data)
+    except CodecError:
+        pass
+
+
 # ------------------------------------------------------------------ status and telemetry payloads
 
 @FUZZ

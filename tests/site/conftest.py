@@ -138,3 +138,13 @@ def make_site() -> Callable[..., Site]:
 def site() -> Site:
     """Three charge points of 32 A behind 63 A, fallbacks 0 A."""
     return Site({"cp1": 0, "cp2": 0, "cp3": 0}, limit_a=63)
+
+
+@pytest.fixture
+def replicas(tmp_path, mosquitto):
+    """Three replicas running a SiteMachine each on a real Mosquitto (replicas.py)."""
+    from .replicas import Replicas
+
+    r = Replicas(tmp_path, mosquitto)
+    yield r
+    r.stop()
