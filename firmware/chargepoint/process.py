@@ -55,6 +55,7 @@ from firmware.paxos.datadir import DataDirLockedError
 from firmware.paxos.ready import Applied
 from firmware.paxos.runner import ReplicaRunner
 from firmware.site import CpView, SiteMachine, SiteSetup
+from firmware.site.publication import StatePublisher
 from hal.gpio import GpioError
 from hal.meter import MeterError, MeterReading
 from hal.pilot import CableError
@@ -108,7 +109,8 @@ class ChargePoint:
         self.inputs: queue.SimpleQueue[_Input] = queue.SimpleQueue()
         self.bridge = Bridge(BridgeSettings.of(cfg, speed=speed))
         self.machine = SiteMachine(site_setup(cfg))
-        self.runner = ReplicaRunner(cfg, data_dir, machine=self.machine, on_applied=self._applied)
+        self.runner = ReplicaRunner(cfg, data_dir, machine=self.machine, on_applied=self._applied,
+                                    admit=self.machine.admit)
         try:
             self.evse = Evse(cfg, clock=RealClock(speed), mqtt=mqtt, monitor=monitor,
                              site_observer=lambda event, _now: self.inputs.put(_Engine(event)))
@@ -120,6 +122,8 @@ class ChargePoint:
         self._req = time.time_ns() // 1000  # grows across restarts: a restarted member never reuses one
         self._req_lock = threading.Lock()  # the bridge's thread and the replica's (housekeeping) propose
         self.housekeeping = Housekeeping()
+        self.publisher = StatePublisher(min_interval=1.0)  # evnet/{site}/state, by the leader
+        self._was_leader = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"bridge-{self.cp}", daemon=True)
         self.failures = 0  # inputs whose handling raised (a bug): counted, logged, the loop goes on
@@ -158,8 +162,21 @@ class ChargePoint:
             if a.client == self.cp and a.fresh:
                 self.inputs.put(_Result(a.req, a.result))
         self.inputs.put(_View(self.machine.view(self.cp)))
-        for command in self.housekeeping.due(self.machine.state, self.runner.replica.is_leader, time.monotonic()):
+        leader, now = self.runner.replica.is_leader, time.monotonic()
+        for command in self.housekeeping.due(self.machine.state, leader, now):
             self._propose(command)
+        self._publish_state(leader, applied[-1].slot, now)
+
+    def _publish_state(self, leader: bool, slot: int, now: float) -> None:
+        """The leader publishes the site's state, retained, on change and paced (firmware/site/publication.py)."""
+        if leader and not self._was_leader:
+            self.publisher.reset()  # the retained state may be a predecessor's
+        self._was_leader = leader
+        if not leader:
+            return
+        payload = self.publisher.offer(self.machine.summary(), slot, now)
+        if payload is not None:
+            self.runner.link.client.publish(self.runner.topics.state, payload, qos=1, retain=True)
 
     def _propose(self, command: bytes, tag: Tag | None = None) -> None:
         """Propose `command` as this member (any thread); the bridge's result comes back by `tag`."""

@@ -16,8 +16,8 @@ import pytest
 from evnet.config import load_config
 from evnet.config.site_key import site_key
 from firmware.chargepoint.process import ChargePoint
-from firmware.paxos.client import KvClient
-from firmware.site import new_private_key, public_key_b64, signed_request
+from firmware.site import new_private_key, public_key_b64
+from firmware.site.client import SiteClient, read_state
 from hal.pilot import EvLoad
 
 from ..engine.conftest import wait_for
@@ -75,47 +75,44 @@ def site(tmp_path: Path, mosquitto):
             cp.stop()
 
 
-def signed(key, by: str, seq: int, op: str, args: dict) -> dict:
-    """A principal's request as `KvClient.request` args (its command is the signed JSON object)."""
-    body = json.loads(signed_request(key, site="s1", by=by, seq=seq, op=op, args=args))
-    return {k: v for k, v in body.items() if k != "op"}
-
-
 def test_three_charge_points_start_sessions_through_the_site_and_share_the_limit(site) -> None:
+    """Drivers with their own keys and no site key (open requests, admitted by the leader), an operator who
+    stops and resumes a charge point, the state the leader publishes."""
     cfg = site["cp1"].cfg
     operator = new_private_key()
     drivers = {cp: new_private_key() for cp in MEMBERS}
-    with KvClient(cfg.mqtt, "s1", "tool", site_key(cfg), timeout=10.0).start() as tool:
-        wait_for(lambda: all(c.machine.state.cps[c.cp].registered for c in site.values()),
-                 timeout=20, what="every charge point registered")
-        added = tool.request("add_principal", {"args": {"id": "op1", "role": "operator",
-                                                        "key": public_key_b64(operator)}})
-        assert added.get("ok"), added
+    wait_for(lambda: all(c.machine.state.cps[c.cp].registered for c in site.values()),
+             timeout=20, what="every charge point registered")
+    with SiteClient(cfg.mqtt, "s1", site_key=site_key(cfg), client_id="tool", timeout=10.0) as tool:
+        tool.add_principal("op1", "operator", public_key_b64(operator))
+    with SiteClient(cfg.mqtt, "s1", principal="op1", key=operator, timeout=10.0) as op:
         for n, cp in enumerate(MEMBERS, start=1):
-            added = tool.request("add_principal", signed(operator, "op1", n, "add_principal",
-                                                         {"id": f"D{n}", "role": "driver",
-                                                          "key": public_key_b64(drivers[cp])}))
-            assert added.get("ok"), added
-            asked = tool.request("request_charge", signed(drivers[cp], f"D{n}", 1, "request_charge", {"at": cp}))
-            assert asked.get("ok") and asked["cp"] == cp, asked
-    for c in site.values():
-        c.evse.cable.ev.set_load(EvLoad.B)
-        c.evse.cable.ev.set_load(EvLoad.C)
-    wait_for(lambda: all(c.evse.core.session.state.value == "Charging" for c in site.values()), timeout=30,
-             what="every EV charging once the site started its session")
-    wait_for(lambda: len(site["cp1"].machine.state.sessions) == 3, timeout=30,
-             what="three sessions started at the site")
-    sums: list[float] = []
+            op.add_principal(f"D{n}", "driver", public_key_b64(drivers[cp]))
+        for n, cp in enumerate(MEMBERS, start=1):
+            with SiteClient(cfg.mqtt, "s1", principal=f"D{n}", key=drivers[cp], timeout=10.0) as driver:
+                assert driver.open and driver.request_charge(at=cp)["cp"] == cp
+        for c in site.values():
+            c.evse.cable.ev.set_load(EvLoad.B)
+            c.evse.cable.ev.set_load(EvLoad.C)
+        wait_for(lambda: len(site["cp1"].machine.state.sessions) == 3, timeout=30,
+                 what="three sessions started at the site")
+        wait_for(lambda: all(c.evse.core.session.state.value == "Charging" for c in site.values()), timeout=30,
+                 what="every EV charging once the site started its session")
+        sums: list[float] = []
 
-    def settled() -> bool:
-        offers = [c.evse.core.allowed_a for c in site.values()]
-        sums.append(sum(offers))
-        return all(o >= 6.0 for o in offers)  # nobody stopped: everyone keeps the IEC minimum
-    wait_for(settled, timeout=30, what="every EV offered its share once the others were lowered")
-    assert max(sums) <= 32.0 + 1e-9, max(sums)  # the offers never added up to more than the limit
-    site["cp2"].evse.cable.ev.set_load(EvLoad.B)
-    site["cp2"].evse.cable.ev.set_load(EvLoad.NOT_CONNECTED)
-    wait_for(lambda: len(site["cp3"].machine.state.sessions) == 2, timeout=30,
-             what="cp2's session closed at the site (its ticket made)")
-    wait_for(lambda: site["cp2"].evse.ledger.journal.state.tickets == {}, timeout=30,
-             what="cp2's ticket taken by the site and gone from its journal")
+        def settled() -> bool:
+            offers = [c.evse.core.allowed_a for c in site.values()]
+            sums.append(sum(offers))
+            return all(o >= 6.0 for o in offers)  # nobody stopped: everyone keeps the IEC minimum
+        wait_for(settled, timeout=30, what="every EV offered its share once the others were lowered")
+        assert max(sums) <= 32.0 + 1e-9, max(sums)  # the offers never added up to more than the limit
+        state = read_state(cfg.mqtt, "s1")
+        assert state["v"] == 1 and state["slot"] > 0 and "key" not in json.dumps(state)
+        op.stop_cp("cp2")  # the operator: cp2's session ends with its ticket, cp2 is OUT_OF_ORDER
+        wait_for(lambda: site["cp2"].evse.core.status == "OUT_OF_ORDER", timeout=30, what="cp2 out of order")
+        wait_for(lambda: len(site["cp3"].machine.state.sessions) == 2, timeout=30,
+                 what="cp2's session closed at the site (its ticket made)")
+        wait_for(lambda: site["cp2"].evse.ledger.journal.state.tickets == {}, timeout=30,
+                 what="cp2's ticket taken by the site and gone from its journal")
+        op.resume_cp("cp2")
+        wait_for(lambda: site["cp2"].evse.core.status != "OUT_OF_ORDER", timeout=30, what="cp2 back in service")
