@@ -42,13 +42,18 @@ def test_the_faults_do_happen() -> None:
     assert r.stats["unanswered"] == 0
 
 
+FIRST_SEED = {"learned_before_fsync": 1700}
+
+
 @pytest.mark.parametrize("bug", BUGS)
 def test_the_simulator_finds_a_deliberate_bug(bug: str) -> None:
     """Switch a bug on in the simulated replicas (never in production code) and look for a violation.
 
-    Seeds in order on two processes, up to the first that fails (learned_before_fsync is rare:
-    about one heavy seed in a thousand)."""
-    jobs = [(seed, frozenset({bug}), True) for seed in range(3000)]
+    Seeds in order on two processes, up to the first that fails. learned_before_fsync is rare (the
+    first heavy seed that shows it is 1737, since slot values carry their leader's stamp): its search
+    starts near there, so CI does not run 1,700 seeds that show nothing."""
+    first = FIRST_SEED.get(bug, 0)
+    jobs = [(seed, frozenset({bug}), True) for seed in range(first, first + 3000)]
     with multiprocessing.get_context("fork").Pool(2) as pool:
         r = next((r for r in pool.imap(_run, jobs, chunksize=4) if not r.ok), None)
         pool.terminate()
