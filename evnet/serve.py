@@ -8,13 +8,16 @@ import threading
 from collections.abc import Callable
 
 
-def serve(name: str, dead: Callable[[], str | None], stop: Callable[[], None], poll_s: float = 0.5) -> int:
-    """Run until SIGINT or SIGTERM (exit 0) or until `dead()` names a part whose thread died (exit 1, so
-    that the service manager starts the process again); `stop()` in either case."""
+def serve(name: str, start: Callable[[], object], dead: Callable[[], str | None], stop: Callable[[], None],
+          poll_s: float = 0.5) -> int:
+    """`start()`, then run until SIGINT or SIGTERM (exit 0) or until `dead()` names a part whose thread died
+    (exit 1, so that the service manager starts the process again); `stop()` in either case. The signals
+    are taken before `start()`: one that comes while it runs is a stop like any other, not a kill."""
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     try:
+        start()
         while not done.wait(poll_s):
             part = dead()
             if part is not None:

@@ -287,6 +287,5 @@ def main(argv: list[str]) -> int:
     except (CableError, GpioError, JournalError, MeterError, OSError, ValueError) as exc:
         print(f"evnet cp: cannot start charge point {cfg.cp_id}: {exc}", file=sys.stderr)
         return 1
-    cp.start()
-    return serve("evnet cp", cp.dead_thread, cp.stop)
+    return serve("evnet cp", cp.start, cp.dead_thread, cp.stop)
 

@@ -472,5 +472,4 @@ def main(argv: list[str]) -> int:
     except (CableError, GpioError, JournalError, MeterError, OSError) as exc:
         print(f"evnet evse: cannot start charge point {cfg.cp_id}: {exc}", file=sys.stderr)
         return 1
-    evse.start()
-    return serve("evnet evse", lambda: None if evse.alive else "control loop", evse.stop)
+    return serve("evnet evse", evse.start, lambda: None if evse.alive else "control loop", evse.stop)
