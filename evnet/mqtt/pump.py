@@ -63,6 +63,7 @@ class LinkPump:
             pass
 
     def close(self) -> None:
+        """Release the wake-up socket pair (its owner calls this when it is done with the link)."""
         self._wake_r.close()
         self._wake_w.close()
 

@@ -109,6 +109,7 @@ class KvSession:
     def close(self) -> None:
         with self._lock:
             self.link.disconnect()
+            self.pump.close()
 
     def _on_reply(self, topic: str, payload: bytes) -> None:  # under self._lock (the pump's guard)
         try:

@@ -64,3 +64,17 @@ def test_the_next_requests_of_the_threads_one_reply_woke_leave_in_one_message(mo
     finally:
         session.close()
         leader.stop()
+
+
+def test_a_closed_session_gives_back_its_file_descriptors() -> None:
+    """Each session's pump holds a socket pair (its wake-up); a process that opens many sessions (a
+    benchmark, a tool run in a loop) must not run out of descriptors."""
+    import os
+
+    from evnet.config import MqttConfig
+    from firmware.paxos.client import KvSession
+
+    before = len(os.listdir("/proc/self/fd"))
+    for n in range(20):
+        KvSession(MqttConfig(url="mqtt://127.0.0.1:1"), "s", f"fd{n}", b"k" * 32).close()
+    assert len(os.listdir("/proc/self/fd")) <= before + 2
