@@ -13,6 +13,7 @@ Pure: given the committed state (site time inside it) and the real time, what to
 from __future__ import annotations
 
 from firmware.site import member_command
+from firmware.site.sessions import silent_ms
 from firmware.site.state import SiteState
 
 QUIET_MS = 3_600_000  # a client not heard from for an hour is forgotten (its retries are long over)
@@ -34,9 +35,7 @@ class Housekeeping:
         if any(r.expires <= st.now for table in (st.reservations, st.authorizations) for r in table.values()):
             out.append(member_command("expire", {}))
         for s in st.sessions.values():
-            rec = st.cps.get(s.cp)
-            heard = s.last if rec is None or rec.heard is None else max(s.last, rec.heard)
-            if st.now - heard >= st.params.cp_lost_ms:
+            if silent_ms(st, s) >= st.params.cp_lost_ms:  # the machine's own measure of it (close_lost)
                 out.append(member_command("close_lost", {"cp": s.cp}))
         if any(st.now - last >= QUIET_MS for last in st.clients.values()):
             out.append(member_command("forget_quiet", {"quiet_ms": QUIET_MS}))

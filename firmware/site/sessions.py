@@ -101,15 +101,22 @@ def stop(st: SiteState, cmd: StopSession) -> dict[str, Any]:
 
 def close_lost(st: SiteState, cmd: CloseLost) -> dict[str, Any]:
     """A charge point silent for `cp_lost_ms` since its last checkpoint: its session ends there."""
-    rec = known_cp(st, cmd.cp, registered=False)
+    known_cp(st, cmd.cp, registered=False)  # unknown_charge_point
     s = st.session_at(cmd.cp)
     if s is None:
         raise SiteError("no_session", f"{cmd.cp} has no session in progress")
-    silent = st.now - max(s.last, s.last if rec.heard is None else rec.heard)
+    silent = silent_ms(st, s)
     if silent < st.params.cp_lost_ms:
         raise SiteError("not_silent", f"{cmd.cp} was heard {silent} ms ago; its session may be closed after "
                                       f"{st.params.cp_lost_ms} ms", silent_ms=silent)
     return {"ticket": ticket_json(close(st, s, s.last_wh, s.last, CP_LOST))}
+
+
+def silent_ms(st: SiteState, s: Session) -> int:
+    """How long session `s`'s charge point has been silent: since the later of its last checkpoint and the last
+    command from that charge point (`close_lost` may close it after `cp_lost_ms`)."""
+    rec = st.cps.get(s.cp)
+    return st.now - (s.last if rec is None or rec.heard is None else max(s.last, rec.heard))
 
 
 def close(st: SiteState, s: Session, meter_wh: int, end: int, reason: str) -> Ticket:
