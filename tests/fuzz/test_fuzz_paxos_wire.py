@@ -22,7 +22,7 @@ from evnet.mqtt import PayloadError, decode_payload, encode_payload
 from evnet.mqtt.reader import MalformedPacketError, PacketReader
 from evnet.mqtt.writer import remaining_length as varint
 from firmware.paxos import messages as m
-from firmware.paxos.batch import Command, Stamp, encode_batch
+from firmware.paxos.batch import BatchError, Command, Stamp, decode_batch, encode_batch
 from firmware.paxos.codec import BUNDLE, REPLIES, REQUESTS, TAGS, Codec, CodecError
 from firmware.paxos.fields import MAX_UINT
 from firmware.paxos.types import Accepted, Ballot
@@ -298,3 +298,23 @@ def test_the_packet_reader_raises_only_malformed_packet_error_on_any_bytes(chunk
     finally:
         ours.close()
         broker.close()
+
+
+@FUZZ
+@given(st.binary(max_size=200), st.integers(0, 2**62), st.text(max_size=8), st.integers(0, 2**62),
+       st.lists(st.tuples(st.text(max_size=8), st.integers(0, MAX_UINT), st.binary(max_size=16), st.booleans()),
+                max_size=4), st.integers(0, 400), st.integers(0, 255))
+def test_a_slot_value_decodes_or_is_a_batch_error_and_a_batch_round_trips(
+        junk: bytes, rnd: int, node: str, now_ms: int, commands: list[tuple[str, int, bytes, bool]],
+        at: int, byte: int) -> None:
+    """A slot's value comes from a peer (or the disk): whatever it holds (random, cut short, one byte changed),
+    decoding raises only BatchError."""
+    batch = [Command(*c) for c in commands]
+    value = encode_batch(Stamp(rnd, node, now_ms), batch)
+    assert decode_batch(value) == (Stamp(rnd, node, now_ms), batch)
+    i = at % (len(value) + 1)
+    for bad in (junk, value[:i], value[:i] + bytes([byte]) + value[i + 1:]):
+        try:
+            decode_batch(bad)
+        except BatchError:
+            pass
