@@ -48,7 +48,7 @@ from firmware.chargepoint.outputs import (
     Tag,
     TicketSettled,
 )
-from firmware.chargepoint.settings import BridgeSettings
+from firmware.chargepoint.settings import SITE_OPTIONS, BridgeSettings
 from firmware.engine.evse import Evse, ManualStartPressed, SiteEvent
 from firmware.engine.journal import JournalError, default_dir
 from firmware.paxos.core.ready import Applied
@@ -110,7 +110,7 @@ class ChargePoint:
         self.bridge = Bridge(BridgeSettings.of(cfg, speed=speed))
         self.machine = SiteMachine(site_setup(cfg))
         self.runner = ReplicaRunner(cfg, data_dir, machine=self.machine, on_applied=self._applied,
-                                    admit=self.machine.admit)
+                                    admit=self.machine.admit, options=SITE_OPTIONS)
         try:
             self.evse = Evse(cfg, clock=RealClock(speed), mqtt=mqtt, monitor=monitor,
                              site_observer=lambda event, _now: self.inputs.put(_Engine(event)))

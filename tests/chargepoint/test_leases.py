@@ -96,3 +96,14 @@ def test_protocol_timings_are_real_time_on_a_faster_engine_clock(rig) -> None:
     assert sends[1] - sends[0] == pytest.approx(300.0)  # every half lease: 5 real seconds, 300 s of engine clock
     assert r.of(Grant)[0].until == pytest.approx(sends[0] + 600.0)
     assert json.loads(r.sent[0][1].command)["op"] == "register"
+
+
+
+def test_the_site_paces_paxos_for_leases_not_for_sub_second_failover() -> None:
+    """Half the Paxos defaults' pace (the idle leader's CPU), yet a hung leader is replaced within the shortest
+    lease a configuration may set (site.lease_s >= 1 s), so no lease runs out for want of a leader."""
+    from firmware.chargepoint.settings import SITE_OPTIONS
+    from firmware.paxos import Options
+
+    assert SITE_OPTIONS.heartbeat_interval >= 2 * Options().heartbeat_interval
+    assert SITE_OPTIONS.election_max + 2 * SITE_OPTIONS.heartbeat_interval < 1.0

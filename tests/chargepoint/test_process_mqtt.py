@@ -16,6 +16,7 @@ import pytest
 from evnet.config import load_config
 from evnet.config.site_key import site_key
 from firmware.chargepoint.process import ChargePoint
+from firmware.chargepoint.settings import SITE_OPTIONS
 from firmware.site import new_private_key, public_key_b64
 from firmware.site.client import SiteClient, read_state
 from hal.pilot import EvLoad
@@ -83,6 +84,7 @@ def test_three_charge_points_start_sessions_through_the_site_and_share_the_limit
     drivers = {cp: new_private_key() for cp in MEMBERS}
     wait_for(lambda: all(c.machine.state.cps[c.cp].registered for c in site.values()),
              timeout=20, what="every charge point registered")
+    assert all(c.runner.replica.opts == SITE_OPTIONS for c in site.values())  # the site's pace, not the default
     with SiteClient(cfg.mqtt, "s1", site_key=site_key(cfg), client_id="tool", timeout=10.0) as tool:
         tool.add_principal("op1", "operator", public_key_b64(operator))
     with SiteClient(cfg.mqtt, "s1", principal="op1", key=operator, timeout=10.0) as op:
