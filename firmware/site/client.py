@@ -69,6 +69,11 @@ class SiteClient:
         """No site key: open requests, replies that cannot be verified (see the module's docstring)."""
         return self.kv.session.open
 
+    @property
+    def leader(self) -> str | None:
+        """The replica the site's latest answer came from (its leader then), None before one or once it is gone."""
+        return self.kv.session.leader
+
     def start(self, wait: float = 10.0) -> SiteClient:
         self.kv.start(wait)
         return self

@@ -1,0 +1,262 @@
+"""The reference scenario carried out on a `DemoSite`: drivers ask and stop through the site's API with
+their own keys, EVs plug in and out, the chaos kills, hangs and restarts; what happened is recorded for
+`checks.py`. The drivers here speak through `SiteClient`, as the driver app does.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from central_broker.demo.checks import CHARGING_A, Record
+from central_broker.demo.scenario import END_MINUTE, Act, Step, real_seconds, timeline
+from central_broker.demo.site import LIMIT_A, MEMBERS, DemoSite
+from central_broker.demo.watch import MeterSampler, SiteWatch, wait_for
+from evnet.config.site_key import site_key
+from evnet.logs import event_logger
+from firmware.paxos.io.client import KvTimeout
+from firmware.site import new_private_key, public_key_b64
+from firmware.site.client import SiteClient, SiteRefused
+
+EV_PLAN = "max 32; plug; charge 32"
+ASK_AGAIN_S = 1.0     # a driver whose EV is plugged in without a session (its point restarted) asks again
+
+
+@dataclass
+class Scenario:
+    """Runs the timeline on `site`, speaking to the world through `say` (one line per event)."""
+
+    site: DemoSite
+    restart_broker: Callable[[], None]
+    say: Callable[[str], None]
+    chaos: bool = False
+    drivers: dict[str, SiteClient] = field(default_factory=dict)
+    operator: SiteClient | None = None
+    sampler: MeterSampler | None = None
+    watch: SiteWatch | None = None
+    charging: dict[str, tuple[float, float]] = field(default_factory=dict)
+    hit: dict[str, list[float]] = field(default_factory=dict)
+    failovers: list[tuple[str, float | None]] = field(default_factory=list)
+    hung: list[tuple[str, float | None]] = field(default_factory=list)
+    asked_again: int = 0
+    _asked: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.log = event_logger("demo")
+
+    # ------------------------------------------------------------------ set-up
+
+    def prepare(self) -> None:
+        """The site elects its leader; an operator and three drivers get keys; the watchers start."""
+        cfg = self.site.points["cp1"].cfg
+        self.watch = SiteWatch(cfg.mqtt, self.site.site).start()
+        self.sampler = MeterSampler({cp: p.meter for cp, p in self.site.points.items()}).start()
+        op_key = new_private_key()
+        with SiteClient(cfg.mqtt, self.site.site, site_key=site_key(cfg), client_id="demo-installer",
+                        timeout=5.0) as tool:
+            self._until_done(lambda: tool.add_principal("op1", "operator", public_key_b64(op_key)), "op1 added")
+        self.operator = SiteClient(cfg.mqtt, self.site.site, principal="op1", key=op_key, timeout=5.0).start()
+        for n, cp in enumerate(MEMBERS, start=1):
+            key = new_private_key()
+            self._until_done(lambda k=key, n=n: self.operator.add_principal(f"D{n}", "driver", public_key_b64(k)),
+                             f"D{n} added")
+            self.drivers[cp] = SiteClient(cfg.mqtt, self.site.site, principal=f"D{n}", key=key, timeout=5.0).start()
+        wait_for(lambda: all(self._kwh(cp) is not None for cp in MEMBERS), 20, "every meter to answer")
+        drivers = ", ".join(d.principal or "" for d in self.drivers.values())
+        self.say(f"site {self.site.site}: {len(MEMBERS)} charge points, limit {LIMIT_A} A, leader "
+                 f"{self.operator.leader}, operator op1, drivers {drivers}")
+
+    def _until_done(self, call: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+        """Retried while the site elects its first leader or a charge point has not registered yet."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return call()
+            except SiteRefused as exc:
+                if exc.code == "principal_exists":  # a retry of one that was applied
+                    return {}
+                if time.monotonic() > deadline:
+                    raise
+            except KvTimeout:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the site did not answer: {what}") from None
+            time.sleep(0.2)
+
+    # ------------------------------------------------------------------ the timeline
+
+    def run(self, speed: float) -> None:
+        t0 = time.monotonic()
+        steps = timeline(self.chaos)
+        for step in steps:
+            self._idle_until(t0 + real_seconds(step.minute, speed))
+            self.say(str(step))
+            self._do(step)
+        self._idle_until(t0 + real_seconds(END_MINUTE, speed))
+        wait_for(self._all_settled, 30, "every session to end in its ticket")
+
+    def _idle_until(self, t: float) -> None:
+        while (now := time.monotonic()) < t:
+            self._ask_again_where_needed(now)
+            time.sleep(min(0.05, t - now))
+
+    def _do(self, step: Step) -> None:
+        match step.act:
+            case Act.ARRIVE:
+                self._arrive(MEMBERS[step.who - 1])
+            case Act.STOP:
+                self._stop(MEMBERS[step.who - 1])
+            case Act.KILL_LEADER:
+                self._kill_leader()
+            case Act.HANG_ENGINE:
+                self._hang_engine()
+            case Act.RESTART_BROKER:
+                t = time.monotonic()
+                self.restart_broker()
+                self.say(f"  broker back after {time.monotonic() - t:.2f} s")
+
+    def _arrive(self, cp: str) -> None:
+        driver = self.drivers[cp]
+        got = self._until_done(lambda: self._asked_at(driver, cp), f"{driver.principal} authorized at {cp}")
+        self.say(f"  {driver.principal} asks at {cp}: {got}")
+        self.site.plug_ev(cp, EV_PLAN)
+        self.charging[cp] = (time.monotonic(), float("inf"))
+
+    @staticmethod
+    def _asked_at(driver: SiteClient, cp: str) -> dict[str, Any]:
+        got = driver.request_charge(cp)
+        if got.get("cp") != cp:  # redirected while `cp` registers or renews: ask again, it will be free
+            raise SiteRefused("redirected", str(got))
+        return got
+
+    def _stop(self, cp: str) -> None:
+        driver = self.drivers[cp]
+        start = self.charging[cp][0]
+        self.charging[cp] = (start, time.monotonic())
+        try:
+            got = driver.stop_charge()
+            self.say(f"  {driver.principal} stops at {cp}: {got}")
+        except (SiteRefused, KvTimeout) as exc:
+            self.say(f"  {driver.principal} stop at {cp} refused: {exc}")
+        try:
+            wait_for(lambda: not self._session_at(cp), 15, f"{cp}'s session to end")
+        finally:
+            self.site.unplug_ev(cp)
+
+    def _kill_leader(self) -> None:
+        assert self.operator is not None
+        self.operator.set_limit(LIMIT_A)  # a committed command: its answer names the leader
+        leader = self.operator.leader
+        if leader not in self.site.points:
+            self.say(f"  no leader known ({leader!r}): nothing killed")
+            return
+        t = time.monotonic()
+        self.site.signal(leader, signal.SIGKILL)
+        self.hit[leader] = [t, float("inf")]
+        took: float | None = None
+        try:
+            self._until_done(lambda: self.operator.set_limit(LIMIT_A), "a command after the leader's kill", 10)
+            took = time.monotonic() - t
+        except (TimeoutError, SiteRefused, KvTimeout):
+            pass
+        self.failovers.append((leader, took))
+        self.say(f"  killed {leader} (the leader): next command committed "
+                 f"{'never' if took is None else f'after {took * 1000:.0f} ms'}, by {self.operator.leader}")
+
+    def _hang_engine(self) -> None:
+        assert self.watch is not None and self.operator is not None
+        leader = self.operator.leader
+        cp = next(c for c in reversed(MEMBERS) if c != leader and c not in self.hit)
+        t = time.monotonic()
+        self.site.signal(cp, signal.SIGSTOP)
+        self.hit[cp] = [t, float("inf")]
+        took: float | None = None
+        try:
+            wait_for(lambda: any(h.body.get("event") == "engine_lost" and h.topic.split("/")[-2] == cp
+                                 for h in self.watch.of("/monitor", t)), 10, f"{cp}'s monitor to catch it")
+            took = time.monotonic() - t
+        except TimeoutError:
+            pass
+        self.hung.append((cp, took))
+        self.say(f"  hung {cp}'s engine: its monitor " + ("never said so" if took is None else
+                                                             f"cut the safety line after {took:.1f} s"))
+
+    # ------------------------------------------------------------------ what the drivers see
+
+    def _session_at(self, cp: str) -> str | None:
+        state = self.watch.state() if self.watch is not None else None
+        point = (state or {}).get("charge_points", {}).get(cp, {})
+        session = point.get("session")
+        return session if isinstance(session, str) else None
+
+    def _ask_again_where_needed(self, now: float) -> None:
+        """A driver whose charge point restarted under its car (the chaos) finds the session ended with its
+        ticket and the car still plugged in: it asks again from the app, as a driver would."""
+        for cp, (start, end) in self.charging.items():
+            if not start < now < end or cp not in self.hit or now - self._asked.get(cp, 0.0) < ASK_AGAIN_S:
+                continue
+            latest = self.sampler.latest() if self.sampler is not None else None
+            amps = latest.amps.get(cp) if latest is not None else None
+            if amps is not None and amps > CHARGING_A:
+                if self.hit[cp][1] == float("inf"):
+                    self.hit[cp][1] = now  # charging again: the chaos' hit on it is over
+                continue
+            state = (self.watch.state() or {}) if self.watch is not None else {}
+            point = state.get("charge_points", {}).get(cp, {})
+            if point.get("plugged") and point.get("session") is None and point.get("status") == "AVAILABLE":
+                self._asked[cp] = now
+                try:
+                    self.drivers[cp].request_charge(cp)
+                    self.asked_again += 1
+                    self.say(f"  {self.drivers[cp].principal} asks again at {cp} (it restarted under the car)")
+                except (SiteRefused, KvTimeout):
+                    pass
+
+    def _all_settled(self) -> bool:
+        state = self.watch.state() if self.watch is not None else None
+        return state is not None and not state.get("sessions") and all(
+            p.ev is None or p.ev.poll() is not None for p in self.site.points.values())
+
+    def _kwh(self, cp: str) -> float | None:
+        latest = self.sampler.latest() if self.sampler is not None else None
+        return latest.kwh.get(cp) if latest is not None else None
+
+    # ------------------------------------------------------------------ the record
+
+    def record(self) -> Record:
+        assert self.sampler is not None and self.watch is not None
+        samples = list(self.sampler.samples)
+        sessions = {h.body["session"] for h in self.watch.of("/telemetry") if isinstance(h.body.get("session"), str)}
+        state = self.watch.state() or {}
+        return Record(limit_a=float(LIMIT_A), samples=samples, tickets=self.watch.tickets(),
+                      meter_kwh={cp: metered(samples, cp) for cp in MEMBERS}, charging=dict(self.charging),
+                      sessions_started=len(sessions), sessions_open_at_end=len(state.get("sessions") or []),
+                      failovers=self.failovers, hit={cp: (a, b) for cp, (a, b) in self.hit.items()}, hung=self.hung)
+
+    def close(self) -> None:
+        for client in [*self.drivers.values(), *([self.operator] if self.operator else [])]:
+            client.close()
+        if self.sampler is not None:
+            self.sampler.stop()
+        if self.watch is not None:
+            self.watch.stop()
+
+
+def metered(samples: list[Any], cp: str) -> tuple[float, float]:
+    """The energy a meter counted over the run, as (0, total): the sum over its lives (a meter that starts
+    again from 0, as a simulated one inside a restarted process does, begins a new life)."""
+    total, first, last = 0.0, None, None
+    for s in samples:
+        kwh = s.kwh.get(cp)
+        if kwh is None:
+            continue
+        if last is not None and kwh < last:  # a new life
+            total += last - first
+            first = kwh
+        first = kwh if first is None else first
+        last = kwh
+    if first is not None and last is not None:
+        total += last - first
+    return 0.0, total
