@@ -37,12 +37,16 @@ class Clock(Protocol):
 class RealClock:
     """Real time, scaled by `speed` (60 turns a minute of domain time into a second)."""
 
-    def __init__(self, speed: float = 1.0) -> None:
+    def __init__(self, speed: float = 1.0, origin: float | None = None) -> None:
+        """`origin` (Unix seconds): where domain wall time meets real wall time. By default the clock's
+        creation; processes that share one (a demo's, across restarts) agree on domain wall time, so a
+        ticket begun before a restart never ends before it began."""
         if not (speed > 0 and math.isfinite(speed)):
             raise ValueError(f"clock speed must be > 0, got {speed!r}")
         self._speed = float(speed)
         self._mono0 = time.monotonic()
-        self._wall0 = time.time()
+        wall = time.time()
+        self._wall0 = wall if origin is None else origin + (wall - origin) * self._speed
 
     @property
     def speed(self) -> float:

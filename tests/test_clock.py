@@ -72,3 +72,13 @@ def test_every_clock_declares_its_speed_and_real_seconds() -> None:
 def test_real_clock_rejects_an_infinite_speed() -> None:
     with pytest.raises(ValueError, match="speed must be > 0"):
         RealClock(speed=float("inf"))
+
+
+def test_fast_clocks_sharing_an_origin_agree_on_wall_time_whenever_they_started() -> None:
+    """A demo's charge point restarted at 60x: the ticket's end is after its start, as in the first process."""
+    origin = time.time() - 100.0  # the demo began 100 real seconds ago
+    before = RealClock(speed=60, origin=origin).time()
+    time.sleep(0.01)
+    after = RealClock(speed=60, origin=origin).time()  # a new process, later
+    assert origin + 100 * 60 <= before < after < origin + 102 * 60
+    assert abs(RealClock(speed=60).time() - time.time()) < 1  # without one: domain time starts at the wall

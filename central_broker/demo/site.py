@@ -106,6 +106,7 @@ class DemoSite:
     broker_url: str
     speed: float
     site: str = "demo"
+    origin: float = field(default_factory=time.time)   # where the charge points' domain time meets wall time
     points: dict[str, Point] = field(default_factory=dict)
     restarts: list[tuple[float, str, str]] = field(default_factory=list)  # (t, cp, why)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -149,7 +150,7 @@ class DemoSite:
         """`evnet cp` for `cp` (again, after a kill: the same data directory and journal)."""
         p = self.points[cp]
         p.proc = self._evnet("cp", "--config", str(p.config), "--data-dir", str(self.root / "replica" / cp),
-                             "--speed", f"{self.speed:g}", log=p.log("cp"))
+                             "--speed", f"{self.speed:g}", "--clock-origin", f"{self.origin:.3f}", log=p.log("cp"))
         p.started_at = time.monotonic()
         p.starts += 1
         p.expected_down = False

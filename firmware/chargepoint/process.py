@@ -100,8 +100,8 @@ def replica_dir(cfg: Config) -> str:
 class ChargePoint:
     """The engine, the replica and the bridge of charge point `cfg.cp_id`, wired; `start`, then `stop`."""
 
-    def __init__(self, cfg: Config, data_dir: str, *, speed: float = 1.0, monitor: bool = True,
-                 mqtt: bool = True) -> None:
+    def __init__(self, cfg: Config, data_dir: str, *, speed: float = 1.0, clock_origin: float | None = None,
+                 monitor: bool = True, mqtt: bool = True) -> None:
         self.cfg = cfg
         self.cp = cfg.cp_id
         self.log = event_logger("cp", cp=self.cp, site=cfg.site_id)
@@ -112,7 +112,7 @@ class ChargePoint:
         self.runner = ReplicaRunner(cfg, data_dir, machine=self.machine, on_applied=self._applied,
                                     admit=self.machine.admit, options=SITE_OPTIONS)
         try:
-            self.evse = Evse(cfg, clock=RealClock(speed), mqtt=mqtt, monitor=monitor,
+            self.evse = Evse(cfg, clock=RealClock(speed, clock_origin), mqtt=mqtt, monitor=monitor,
                              site_observer=lambda event, _now: self.inputs.put(_Engine(event)))
         except BaseException:
             self.runner.stop()
@@ -271,6 +271,9 @@ def main(argv: list[str]) -> int:
                                            "(default: $STATE_DIRECTORY or ~/.local/state/evnet, then SITE/CP)")
     parser.add_argument("--speed", type=float, default=1.0,
                         help="domain time per real second (60: a minute of charging per second)")
+    parser.add_argument("--clock-origin", type=float, metavar="UNIX_S",
+                        help="with --speed: where domain time meets wall time (a demo's start), so that tickets "
+                             "agree across restarts and charge points")
     parser.add_argument("--no-monitor", action="store_true", help="do not open the serial link to the monitor")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
@@ -280,7 +283,8 @@ def main(argv: list[str]) -> int:
     cfg = load_config(args.config)
     data_dir = args.data_dir or replica_dir(cfg)
     try:
-        cp = ChargePoint(cfg, data_dir, speed=args.speed, monitor=not args.no_monitor)
+        cp = ChargePoint(cfg, data_dir, speed=args.speed, clock_origin=args.clock_origin,
+                         monitor=not args.no_monitor)
     except DataDirLockedError as exc:
         print(f"evnet cp: {exc}", file=sys.stderr)
         return 1
