@@ -242,6 +242,10 @@ def test_the_open_request_decoder_raises_only_codec_error_and_what_it_takes_can_
         Codec.decode_reply_unverified(data)
     except CodecError:
         pass
+    try:
+        Codec.decode_gone_unverified(data)
+    except CodecError:
+        pass
 
 
 # ------------------------------------------------------------------ status and telemetry payloads

@@ -317,17 +317,10 @@ class Codec:
 
         Such a client cannot tell the site's answer from a forgery; the broker's ACL, by which only
         the site's members may write `reply/{client}`, is what it trusts."""
-        _check_size(data, MAX_MESSAGE, "a reply")
-        try:
-            b = json.loads(data)
-        except (ValueError, RecursionError) as e:
-            raise CodecError("malformed", f"not UTF-8 JSON: {type(e).__name__}: {str(e)[:100]}") from None
-        if not (isinstance(b, dict) and isinstance(b.get("client"), str) and isinstance(b.get("leader", ""), str)):
+        b = _unverified_json(data, "a reply")
+        if not (isinstance(b.get("client"), str) and isinstance(b.get("leader", ""), str)):
             raise CodecError("malformed", "a reply needs client (str), req (int) and leader (str)")
-        if b.get("v") != VERSION:
-            raise CodecError("version", f"\"v\": {str(b.get('v'))[:20]}, expected {VERSION}")
         _req(b.get("req"))
-        b.pop("mac", None)
         return b
 
     def encode_reply(self, reply: m.ClientReply) -> bytes:
@@ -427,12 +420,12 @@ class Codec:
     def decode_gone(self, data: bytes) -> tuple[str, int]:
         """Which replica's connection died, and that connection's epoch: a hint only (a paused process
         keeps its connection)."""
-        b = self._verify_json(data)
-        replica, epoch = b.get("replica"), b.get("epoch")
-        if b.get("event") != "gone" or not isinstance(replica, str) or type(epoch) is not int \
-                or not 0 < epoch < 1 << 64:
-            raise CodecError("malformed", "a Last Will needs event 'gone', replica (str) and epoch (int, 1 to 2**64-1)")
-        return replica, epoch
+        return _gone(self._verify_json(data))
+
+    @staticmethod
+    def decode_gone_unverified(data: bytes) -> tuple[str, int]:
+        """A Last Will as an open client reads it (as `decode_reply_unverified`): parsed, its MAC not checked."""
+        return _gone(_unverified_json(data, "a Last Will"))
 
     def decode_reply(self, data: bytes) -> dict[str, Any]:
         """`client`, `req`, `result` (JSON), `leader` (who answered), `stale` (an older request's retry)."""
@@ -441,3 +434,26 @@ class Codec:
             raise CodecError("malformed", "a reply needs client (str), req (int) and leader (str)")
         _req(b.get("req"))
         return b
+
+
+def _unverified_json(data: bytes, what: str) -> dict[str, Any]:
+    """A signed JSON message of the site read without its key: size-capped, parsed, of our version, MAC dropped."""
+    _check_size(data, MAX_MESSAGE, what)
+    try:
+        b = json.loads(data)
+    except (ValueError, RecursionError) as e:
+        raise CodecError("malformed", f"not UTF-8 JSON: {type(e).__name__}: {str(e)[:100]}") from None
+    if not isinstance(b, dict):
+        raise CodecError("malformed", f"{what} must be a JSON object")
+    if b.get("v") != VERSION:
+        raise CodecError("version", f"\"v\": {str(b.get('v'))[:20]}, expected {VERSION}")
+    b.pop("mac", None)
+    return b
+
+
+def _gone(b: dict[str, Any]) -> tuple[str, int]:
+    replica, epoch = b.get("replica"), b.get("epoch")
+    if b.get("event") != "gone" or not isinstance(replica, str) or type(epoch) is not int \
+            or not 0 < epoch < 1 << 64:
+        raise CodecError("malformed", "a Last Will needs event 'gone', replica (str) and epoch (int, 1 to 2**64-1)")
+    return replica, epoch
