@@ -205,14 +205,16 @@ class Scenario:
                 continue
             state = (self.watch.state() or {}) if self.watch is not None else {}
             point = state.get("charge_points", {}).get(cp, {})
-            if point.get("plugged") and point.get("session") is None and point.get("status") == "AVAILABLE":
+            proc = self.site.points[cp].proc
+            back = proc is not None and proc.poll() is None and now - self.site.points[cp].started_at > 1.0
+            if back and point.get("plugged") and point.get("session") is None:
                 self._asked[cp] = now
                 try:
                     self.drivers[cp].request_charge(cp)
                     self.asked_again += 1
                     self.say(f"  {self.drivers[cp].principal} asks again at {cp} (it restarted under the car)")
-                except (SiteRefused, KvTimeout):
-                    pass
+                except (SiteRefused, KvTimeout) as exc:
+                    self.say(f"  {self.drivers[cp].principal} asked again at {cp}: {exc}")
 
     def _all_settled(self) -> bool:
         state = self.watch.state() if self.watch is not None else None

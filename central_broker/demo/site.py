@@ -118,7 +118,7 @@ class DemoSite:
         (self.root / "site.key").chmod(0o600)
         for n, cp in enumerate(MEMBERS, start=1):
             path = self.root / f"{cp}.toml"
-            path.write_text(CONFIG.format(cp=cp, n=n, site=self.site, price=0.30 + 0.02 * n, cp_max=CP_MAX_A,
+            path.write_text(CONFIG.format(cp=cp, n=n, site=self.site, price=round(0.30 + 0.02 * n, 2), cp_max=CP_MAX_A,
                                           cable=free_port(), meter=free_port(), serial=free_port(),
                                           url=self.broker_url, members=json.dumps(list(MEMBERS)), limit=LIMIT_A,
                                           fallback=FALLBACK_A, lease=LEASE_S))
