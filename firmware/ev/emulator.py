@@ -56,7 +56,8 @@ class EvParams:
     ignore_stop: bool = False
     ventilation: bool = False  # asks for energy in state D (charging that needs ventilation)
     diode: bool = True  # False: a broken pilot diode, which the charge point must see as a fault
-    status_period_s: float = 1.0  # ChargingStatusReq pace, and Authorization / CPD re-ask pace
+    status_period_s: float = 1.0  # ChargingStatusReq pace
+    reask_s: float = 0.1  # Authorization / ChargeParameterDiscovery asked again this soon while the answer is Ongoing
     response_timeout_s: float = 30.0  # an HLC response later than this ends the session
 
 
@@ -104,7 +105,8 @@ class EvEmulator:
         self.want_charge = False
         self.delivered_kwh = 0.0  # into the battery since plugged in
         self.events: list[str] = []  # a journal in words, for logs and tests
-        self.evcc = evcc.Evcc(self.p.evcc_id, self._needs, self.p.status_period_s, self.p.response_timeout_s)
+        self.evcc = evcc.Evcc(self.p.evcc_id, self._needs, self.p.status_period_s, self.p.response_timeout_s,
+                              self.p.reask_s)
         self._plugged = self._hlc = self._power = self._pwm_stopped = self._session_lost = False
         self._diode = True
         self._now = 0.0

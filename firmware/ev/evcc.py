@@ -68,10 +68,11 @@ class Evcc:
     """One EV's ISO 15118-2 client. `needs()` gives the ChargeParameterDiscoveryReq to send."""
 
     def __init__(self, evcc_id: str, needs: Callable[[], iso.ChargeParameterDiscoveryReq],
-                 pace_s: float = 1.0, response_timeout_s: float = 30.0) -> None:
+                 pace_s: float = 1.0, response_timeout_s: float = 30.0, reask_s: float = 0.1) -> None:
         self.evcc_id = evcc_id
         self.needs = needs
-        self.pace_s = pace_s
+        self.pace_s = pace_s  # ChargingStatusReq, while charging
+        self.reask_s = reask_s  # Authorization / ChargeParameterDiscovery again, while the charge point says Ongoing
         self.response_timeout_s = response_timeout_s
         self._reset()
 
@@ -177,14 +178,14 @@ class Evcc:
             return self._send(iso.AuthorizationReq(), now)
         if isinstance(msg, iso.AuthorizationRes):
             if msg.evse_processing == "Ongoing":
-                return self._pace(iso.AuthorizationReq(), now)
+                return self._pace(iso.AuthorizationReq(), now, self.reask_s)
             if not self.want_power:
                 self.phase = Phase.STOPPING
                 return self._send(iso.SessionStopReq(charging_session="Pause"), now)
             return self._negotiate(now)
         if isinstance(msg, iso.ChargeParameterDiscoveryRes):
             if msg.evse_processing == "Ongoing":
-                return self._pace(self.needs(), now)
+                return self._pace(self.needs(), now, self.reask_s)
             self.evse_max_a = msg.evse_max_current_a
             self.schedule, self.schedule_t0 = msg.schedule, now
             self.phase = Phase.SCHEDULED
@@ -238,8 +239,8 @@ class Evcc:
         self._sent_pause = isinstance(msg, iso.SessionStopReq) and msg.charging_session == "Pause"
         return [Send(msg)]
 
-    def _pace(self, msg: iso.Message, now: float) -> list[Event]:
-        self._paced = (now + self.pace_s, msg)
+    def _pace(self, msg: iso.Message, now: float, after: float | None = None) -> list[Event]:
+        self._paced = (now + (self.pace_s if after is None else after), msg)
         return []
 
     def _abort(self, why: str) -> list[Event]:

@@ -191,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def protocol_params(speed: float) -> dict[str, float]:
     """Message pacing and timeouts in domain seconds that stay sane in real time at any speed."""
-    return {"status_period_s": max(1.0, 0.25 * speed), "response_timeout_s": max(30.0, 2.0 * speed)}
+    return {"status_period_s": max(1.0, 0.25 * speed), "response_timeout_s": max(30.0, 2.0 * speed),
+            "reask_s": 0.1 * speed}  # a real EV asks again at once while the charge point says Ongoing
 
 
 def main(argv: list[str], *, end_factory: Callable[[str], EvEnd] | None = None) -> int:

@@ -166,14 +166,14 @@ class Secc:
 
 def test_hlc_flow_states_and_draw_follow_the_schedule() -> None:
     secc = Secc(evse_max=20, schedule=[iso.ScheduleEntry(0, 16), iso.ScheduleEntry(30, 8)], auth_ongoing=2)
-    ev = EvEmulator(EvParams(max_current_a=32, capacity_kwh=100, soc_pct=40, need_kwh=10, status_period_s=5),
-                    parse_plan("hlc on; plug; charge; wait 100; stop"))
+    ev = EvEmulator(EvParams(max_current_a=32, capacity_kwh=100, soc_pct=40, need_kwh=10, status_period_s=5,
+                             reask_s=3), parse_plan("hlc on; plug; charge; wait 100; stop"))
     log = run(ev, 1000, duty=DUTY_HLC, secc=secc)
     assert secc.types() == ["SessionSetup", "ServiceDiscovery", "PaymentServiceSelection", "Authorization",
                             "Authorization", "Authorization", "ChargeParameterDiscovery", "PowerDelivery"] + \
         ["ChargingStatus"] * 18 + ["PowerDelivery", "SessionStop"]
     auth_times = [t for t, m in secc.seen if isinstance(m, iso.AuthorizationReq)]
-    assert auth_times == [0, 5, 10]  # re-asked at the status pace while the SECC says Ongoing
+    assert auth_times == [0, 3, 6]  # re-asked at its own pace (not the status pace) while the SECC says Ongoing
     cpd = next(m for _, m in secc.seen if isinstance(m, iso.ChargeParameterDiscoveryReq))
     assert (cpd.energy_request_kwh, cpd.max_current_a, cpd.energy_mode) == (10, 32, "AC_three_phase_core")
     assert all(m.session_id == "ab12" for _, m in secc.seen[1:])
@@ -181,10 +181,10 @@ def test_hlc_flow_states_and_draw_follow_the_schedule() -> None:
     assert states == ["state not_connected -> connected_not_charging", "state connected_not_charging -> send_needs",
                       "state send_needs -> receive_scheduling", "state receive_scheduling -> charging_with_profile",
                       "state charging_with_profile -> connected_not_charging"]
-    assert [(t, a.current_a) for t, a in log if isinstance(a, SetDraw)] == [(10, 16), (40, 8), (100, 0)]
+    assert [(t, a.current_a) for t, a in log if isinstance(a, SetDraw)] == [(6, 16), (36, 8), (100, 0)]
     stops = [m for _, m in secc.seen if isinstance(m, iso.PowerDeliveryReq)]
     assert [m.charge_progress for m in stops] == ["Start", "Stop"]
-    assert [(t, a.load) for t, a in log if isinstance(a, SetLoad)] == [(0, EvLoad.B), (10, EvLoad.C), (100, EvLoad.B)]
+    assert [(t, a.load) for t, a in log if isinstance(a, SetLoad)] == [(0, EvLoad.B), (6, EvLoad.C), (100, EvLoad.B)]
 
 
 def test_hlc_draw_is_capped_by_own_max_and_zero_without_pwm() -> None:

@@ -71,8 +71,8 @@ def test_driver_unplugs_when_the_charge_point_goes_away() -> None:
 
 
 def test_protocol_timing_stays_sane_in_real_time() -> None:
-    assert protocol_params(1) == {"status_period_s": 1.0, "response_timeout_s": 30.0}
-    assert protocol_params(60) == {"status_period_s": 15.0, "response_timeout_s": 120.0}
+    assert protocol_params(1) == {"status_period_s": 1.0, "response_timeout_s": 30.0, "reask_s": 0.1}
+    assert protocol_params(60) == {"status_period_s": 15.0, "response_timeout_s": 120.0, "reask_s": 6.0}
 
 
 def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
