@@ -188,3 +188,26 @@ def test_a_simulated_meter_needs_the_simulated_pilot(tmp_path: Path) -> None:
     cfg.write_text(GOOD + '[hal.pilot]\nbackend = "real"\n[meter]\nbackend = "simulated"\n')
     with pytest.raises(ConfigError, match="meter.backend.*only the simulated pilot"):
         load_config(cfg)
+
+
+def test_central_config_reads_its_sections_and_resolves_paths(tmp_path) -> None:
+    from evnet.config import load_central_config
+
+    path = tmp_path / "central.toml"
+    path.write_text('[mqtt]\nurl = "mqtt://127.0.0.1:1884"\n[central]\nbroker = "auto"\nsites = ["demo"]\n'
+                    'operator_key = "keys/central.pem"\nweb_listen = "127.0.0.1:0"\n')
+    cfg = load_central_config(path)
+    assert (cfg.central.broker, cfg.central.sites, cfg.mqtt.url) == ("auto", ["demo"], "mqtt://127.0.0.1:1884")
+    assert cfg.central.operator_key == str(tmp_path / "keys" / "central.pem")
+    assert cfg.central.registry == str(tmp_path / "central.db")
+
+
+def test_central_config_names_a_bad_key(tmp_path) -> None:
+    import pytest
+
+    from evnet.config import ConfigError, load_central_config
+
+    path = tmp_path / "central.toml"
+    path.write_text('[central]\nsites = ["Bad Site"]\n')
+    with pytest.raises(ConfigError, match="central.sites"):
+        load_central_config(path)
