@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replica": ("firmware.paxos.process:replica_main", "run one Paxos replica of the site (key-value machine)"),
     "kv": ("firmware.paxos.process:kv_main", "put/get/cas on the site's replicated key-value store"),
     "site": ("firmware.site.cli:main", "the site's API: status, drivers, operators, stop/resume, limit, requests"),
+    "central": ("central_broker.central.cli:main", "Central: broker, registry, web and terminal dashboards, operators"),
 }
 
 
