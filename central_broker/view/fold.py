@@ -200,7 +200,7 @@ class View:
         row = self._cp(m.site, m.cp)
         if row is None:
             return NO_CHANGES
-        before = row.shown
+        before, first = row.shown, not row.heard
         row.heard, row.status, row.fault, row.ts, row.last_seen = True, m.status, m.fault, m.ts, now
         if m.location is not None:
             row.location = m.location
@@ -219,7 +219,8 @@ class View:
                 case "DISCONNECTED" | "OUT_OF_ORDER":
                     self._event(now, m.site, m.cp, "status", f"{m.cp} {LEGENDS[m.status]}")
                 case _ if before in ("DISCONNECTED", "FAULTED", "OUT_OF_ORDER"):
-                    self._event(now, m.site, m.cp, "status", f"{m.cp} back: {LEGENDS[row.shown]}")
+                    self._event(now, m.site, m.cp, "status",
+                                f"{m.cp} {'connected' if first else 'back'}: {LEGENDS[row.shown]}")
         return NO_CHANGES
 
     def _telemetry(self, m: Telemetry, now: float) -> Changes:
