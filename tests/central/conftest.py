@@ -21,6 +21,7 @@ from hil_tests.site_rig import SITE, SiteRig
 CENTRAL_TOML = """\
 [mqtt]
 url = "{url}"
+version = "{version}"
 
 [central]
 broker = "external"
@@ -44,9 +45,10 @@ class CentralRig:
         self.central.stop()
 
 
-def start_central(root: Path, url: str, site: str = SITE, key: object | None = None) -> CentralRig:
+def start_central(root: Path, url: str, site: str = SITE, key: object | None = None,
+                  mqtt_version: str = "5") -> CentralRig:
     """Central as `evnet central` runs it (its registry under `root`), on the broker at `url`."""
-    (root / "central.toml").write_text(CENTRAL_TOML.format(url=url, site=site))
+    (root / "central.toml").write_text(CENTRAL_TOML.format(url=url, site=site, version=mqtt_version))
     cfg = load_central_config(root / "central.toml")
     central = Central(cfg, key)  # type: ignore[arg-type]
     hub = StreamHub(central.view, central.lock)

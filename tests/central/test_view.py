@@ -124,7 +124,7 @@ def test_an_older_state_never_replaces_a_newer_one() -> None:
 def test_operator_actions_and_their_results_go_in_the_log() -> None:
     view = View()
     view.apply(OperatorAction("demo", "stop", {"cp": "cp2"}, True, "cps=['cp2']"), 5.0)
-    view.apply(OperatorAction("demo", "limit", {"limit_a": 1}, False, "below_fallbacks"), 6.0)
+    view.apply(OperatorAction("demo", "limit", {"limit_a": 10}, False, "below_fallbacks"), 6.0)
     assert [(e["kind"], e["cp"], e["t"]) for e in view.events] == [("operator", "cp2", 5.0),
                                                                    ("operator_refused", None, 6.0)]
 
