@@ -1,10 +1,11 @@
 """Central: hears every site on the broker, folds it into the view, keeps the registry, copies tickets.
 
-Three threads, joined by a queue and one lock on the view:
+Four threads, joined by queues and one lock on the view:
 - paho's network thread only queues what arrives (topic, payload, when): it never decodes or waits;
-- the fold thread decodes (the view's checked decoder), folds, copies each site ticket to the registry
-  (on disk first) and then asks the ops thread to acknowledge it; once a second it writes the charge
-  points that changed to the registry in one transaction;
+- the fold thread decodes (the view's checked decoder) and folds; it never touches the disk;
+- the registry thread copies each ticket to the registry (on disk, synchronous) and then asks the ops
+  thread to acknowledge it; once a second it writes the charge points and sites that changed, in one
+  transaction;
 - the ops thread acknowledges tickets to their sites with Central's operator credential (`SiteClient`,
   the same client `evnet site` uses), and retries those a site did not answer.
 Operator controls (`act`) run on the caller's thread (a web request's): a site op through the site's
@@ -56,9 +57,11 @@ class Central:
         self._clients: dict[str, SiteClient] = {}
         self._clients_lock = threading.Lock()
         self._acks: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # sites with tickets to acknowledge
+        self._tickets: queue.SimpleQueue[tuple[tuple[Ticket, ...], str] | None] = queue.SimpleQueue()  # to keep
         self._stop = threading.Event()
         self._registry_cursor = 0
         self._threads = [threading.Thread(target=self._fold_loop, name="central-fold", daemon=True),
+                         threading.Thread(target=self._store_loop, name="central-registry", daemon=True),
                          threading.Thread(target=self._ack_loop, name="central-ops", daemon=True)]
 
     # ------------------------------------------------------------------ life
@@ -70,12 +73,14 @@ class Central:
         self.log.info("central.loaded", charge_points=len(known), registry=self.cfg.central.registry)
         for t in self._threads:
             t.start()
-        sites = self.cfg.central.sites or ["+"]
-        for site in sites:
+        # QoS 0 throughout: Central's session starts clean on every connection, so QoS 1 would keep nothing
+        # across a disconnect, and what matters comes back retained (statuses, the sites' states: their
+        # tickets) on every subscription; it would cost an acknowledgement per message.
+        for site in self.cfg.central.sites or ["+"]:
             base = f"{self.prefix}/{site}"
-            for topic, qos in ((f"{base}/cp/+/status", 1), (f"{base}/cp/+/telemetry", 1), (f"{base}/cp/+/monitor", 1),
-                               (f"{base}/state", 1), (f"{base}/request", 0), (f"{base}/reply/+", 0)):
-                self.link.subscribe(topic, self._heard, qos=qos)
+            for topic in (f"{base}/cp/+/status", f"{base}/cp/+/telemetry", f"{base}/cp/+/monitor", f"{base}/state",
+                          f"{base}/request", f"{base}/reply/+"):
+                self.link.subscribe(topic, self._heard, qos=0)
         if not self.link.start(wait):
             self.log.warning("central.broker_unreachable", url=self.cfg.mqtt.url, retrying=True)
         for site in self.registry.sites():
@@ -85,6 +90,7 @@ class Central:
     def stop(self) -> None:
         self._stop.set()
         self.inbox.put(None)
+        self._tickets.put(None)
         self._acks.put(None)
         for t in self._threads:
             if t.is_alive():
@@ -115,15 +121,14 @@ class Central:
         self.inbox.put((topic, payload, self.now()))
 
     def _fold_loop(self) -> None:
-        next_flush = time.monotonic() + FLUSH_S
         while not self._stop.is_set():
             try:
-                item = self.inbox.get(timeout=max(0.0, next_flush - time.monotonic()))
+                item = self.inbox.get(timeout=0.5)
             except queue.Empty:
-                item = ()  # type: ignore[assignment]
+                continue
             if item is None:
                 return
-            batch = [item] if item else []
+            batch = [item]
             while len(batch) < 5000:
                 try:
                     more = self.inbox.get_nowait()
@@ -133,15 +138,17 @@ class Central:
                     self._stop.set()
                     break
                 batch.append(more)
-            if batch:
-                self._fold(batch)
-            if time.monotonic() >= next_flush:
-                self._flush()
-                next_flush = time.monotonic() + FLUSH_S
+            self._fold(batch)
 
     def _fold(self, batch: list[tuple[str, bytes, float]]) -> None:
+        # Coalesced per charge point: of a point's telemetry in one batch only the last is shown, so a
+        # backlog shrinks as it grows (a final one, with its ticket, is never skipped).
+        last = {topic: i for i, (topic, payload, _at) in enumerate(batch)
+                if topic.endswith("/telemetry") and b'"final"' not in payload}
         decoded = []
-        for topic, payload, at in batch:
+        for i, (topic, payload, at) in enumerate(batch):
+            if last.get(topic, i) != i:
+                continue
             try:
                 msg = decode(self.prefix, topic, payload)
             except BadMessage as exc:
@@ -157,9 +164,24 @@ class Central:
             self.folded.notify_all()
         for c in changes:
             if c.site_tickets:
-                self._keep(c.site_tickets, "site")
+                self._tickets.put((c.site_tickets, "site"))
             if c.engine_tickets:
-                self._keep(c.engine_tickets, "engine")
+                self._tickets.put((c.engine_tickets, "engine"))
+
+    def _store_loop(self) -> None:
+        next_flush = time.monotonic() + FLUSH_S
+        while True:
+            try:
+                item = self._tickets.get(timeout=max(0.0, next_flush - time.monotonic()))
+            except queue.Empty:
+                item = ((), "")
+            if item is None:
+                return
+            if item[0]:
+                self._keep(*item)
+            if time.monotonic() >= next_flush:
+                self._flush()
+                next_flush = time.monotonic() + FLUSH_S
 
     def _keep(self, tickets: tuple[Ticket, ...], source: str) -> None:
         """On disk first; a site ticket is then acknowledged to its site (which may forget it)."""
@@ -178,9 +200,7 @@ class Central:
             rows = [(c["site"], c["cp"], c["location"], c["price_eur_kwh"], c["max_current_a"],
                      c["status"] if c["last_seen"] is not None else None, c["last_seen"]) for c in changed["cps"]]
             sites = [(s["site"], s["limit_a"]) for s in changed["sites"]]
-        self.registry.save_cps(rows)
-        for site, limit in sites:
-            self.registry.save_site(site, limit, self.now())
+        self.registry.save(rows, sites, self.now())
 
     # ------------------------------------------------------------------ the site's API, as Central's operator
 

@@ -82,28 +82,33 @@ class Registry:
                                     "FROM charge_points ORDER BY site, cp").fetchall()
         return [Known(*r) for r in rows]
 
-    def save_cps(self, rows: Iterable[CpRecord]) -> int:
-        """(site, cp, location, price, max current, last status, last seen) for each; one transaction."""
-        rows = list(rows)
-        if not rows:
+    def save(self, cps: Iterable[CpRecord], sites: Iterable[tuple[str, float | None]] = (), now: float = 0.0) -> int:
+        """Charge points (site, cp, location, price, max current, last status, last seen) and sites (site, limit)
+        that changed, in one transaction. A copy of what the sites hold: written without waiting for the disk
+        (a crash of Central loses no committed row; a power cut may lose the last second, which the sites
+        send again), unlike tickets."""
+        cps, sites = list(cps), list(sites)
+        if not cps and not sites:
             return 0
         with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO charge_points VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, cp) DO UPDATE SET "
-                "location=excluded.location, price_eur_kwh=coalesce(excluded.price_eur_kwh, price_eur_kwh), "
-                "max_current_a=coalesce(excluded.max_current_a, max_current_a), "
-                "last_status=coalesce(excluded.last_status, last_status), "
-                "last_seen=coalesce(excluded.last_seen, last_seen)", rows)
-            self._db.executemany("INSERT INTO sites (site) VALUES (?) ON CONFLICT DO NOTHING",
-                                 sorted({(r[0],) for r in rows}))
-            self._db.execute("COMMIT")
-        return len(rows)
-
-    def save_site(self, site: str, limit_a: float | None, last_seen: float) -> None:
-        with self._lock:
-            self._db.execute("INSERT INTO sites VALUES (?, ?, ?) ON CONFLICT (site) DO UPDATE SET "
-                             "limit_a=excluded.limit_a, last_seen=excluded.last_seen", (site, limit_a, last_seen))
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT INTO charge_points VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, cp) DO UPDATE SET "
+                    "location=excluded.location, price_eur_kwh=coalesce(excluded.price_eur_kwh, price_eur_kwh), "
+                    "max_current_a=coalesce(excluded.max_current_a, max_current_a), "
+                    "last_status=coalesce(excluded.last_status, last_status), "
+                    "last_seen=coalesce(excluded.last_seen, last_seen)", cps)
+                self._db.executemany("INSERT INTO sites (site) VALUES (?) ON CONFLICT DO NOTHING",
+                                     sorted({(r[0],) for r in cps}))
+                self._db.executemany("INSERT INTO sites VALUES (?, ?, ?) ON CONFLICT (site) DO UPDATE SET "
+                                     "limit_a=coalesce(excluded.limit_a, limit_a), last_seen=excluded.last_seen",
+                                     [(site, limit, now) for site, limit in sites])
+                self._db.execute("COMMIT")
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
+        return len(cps)
 
     def sites(self) -> list[str]:
         with self._lock:

@@ -18,9 +18,9 @@ def ticket(session: str, site: str = "demo") -> Ticket:
 
 def test_charge_points_survive_a_restart_and_show_disconnected(tmp_path: Path) -> None:
     reg = Registry(str(tmp_path / "c.db"))
-    reg.save_cps([("demo", "cp1", "Bay 1", 0.3, 32.0, "CHARGING", 100.0),
+    reg.save([("demo", "cp1", "Bay 1", 0.3, 32.0, "CHARGING", 100.0),
                   ("demo", "cp2", "Bay 2", 0.3, 32.0, "AVAILABLE", 101.0)])
-    reg.save_cps([("demo", "cp1", "Bay 1", None, None, "FAULTED", 102.0)])  # unknowns keep what was there
+    reg.save([("demo", "cp1", "Bay 1", None, None, "FAULTED", 102.0)])  # unknowns keep what was there
     reg.close()
     again = Registry(str(tmp_path / "c.db"))
     known = again.charge_points()
