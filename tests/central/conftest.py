@@ -4,7 +4,6 @@ in this process with its web dashboard, and a real headless Chromium driven by S
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from central_broker.web import StreamHub, WebServer
 from evnet.config import load_central_config
 from firmware.site import new_private_key, public_key_b64
 from firmware.site.credentials import private_key_pem
-from hil_tests.site_rig import SITE, SiteRig
+from hil_tests.site_rig import SITE, SiteRig, wait_for
 
 CENTRAL_TOML = """\
 [mqtt]
@@ -108,15 +107,17 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
 
 def until(predicate: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll `predicate` (the page is in another process: nothing to await) until truthy; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """`wait_for` (the rig's poll) of a page element or a value, which it returns; a page element not there yet,
+    or replaced while read (the stream redraws it), counts as not yet."""
+    from selenium.common.exceptions import WebDriverException
+
+    got: list[object] = [None]
+
+    def attempt() -> bool:
         try:
-            got = predicate()
-        except Exception:  # noqa: BLE001 - an element not there yet, or replaced while read
-            got = None
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
+            got[0] = predicate()
+        except (WebDriverException, KeyError, ValueError, IndexError):
+            got[0] = None
+        return bool(got[0])
+    wait_for(attempt, timeout, what)
+    return got[0]
