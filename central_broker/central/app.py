@@ -249,6 +249,10 @@ class Central:
         """An operator control through the site's consensus: `{"ok": true, "result": ...}` or `{"ok": false,
         "error": code, "reason": ...}`; shown in the event log either way."""
         try:
+            with self.lock:
+                known = site in self.view.sites
+            if not known:  # a client per site asked for: only the sites Central has heard of
+                raise SiteRefused("unknown_site", f"Central has not heard of site {site[:40]!r}")
             client = self._client(site)
             match action:
                 case "stop":
@@ -265,7 +269,7 @@ class Central:
             outcome = " ".join(f"{k}={v}" for k, v in result.items())
         except SiteRefused as exc:
             answer, outcome = {"ok": False, "error": exc.code, "reason": exc.reason}, f"{exc.code}: {exc.reason}"
-        except KvTimeout as exc:
+        except (KvTimeout, ConnectionError, OSError) as exc:
             answer, outcome = {"ok": False, "error": "timeout", "reason": str(exc)}, f"timeout: {str(exc)[:120]}"
         except (KeyError, ValueError, TypeError) as exc:
             answer, outcome = {"ok": False, "error": "bad_field", "reason": str(exc)}, f"bad_field: {exc}"

@@ -135,9 +135,11 @@ class WebServer:
             def _refusal(self) -> str | None:
                 if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
                     return "not_json"
-                if self.headers.get("Host") not in (f"{web.host}:{web.port}", f"localhost:{web.port}",
-                                                    f"127.0.0.1:{web.port}"):
-                    return "wrong_host"
+                host = self.headers.get("Host") or ""
+                loopback = (f"{web.host}:{web.port}", f"localhost:{web.port}", f"127.0.0.1:{web.port}")
+                if host not in loopback if web.host in ("127.0.0.1", "localhost", "::1") else \
+                        not host.endswith(f":{web.port}"):
+                    return "wrong_host"  # a page of another name served by a rebinding DNS
                 try:
                     length = int(self.headers.get("Content-Length") or 0)
                 except ValueError:

@@ -9,6 +9,7 @@ import queue
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -90,6 +91,29 @@ def test_it_starts_the_embedded_broker_when_asked(tmp_path: Path) -> None:
         assert (body["status"], body["web"]) == ("ONLINE", web + "/")
         link.stop()
         assert view(web)["cps"] == []
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0
+
+
+def test_controls_refuse_what_a_page_of_another_origin_could_send(tmp_path: Path, mosquitto) -> None:
+    proc, web = run_central(tmp_path, mosquitto.url)
+
+    def post(body: bytes, kind: str = "application/json", host: str | None = None) -> dict:
+        req = urllib.request.Request(f"{web}/api/action", data=body, headers={"Content-Type": kind}, method="POST")
+        if host:
+            req.add_header("Host", host)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as exc:
+            return json.load(exc)
+    try:
+        ask = json.dumps({"site": "north", "action": "stop", "cp": "all"}).encode()
+        assert post(ask, kind="text/plain")["error"] == "not_json"          # what a cross-site form can send
+        assert post(ask, host="evil.example:80")["error"] == "wrong_host"   # DNS rebinding
+        assert post(b"[1, 2]")["error"] == "bad_request"
+        assert post(ask)["error"] == "unknown_site"                          # no client made for any name
     finally:
         proc.terminate()
         assert proc.wait(20) == 0
