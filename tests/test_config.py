@@ -12,7 +12,8 @@ from evnet.cli import main
 from evnet.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "config").rglob("*.toml"))
+CENTRAL_EXAMPLES = sorted((ROOT / "config" / "central").rglob("*.toml"))  # `evnet central`'s files
+EXAMPLES = sorted(set((ROOT / "config").rglob("*.toml")) - set(CENTRAL_EXAMPLES))
 
 GOOD = """\
 [charge_point]
@@ -38,6 +39,13 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_every_shipped_example_loads(path: Path) -> None:
     cfg = load_config(path)
     assert cfg.cp_id in cfg.site.members
+
+
+@pytest.mark.parametrize("path", CENTRAL_EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_central_example_loads(path: Path) -> None:
+    from evnet.config import load_central_config
+
+    assert load_central_config(path).central.web_listen.startswith("127.0.0.1:")  # loopback unless meant
 
 
 def test_minimal_file_gets_defaults_and_absolute_paths(tmp_path: Path) -> None:
