@@ -18,6 +18,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -136,6 +137,7 @@ def run(n: int, seconds: float) -> dict[str, float]:
         central.terminate()
         central.wait(20)
         broker.close()
+        shutil.rmtree(root, ignore_errors=True)
     warm = latencies[len(latencies) // 10:]  # the first tenth too: the registry filling with new points
     warm.sort()
     pct = (lambda q: warm[min(len(warm) - 1, int(q * len(warm)))]) if warm else (lambda q: float("nan"))
