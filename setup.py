@@ -16,12 +16,15 @@ setup(
         "gpiozero>=2.0.1.post3",
         "pyserial==3.5",
         "cryptography>=41",  # Ed25519: drivers' and operators' signed site requests
+        "rich>=13",          # Central's terminal dashboard
     ],
+    package_data={"central_broker.web": ["static/*"]},
     extras_require={
         "pi": ["lgpio>=0.2"],
         "embedded-broker": ["amqtt==0.12.1"],
         "test": ["pytest>=8", "hypothesis>=6", "amqtt==0.12.1", "ruff>=0.6",
-                 "lgpio>=0.2"],  # lgpio: so the real factory is tested failing as on a laptop
+                 "lgpio>=0.2",  # lgpio: so the real factory is tested failing as on a laptop
+                 "selenium>=4.20"],  # Central's browser tests, driving Debian's chromium (no browser download)
     },
     entry_points={"console_scripts": ["evnet = evnet.cli:main"]},
 )

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kv": ("firmware.paxos.io.process:kv_main", "put/get/cas on the site's replicated key-value store"),
     "site": ("firmware.site.cli:main", "the site's API: status, drivers, operators, stop/resume, limit, requests"),
     "demo": ("central_broker.demo.cli:main", "the reference scenario: a site of three, its EVs and drivers, checked"),
+    "central": ("central_broker.central.cli:main", "Central: broker, registry, web and terminal dashboards, operators"),
 }
 
 

@@ -12,7 +12,8 @@ from evnet.cli import main
 from evnet.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "config").rglob("*.toml"))
+CENTRAL_EXAMPLES = sorted((ROOT / "config" / "central").rglob("*.toml"))  # `evnet central`'s files
+EXAMPLES = sorted(set((ROOT / "config").rglob("*.toml")) - set(CENTRAL_EXAMPLES))
 
 GOOD = """\
 [charge_point]
@@ -38,6 +39,13 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_every_shipped_example_loads(path: Path) -> None:
     cfg = load_config(path)
     assert cfg.cp_id in cfg.site.members
+
+
+@pytest.mark.parametrize("path", CENTRAL_EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_central_example_loads(path: Path) -> None:
+    from evnet.config import load_central_config
+
+    assert load_central_config(path).central.web_listen.startswith("127.0.0.1:")  # loopback unless meant
 
 
 def test_minimal_file_gets_defaults_and_absolute_paths(tmp_path: Path) -> None:
@@ -188,3 +196,26 @@ def test_a_simulated_meter_needs_the_simulated_pilot(tmp_path: Path) -> None:
     cfg.write_text(GOOD + '[hal.pilot]\nbackend = "real"\n[meter]\nbackend = "simulated"\n')
     with pytest.raises(ConfigError, match="meter.backend.*only the simulated pilot"):
         load_config(cfg)
+
+
+def test_central_config_reads_its_sections_and_resolves_paths(tmp_path) -> None:
+    from evnet.config import load_central_config
+
+    path = tmp_path / "central.toml"
+    path.write_text('[mqtt]\nurl = "mqtt://127.0.0.1:1884"\n[central]\nbroker = "auto"\nsites = ["demo"]\n'
+                    'operator_key = "keys/central.pem"\nweb_listen = "127.0.0.1:0"\n')
+    cfg = load_central_config(path)
+    assert (cfg.central.broker, cfg.central.sites, cfg.mqtt.url) == ("auto", ["demo"], "mqtt://127.0.0.1:1884")
+    assert cfg.central.operator_key == str(tmp_path / "keys" / "central.pem")
+    assert cfg.central.registry == str(tmp_path / "central.db")
+
+
+def test_central_config_names_a_bad_key(tmp_path) -> None:
+    import pytest
+
+    from evnet.config import ConfigError, load_central_config
+
+    path = tmp_path / "central.toml"
+    path.write_text('[central]\nsites = ["Bad Site"]\n')
+    with pytest.raises(ConfigError, match="central.sites"):
+        load_central_config(path)

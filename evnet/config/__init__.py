@@ -1,7 +1,9 @@
 """Configuration: one TOML file per charge point, checked before anything starts."""
 
-from evnet.config.loader import ConfigError, load_config, parse_config
+from evnet.config.loader import ConfigError, load_central_config, load_config, parse_config
 from evnet.config.schema import (
+    CentralConfig,
+    CentralFile,
     ChargePointConfig,
     Config,
     HalConfig,
@@ -15,6 +17,7 @@ from evnet.config.schema import (
 )
 
 __all__ = [
-    "ChargePointConfig", "Config", "ConfigError", "HalConfig", "MeterConfig", "MonitorConfig",
-    "MqttConfig", "PilotConfig", "PinConfig", "PinsConfig", "SiteConfig", "load_config", "parse_config",
+    "CentralConfig", "CentralFile", "ChargePointConfig", "Config", "ConfigError", "HalConfig", "MeterConfig",
+    "MonitorConfig", "MqttConfig", "PilotConfig", "PinConfig", "PinsConfig", "SiteConfig", "load_central_config",
+    "load_config", "parse_config",
 ]

@@ -9,11 +9,12 @@ import types
 import typing
 from typing import Any, Literal
 
-from evnet.config.schema import SPI0_CE, SPI0_PINS, Config, PinConfig
+from evnet.config.schema import SPI0_CE, SPI0_PINS, CentralFile, Config, PinConfig
 
 INTERNAL_FIELDS = {"path"}
 PATH_FIELDS = {("site", "key_file"), ("mqtt", "credentials_file"), ("mqtt", "tls_ca"),
-               ("mqtt", "tls_cert"), ("mqtt", "tls_key"), ("charge_point", "journal_dir")}
+               ("mqtt", "tls_cert"), ("mqtt", "tls_key"), ("charge_point", "journal_dir"),
+               ("central", "operator_key"), ("central", "registry")}
 
 
 class ConfigError(Exception):
@@ -159,12 +160,10 @@ def parse_config(raw: dict[str, Any], file: str = "<config>") -> Config:
     return _check_whole(dataclasses.replace(cfg, path=file), b)
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and check the TOML file at `path`; raise `ConfigError` naming what is wrong."""
-    file = os.fspath(path)
+def _read_toml(file: str) -> dict[str, Any]:
     try:
         with open(file, "rb") as fh:
-            raw = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(file, "", "no such file") from None
     except IsADirectoryError:
@@ -173,4 +172,20 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(file, "", "cannot be read (permission denied)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "", f"not valid TOML: {exc}") from None
-    return parse_config(raw, file)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and check the TOML file at `path`; raise `ConfigError` naming what is wrong."""
+    file = os.fspath(path)
+    return parse_config(_read_toml(file), file)
+
+
+def load_central_config(path: str | os.PathLike[str]) -> CentralFile:
+    """Read and check `evnet central`'s TOML file ([central], [mqtt]); raise `ConfigError` naming what is wrong."""
+    file = os.fspath(path)
+    b = _Builder(file)
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in _read_toml(file).items()}
+    if isinstance(raw.setdefault("central", {}), dict):
+        raw["central"].setdefault("registry", "central.db")  # beside the file, not wherever Central starts
+    _resolve_paths(raw, os.path.dirname(os.path.abspath(file)))
+    return dataclasses.replace(b.table(CentralFile, raw, ""), path=file)

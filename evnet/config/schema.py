@@ -213,3 +213,30 @@ class Config:
     @property
     def site_id(self) -> str:
         return self.charge_point.site
+
+
+@dataclass(frozen=True)
+class CentralConfig:
+    """[central]: the Central host (`evnet central`): its broker, the sites it watches, its operator key, its web
+    dashboard, its registry. Paths are relative to the configuration file."""
+
+    # "external": use the broker at mqtt.url; "mosquitto": start Mosquitto as a child on mqtt.url's host and port;
+    # "embedded": start amqtt there (MQTT 3.1.1 only); "auto": Mosquitto where installed, else amqtt.
+    broker: Literal["external", "mosquitto", "embedded", "auto"] = "external"
+    sites: list[str] = spec(factory=list, check=lambda v: len(set(v)) == len(v) and all(ID_RE.match(s) for s in v),
+                            expect="a list of distinct site ids ([] watches every site on the broker)")
+    operator_id: str = spec("central", check=lambda v: bool(DRIVER_RE.match(v)),
+                            expect="an operator id (1-64 of A-Z a-z 0-9 . _ @ -) the sites know Central's key by")
+    operator_key: str = ""  # its Ed25519 private key (`evnet site keygen`); "" = a dashboard without controls
+    web_listen: str = spec("127.0.0.1:8080", check=lambda v: bool(re.match(r"^[^\s:]+:\d{1,5}$", v)),
+                           expect="HOST:PORT for the web dashboard (loopback unless you mean to expose it)")
+    registry: str = spec("central.db", check=lambda v: bool(v.strip()), expect="the path of the SQLite registry")
+
+
+@dataclass(frozen=True)
+class CentralFile:
+    """The whole configuration of `evnet central`, as read from `path`."""
+
+    central: CentralConfig = spec(factory=CentralConfig)
+    mqtt: MqttConfig = spec(factory=MqttConfig)
+    path: str = ""

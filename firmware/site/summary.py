@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from firmware.site.params import amps
+from firmware.site.params import MAX_LIST, amps
+from firmware.site.sessions import ticket_json
 from firmware.site.state import ChargePoint, SiteState
 
 OUT_OF_SERVICE = {"not_registered": "DISCONNECTED", "faulted": "FAULTED", "out_of_order": "OUT_OF_ORDER"}
@@ -55,6 +56,8 @@ def summary(st: SiteState) -> dict[str, Any]:
                       "energy_wh": s.last_wh - s.first_wh, "stop_requested": s.stop_requested}
                      for s in st.sessions.values()],
         "tickets_waiting": len(st.tickets),
+        # the oldest waiting tickets, as many as one `ack_tickets` takes: Central copies them, then acknowledges
+        "tickets": [ticket_json(t) for t in list(st.tickets.values())[:MAX_LIST]],
         "totals": {"tickets": st.totals.tickets, "energy_wh": st.totals.energy_wh,
                    "cost_cents": st.totals.cost_cents},
         "principals": {"drivers": sum(p.role == "driver" for p in st.principals.values()),

@@ -36,3 +36,13 @@ def test_a_report_answers_the_grant_view(site: Any) -> None:
     result = site.member("cp1", "report", cp="cp1", plugged=True, drawn_a=31.5)
     assert result == {"ok": True, "grant_a": 32.0, "grant_seq": site.seq("cp1"), "lease_ms": 10_000,
                       "fallback_a": 0.0, "limit_reason": "cp_max", "target_a": 32.0}
+
+
+def test_the_summary_carries_the_oldest_waiting_tickets_for_central_to_copy(site: Any) -> None:
+    site.online("cp1")
+    session = site.charging("cp1", "D1", meter_wh=1000)
+    site.member("cp1", "stop_session", cp="cp1", session=session, meter_wh=3500, reason="unplugged")
+    tickets = site.m.summary()["tickets"]
+    assert [(t["session"], t["cp"], t["driver"], t["energy_wh"]) for t in tickets] == [(session, "cp1", "D1", 2500)]
+    site.signed("op1", "ack_tickets", sessions=[session])
+    assert site.m.summary()["tickets"] == [] and site.m.summary()["totals"]["tickets"] == 1

@@ -1,0 +1,1 @@
+"""`evnet central`: the Central host (broker, registry, view, dashboards, operator controls)."""
