@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
                    "directory, removed at the end)")
     p.add_argument("--broker", choices=("auto", "mosquitto", "embedded"), default="auto",
                    help="Mosquitto as a child (auto: when installed), or the embedded amqtt")
+    p.add_argument("--no-tui", action="store_true", help="no terminal dashboard: Central logs to a file and the "
+                   "demo prints its timeline as it goes (the default when not in a terminal)")
+    p.add_argument("--no-central", action="store_true", help="run the site without Central")
     p.add_argument("--log-level", default="WARNING")
     return p
 
@@ -54,15 +57,26 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="evnet-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
+    tui = not args.no_tui and not args.no_central and sys.stdout.isatty()
+    held: list[str] = []  # while Central's dashboard has the terminal, the timeline waits for the end
 
     def say(line: str) -> None:
-        print(f"[{time.monotonic() - began:5.1f} s] {line}", flush=True)
+        line = f"[{time.monotonic() - began:5.1f} s] {line}"
+        if tui and not done:
+            held.append(line)
+        else:
+            print(line, flush=True)
 
+    done = False
     broker = _broker(args.broker).start()
     say(f"broker: {type(broker).__name__} at {broker.url}; logs in {root}")
     site = DemoSite(root, broker.url, args.speed)
     scenario = Scenario(site, broker.restart, say, chaos=args.chaos)
     try:
+        if not args.no_central:
+            say(f"Central: web dashboard at {site.start_central(tui)}")
+            if tui:
+                print(f"evnet demo: Central's web dashboard at {site.web}", file=sys.stderr, flush=True)
         site.start()
         scenario.prepare()
         scenario.run(args.speed)
@@ -71,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         scenario.close()
         site.close()
         broker.close()
+        done = True
+        for line in held:
+            print(line)
     checks = verdicts(record)
     _report(say, record, site, scenario, checks)
     say(f"wall time {time.monotonic() - began:.1f} s")

@@ -58,6 +58,9 @@ class Scenario:
         with SiteClient(cfg.mqtt, self.site.site, site_key=site_key(cfg), client_id="demo-installer",
                         timeout=5.0) as tool:
             self._until_done(lambda: tool.add_principal("op1", "operator", public_key_b64(op_key)), "op1 added")
+            if self.site.central is not None:
+                self._until_done(lambda: tool.add_principal("central", "operator", self.site.central_key()),
+                                 "Central's operator added")
         self.operator = SiteClient(cfg.mqtt, self.site.site, principal="op1", key=op_key, timeout=5.0).start()
         for n, cp in enumerate(MEMBERS, start=1):
             key = new_private_key()

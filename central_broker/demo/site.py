@@ -22,6 +22,8 @@ from pathlib import Path
 
 from central_broker.brokers import free_port, wait_listening
 from evnet.config import Config, load_config
+from firmware.site import new_private_key, public_key_b64
+from firmware.site.credentials import private_key_pem
 
 MEMBERS = ("cp1", "cp2", "cp3")
 LIMIT_A, CP_MAX_A, FALLBACK_A, LEASE_S = 63, 32, 6, 5
@@ -64,6 +66,20 @@ key_file = "site.key"
 serial_url = "socket://127.0.0.1:{serial}"
 heartbeat_s = 0.5
 misses = 2
+"""
+
+
+CENTRAL = """\
+[mqtt]
+url = "{url}"
+
+[central]
+broker = "external"
+sites = ["{site}"]
+operator_id = "central"
+operator_key = "central.pem"
+web_listen = "127.0.0.1:{web}"
+registry = "central.db"
 """
 
 
@@ -112,6 +128,8 @@ class DemoSite:
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _supervisor: threading.Thread | None = None
+    central: subprocess.Popen[bytes] | None = None
+    web: str = ""
 
     def __post_init__(self) -> None:
         (self.root / "site.key").write_text(secrets.token_hex(32) + "\n")
@@ -145,6 +163,30 @@ class DemoSite:
         self._supervisor = threading.Thread(target=self._supervise, name="demo-supervisor", daemon=True)
         self._supervisor.start()
         return self
+
+    def start_central(self, tui: bool) -> str:
+        """`evnet central` on the site's broker, its operator key written for it (the site adds the operator);
+        with `tui`, its terminal dashboard takes this terminal. Returns its web dashboard's URL."""
+        port = free_port()
+        (self.root / "central.toml").write_text(CENTRAL.format(url=self.broker_url, site=self.site, web=port))
+        key = new_private_key()
+        pem = self.root / "central.pem"
+        pem.write_bytes(private_key_pem(key))
+        pem.chmod(0o600)
+        (self.root / "central.pem.pub").write_text(public_key_b64(key) + "\n")
+        args = [sys.executable, "-u", "-m", "evnet.cli", "central", "--config", str(self.root / "central.toml")]
+        if tui:
+            self.central = subprocess.Popen(args, stdin=subprocess.DEVNULL, cwd=self.root)
+        else:
+            with open(self.root / "central.log", "ab") as out:
+                self.central = subprocess.Popen([*args, "--no-tui"], stdout=out, stderr=out,
+                                                stdin=subprocess.DEVNULL, cwd=self.root)
+        wait_listening("127.0.0.1", port, 30, self.central)
+        self.web = f"http://127.0.0.1:{port}/"
+        return self.web
+
+    def central_key(self) -> str:
+        return (self.root / "central.pem.pub").read_text().strip()
 
     def start_cp(self, cp: str) -> None:
         """`evnet cp` for `cp` (again, after a kill: the same data directory and journal)."""
@@ -181,6 +223,7 @@ class DemoSite:
         if self._supervisor is not None:
             self._supervisor.join(5)
         procs = [q for p in self.points.values() for q in (p.ev, p.proc, p.monitor) if q is not None]
+        procs += [self.central] if self.central is not None else []
         for q in procs:
             if q.poll() is None:
                 q.send_signal(signal.SIGCONT)  # a hung one may still be stopped
