@@ -16,6 +16,7 @@ setup(
         "gpiozero>=2.0.1.post3",
         "pyserial==3.5",
         "cryptography>=41",  # Ed25519: drivers' and operators' signed site requests
+        "rich>=13",          # Central's terminal dashboard
     ],
     extras_require={
         "pi": ["lgpio>=0.2"],

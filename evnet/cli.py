@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replica": ("firmware.paxos.io.process:replica_main", "run one Paxos replica of the site (key-value machine)"),
     "kv": ("firmware.paxos.io.process:kv_main", "put/get/cas on the site's replicated key-value store"),
     "site": ("firmware.site.cli:main", "the site's API: status, drivers, operators, stop/resume, limit, requests"),
+    "driver": ("central_broker.driver.cli:main", "the driver app: charge points, a charge and its ticket"),
 }
 
 
