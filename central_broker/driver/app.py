@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import threading
 import time
 from collections import deque
@@ -77,7 +78,8 @@ class DriverApp:
         self.view = DriverView(driver, site, mqtt_cfg.prefix)
         self.tickets = TicketFile(ticket_file or default_ticket_file(site, driver))
         self.view.ticket = self.tickets.load()
-        self.link = MqttLink(mqtt_cfg, f"driver-{site}-{driver}-{os.getpid()}")
+        # Its own MQTT client id: two apps of one driver (a script and the prompt) must not take each other's place.
+        self.link = MqttLink(mqtt_cfg, f"driver-{site}-{driver}-{secrets.token_hex(4)}")
         self.client: SiteClient | None = None
         self.lock = threading.Condition()
         self.events: deque[Event] = deque(maxlen=MAX_EVENTS)

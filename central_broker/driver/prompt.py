@@ -70,7 +70,7 @@ class Prompt:
                     if getattr(args, "wait_ticket", False):
                         raise ValueError("--wait-ticket is for scripts: here the ticket is shown when it comes")
                     status = self.verbs.run(args)
-                except ValueError as exc:
+                except (ValueError, argparse.ArgumentError) as exc:
                     self.out.emit("error", {"error": "usage", "reason": str(exc)}, f"[red]{exc}[/] ({HELP})")
                 except SiteRefused as exc:
                     status = REFUSED

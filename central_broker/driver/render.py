@@ -45,7 +45,7 @@ def answer_line(op: str, result: dict[str, Any], where: Point | None) -> str:
                 line += f"  (redirected from {asked}: {result['redirect_reason']})"
             return line
         case "stop_charge" if result.get("withdrawn"):
-            return "Your waiting request is withdrawn."
+            return f"Your request waiting at {result['withdrawn']} is withdrawn."
         case "stop_charge":
             return f"Stopping your session {result.get('session')} at {result.get('cp')}: its ticket follows."
     return json.dumps(result, sort_keys=True)

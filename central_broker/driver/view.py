@@ -34,7 +34,9 @@ from evnet.logs import EventLogger, FoldedLog, event_logger
 
 STALE_S = 5.0         # live power older than this (real seconds) is not shown as live
 REMEMBER = 64         # sessions whose ticket came: a late state or a repeated ticket does not bring them back
-OVERRIDES = ("DISCONNECTED", "FAULTED")  # what a charge point's own status says over the site's older word
+# A charge point's own status wins over the site's when it says it is gone or faulted (the site learns that
+# later), and where the site does not know it yet (not registered: the site says DISCONNECTED).
+OVERRIDES = ("DISCONNECTED", "FAULTED")
 
 
 @dataclass(frozen=True)
@@ -196,9 +198,15 @@ class DriverView:
         out = []
         for cp in sorted(set(site) | set(self.statuses)):
             s, own = site.get(cp), self.statuses.get(cp)
-            status = own.status if own is not None and (s is None or own.status in OVERRIDES) else s.status  # type: ignore[union-attr]
-            location = s.location if s is not None and s.location else (own.location or "" if own else "")
-            price = s.price_eur_kwh if s is not None else own.price_eur_kwh if own else None
+            known = s is not None and s.status != "DISCONNECTED"  # registered at the site
+            if own is not None and (not known or own.status in OVERRIDES):
+                status = own.status
+            else:
+                status = s.status if s is not None else "DISCONNECTED"
+            if known:
+                location, price = s.location, s.price_eur_kwh  # type: ignore[union-attr]
+            else:
+                location, price = (own.location or "", own.price_eur_kwh) if own is not None else ("", None)
             out.append(Point(cp, status, location, price, own.fault if own is not None else None,
                              s.limit_reason if s is not None else None))
         return out
