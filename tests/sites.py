@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -66,13 +67,16 @@ def write_configs(root: Path, url: str, cp_extra: str = "") -> dict[str, Path]:
     return paths
 
 
-def start_site(root: Path, url: str, members: Sequence[str] = MEMBERS, cp_extra: str = "") -> dict[str, ChargePoint]:
-    """Start `members` (all three by default: fewer have no quorum); the caller stops each (`stop_site`)."""
+def start_site(root: Path, url: str, members: Sequence[str] = MEMBERS, cp_extra: str = "",
+               console: dict[str, IO[str]] | None = None) -> dict[str, ChargePoint]:
+    """Start `members` (all three by default: fewer have no quorum), `console` the console of some (a pipe as
+    the terminal); the caller stops each (`stop_site`)."""
     paths = write_configs(root, url, cp_extra)
     cps: dict[str, ChargePoint] = {}
     try:
         for cp in members:
-            cps[cp] = ChargePoint(load_config(paths[cp]), str(root / "replica" / cp), speed=SPEED, monitor=False)
+            cps[cp] = ChargePoint(load_config(paths[cp]), str(root / "replica" / cp), speed=SPEED, monitor=False,
+                                  console=(console or {}).get(cp))
         for c in cps.values():
             c.start()
     except BaseException:
