@@ -22,6 +22,7 @@ setup(
         "pi": ["lgpio>=0.2"],
         "embedded-broker": ["amqtt==0.12.1"],
         "test": ["pytest>=8", "hypothesis>=6", "amqtt==0.12.1", "ruff>=0.6",
+                 "jinja2>=3",    # renders the Home Assistant discovery's templates as Home Assistant would
                  "lgpio>=0.2"],  # lgpio: so the real factory is tested failing as on a laptop
     },
     entry_points={"console_scripts": ["evnet = evnet.cli:main"]},
