@@ -17,7 +17,8 @@ def test_topics_follow_the_design_table() -> None:
     assert t.reply("app-7") == "evnet/demo/reply/app-7"
     assert t.state == "evnet/demo/state"
     assert central_status("evnet") == "evnet/central/status"
-    assert t.ha_command("cp1", "enabled") == "evnet/demo/ha/cp1/enabled/set" and t.ha_command() == "evnet/demo/ha/+/+/set"
+    assert t.ha_command("cp1", "enabled") == "evnet/demo/ha/cp1/enabled/set"
+    assert t.ha_command() == "evnet/demo/ha/+/+/set"
     assert ha_discovery("homeassistant", "evnet_demo_cp1") == "homeassistant/device/evnet_demo_cp1/config"
 
 
