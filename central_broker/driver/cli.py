@@ -22,6 +22,7 @@ from central_broker.driver.prompt import Prompt
 from central_broker.driver.render import ticket_line
 from central_broker.driver.verbs import OK, PROG, REFUSED, UNREACHABLE, USAGE, Out, Unreachable, Usage, Verbs, add_verbs
 from evnet.config import ConfigError, load_config
+from evnet.logs import setup_logging
 from firmware.site.client import KvTimeout, SiteRefused
 from firmware.site.credentials import load_private_key
 
@@ -41,6 +42,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    """The process's entry: log lines (warnings and worse: a driver's screen is for the driver) on stderr."""
+    setup_logging("WARNING")
     return run(argv, sys.stdin, sys.stdout, sys.stderr)
 
 
@@ -52,7 +55,12 @@ def run(argv: list[str], stdin: IO[str], stdout: IO[str], stderr: IO[str]) -> in
         return OK if exc.code == 0 else USAGE
     try:
         with open(args.key, "rb") as f:
-            key = load_private_key(f.read())
+            data = f.read(65536)
+        try:
+            key = load_private_key(data)
+        except ValueError as exc:
+            raise Usage(f"--key {args.key}: not an Ed25519 private key (evnet site keygen makes one): "
+                        f"{str(exc)[:80]}") from None
         cfg = load_config(args.config)
         ticket_file = args.ticket_file or default_ticket_file(cfg.site_id, args.id)
         out = Out(stdout, args.json)
