@@ -23,6 +23,7 @@ setup(
         "pi": ["lgpio>=0.2"],
         "embedded-broker": ["amqtt==0.12.1"],
         "test": ["pytest>=8", "hypothesis>=6", "amqtt==0.12.1", "ruff>=0.6",
+                 "jinja2>=3",    # renders the Home Assistant discovery's templates as Home Assistant would
                  "lgpio>=0.2",  # lgpio: so the real factory is tested failing as on a laptop
                  "selenium>=4.20"],  # Central's browser tests, driving Debian's chromium (no browser download)
     },

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "site": ("firmware.site.cli:main", "the site's API: status, drivers, operators, stop/resume, limit, requests"),
     "demo": ("central_broker.demo.cli:main", "the reference scenario: a site of three, its EVs and drivers, checked"),
     "central": ("central_broker.central.cli:main", "Central: broker, registry, web and terminal dashboards, operators"),
+    "driver": ("central_broker.driver.cli:main", "the driver app: charge points, a charge and its ticket"),
 }
 
 

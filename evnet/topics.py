@@ -58,6 +58,15 @@ class SiteTopics:
     def state(self) -> str:
         return self._join("state")
 
+    def ha_command(self, cp: str = "+", entity: str = "+") -> str:
+        """Where Home Assistant sends a command for a charge point's entity (central_broker/homeassistant/)."""
+        return self._join("ha", cp, entity, "set")
+
+
+def ha_discovery(ha_prefix: str, device: str) -> str:
+    """Home Assistant's device-based discovery topic (retained; an empty payload removes the device)."""
+    return f"{ha_prefix}/device/{device}/config"
+
 
 def central_status(prefix: str) -> str:
     return f"{prefix}/central/status"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from evnet.config import parse_config
-from evnet.topics import SiteTopics, central_status, cp_identity
+from evnet.topics import SiteTopics, central_status, cp_identity, ha_discovery
 
 
 def test_topics_follow_the_design_table() -> None:
@@ -17,6 +17,9 @@ def test_topics_follow_the_design_table() -> None:
     assert t.reply("app-7") == "evnet/demo/reply/app-7"
     assert t.state == "evnet/demo/state"
     assert central_status("evnet") == "evnet/central/status"
+    assert t.ha_command("cp1", "enabled") == "evnet/demo/ha/cp1/enabled/set"
+    assert t.ha_command() == "evnet/demo/ha/+/+/set"
+    assert ha_discovery("homeassistant", "evnet_demo_cp1") == "homeassistant/device/evnet_demo_cp1/config"
 
 
 def test_prefix_and_identity_come_from_the_configuration() -> None:

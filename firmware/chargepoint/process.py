@@ -28,13 +28,15 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from evnet.clock import RealClock
 from evnet.config import Config, load_config
 from evnet.logs import FoldedLog, event_logger, setup_logging
 from evnet.serve import serve
 from firmware.chargepoint.bridge import Bridge
+from firmware.chargepoint.console import HELP as CONSOLE_HELP
+from firmware.chargepoint.console import Console
 from firmware.chargepoint.housekeeping import Housekeeping
 from firmware.chargepoint.outputs import (
     Authorize,
@@ -78,11 +80,18 @@ class _Engine:
 
 
 @dataclass(frozen=True)
+class _Button:
+    """The manual-start button pressed on the console (`driver`: the one named, else the first local driver)."""
+
+    driver: str | None
+
+
+@dataclass(frozen=True)
 class _Wake:
     """Only wakes the loop (to stop)."""
 
 
-_Input = _Result | _View | _Engine | _Wake
+_Input = _Result | _View | _Engine | _Button | _Wake
 
 
 def site_setup(cfg: Config) -> SiteSetup:
@@ -101,7 +110,7 @@ class ChargePoint:
     """The engine, the replica and the bridge of charge point `cfg.cp_id`, wired; `start`, then `stop`."""
 
     def __init__(self, cfg: Config, data_dir: str, *, speed: float = 1.0, clock_origin: float | None = None,
-                 monitor: bool = True, mqtt: bool = True) -> None:
+                 monitor: bool = True, mqtt: bool = True, console: IO[str] | None = None) -> None:
         self.cfg = cfg
         self.cp = cfg.cp_id
         self.log = event_logger("cp", cp=self.cp, site=cfg.site_id)
@@ -127,6 +136,7 @@ class ChargePoint:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"bridge-{self.cp}", daemon=True)
         self.failures = 0  # inputs whose handling raised (a bug): counted, logged, the loop goes on
+        self.console = None if console is None else Console(console, lambda d: self.inputs.put(_Button(d)), self.log)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -135,6 +145,8 @@ class ChargePoint:
         self._thread.start()
         self.runner.start(wait)
         self.evse.start()
+        if self.console is not None:
+            self.console.start()
         return self
 
     def stop(self) -> None:
@@ -229,6 +241,8 @@ class ChargePoint:
                 return self.bridge.meter(reading, now)
             case _Engine(ManualStartPressed()):
                 return self.bridge.button(now)
+            case _Button(driver):
+                return self.bridge.button(now, driver)
             case _Engine(event):
                 return self.bridge.engine_action(event, now)
         return []
@@ -265,7 +279,9 @@ def _decoded(result: bytes) -> Any:
 def main(argv: list[str]) -> int:
     """`evnet cp --config FILE`: run one charge point of a site until SIGINT or SIGTERM."""
     parser = argparse.ArgumentParser(prog="evnet cp", description="Run one charge point of a site: its charging "
-                                     "engine and its replica of the site's state, joined by the bridge.")
+                                     "engine and its replica of the site's state, joined by the bridge.",
+                                     epilog=f"In a terminal: {CONSOLE_HELP} (the site authorizes the start; "
+                                     "the local list decides when the site cannot be reached).")
     parser.add_argument("--config", required=True, help="the charge point's TOML file (with its [site])")
     parser.add_argument("--data-dir", help="where the replica's acceptor state lives "
                                            "(default: $STATE_DIRECTORY or ~/.local/state/evnet, then SITE/CP)")
@@ -275,6 +291,7 @@ def main(argv: list[str]) -> int:
                         help="with --speed: where domain time meets wall time (a demo's start), so that tickets "
                              "agree across restarts and charge points")
     parser.add_argument("--no-monitor", action="store_true", help="do not open the serial link to the monitor")
+    parser.add_argument("--no-console", action="store_true", help="do not read keys from the terminal")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     if not (args.speed > 0 and math.isfinite(args.speed)):
@@ -283,8 +300,9 @@ def main(argv: list[str]) -> int:
     cfg = load_config(args.config)
     data_dir = args.data_dir or replica_dir(cfg)
     try:
+        console = sys.stdin if not args.no_console and sys.stdin is not None and sys.stdin.isatty() else None
         cp = ChargePoint(cfg, data_dir, speed=args.speed, clock_origin=args.clock_origin,
-                         monitor=not args.no_monitor)
+                         monitor=not args.no_monitor, console=console)
     except DataDirLockedError as exc:
         print(f"evnet cp: {exc}", file=sys.stderr)
         return 1

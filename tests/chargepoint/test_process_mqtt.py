@@ -9,71 +9,17 @@ tickets reach the site.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
-
-from evnet.config import load_config
 from evnet.config.site_key import site_key
-from firmware.chargepoint.process import ChargePoint
 from firmware.chargepoint.settings import SITE_OPTIONS
 from firmware.site import new_private_key, public_key_b64
 from firmware.site.client import SiteClient, read_state
 from hal.pilot import EvLoad
 
 from ..engine.conftest import wait_for
+from ..sites import MEMBERS
 
-MEMBERS = ["cp1", "cp2", "cp3"]
-CONFIG = """\
-[charge_point]
-id = "{cp}"
-site = "s1"
-location = "Bay {cp}"
-price_eur_kwh = 0.30
-max_current_a = 16
-journal_dir = "journal-{cp}"
-
-[hal]
-pin_factory = "mock"
-
-[hal.pilot]
-backend = "simulated"
-cable = "inproc"
-
-[meter]
-backend = "simulated"
-transport = "tcp"
-address = "127.0.0.1:0"
-poll_interval_s = 0.5
-
-[mqtt]
-url = "{url}"
-
-[site]
-members = ["cp1", "cp2", "cp3"]
-limit_a = 32
-fallback_a = 6
-lease_s = 5
-key_file = "site.key"
-"""
-SPEED = 20.0
-
-
-@pytest.fixture
-def site(tmp_path: Path, mosquitto):
-    (tmp_path / "site.key").write_text(("ab" * 32) + "\n")
-    cps = {}
-    try:
-        for cp in MEMBERS:
-            path = tmp_path / f"{cp}.toml"
-            path.write_text(CONFIG.format(cp=cp, url=mosquitto.url))
-            cps[cp] = ChargePoint(load_config(path), str(tmp_path / "replica" / cp), speed=SPEED, monitor=False)
-        for cp in cps.values():
-            cp.start()
-        yield cps
-    finally:
-        for cp in cps.values():
-            cp.stop()
+# The `site` fixture (tests/conftest.py, tests/sites.py): three charge points of site "s1" sharing 32 A.
 
 
 def test_three_charge_points_start_sessions_through_the_site_and_share_the_limit(site) -> None:
