@@ -51,27 +51,27 @@ url = "{url}"
 members = ["cp1", "cp2", "cp3"]
 limit_a = 32
 fallback_a = 6
-lease_s = 5
+lease_s = {lease_s}
 key_file = "site.key"
 """
 SPEED = 20.0
 
 
-def write_configs(root: Path, url: str, cp_extra: str = "") -> dict[str, Path]:
+def write_configs(root: Path, url: str, cp_extra: str = "", lease_s: float = 5) -> dict[str, Path]:
     """Each member's TOML file (and the site key) under `root`; `cp_extra` goes into every [charge_point]."""
     (root / "site.key").write_text(("ab" * 32) + "\n")
     paths = {}
     for cp in MEMBERS:
         paths[cp] = root / f"{cp}.toml"
-        paths[cp].write_text(CONFIG.format(cp=cp, url=url, cp_extra=cp_extra))
+        paths[cp].write_text(CONFIG.format(cp=cp, url=url, cp_extra=cp_extra, lease_s=lease_s))
     return paths
 
 
 def start_site(root: Path, url: str, members: Sequence[str] = MEMBERS, cp_extra: str = "",
-               console: dict[str, IO[str]] | None = None) -> dict[str, ChargePoint]:
+               console: dict[str, IO[str]] | None = None, lease_s: float = 5) -> dict[str, ChargePoint]:
     """Start `members` (all three by default: fewer have no quorum), `console` the console of some (a pipe as
     the terminal); the caller stops each (`stop_site`)."""
-    paths = write_configs(root, url, cp_extra)
+    paths = write_configs(root, url, cp_extra, lease_s)
     cps: dict[str, ChargePoint] = {}
     try:
         for cp in members:

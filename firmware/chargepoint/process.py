@@ -132,6 +132,7 @@ class ChargePoint:
         self._req_lock = threading.Lock()  # the bridge's thread and the replica's (housekeeping) propose
         self.housekeeping = Housekeeping()
         self.publisher = StatePublisher(min_interval=1.0)  # evnet/{site}/state, by the leader
+        self._publishing = threading.Lock()  # the replica offers each change, the bridge sends what was held
         self._was_leader = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"bridge-{self.cp}", daemon=True)
@@ -181,12 +182,22 @@ class ChargePoint:
 
     def _publish_state(self, leader: bool, slot: int, now: float) -> None:
         """The leader publishes the site's state, retained, on change and paced (firmware/site/publication.py)."""
-        if leader and not self._was_leader:
-            self.publisher.reset()  # the retained state may be a predecessor's
-        self._was_leader = leader
-        if not leader:
-            return
-        payload = self.publisher.offer(self.machine.summary(), slot, now)
+        with self._publishing:
+            if leader and not self._was_leader:
+                self.publisher.reset()  # the retained state may be a predecessor's
+            self._was_leader = leader
+            if leader:
+                self._send_state(self.publisher.offer(self.machine.summary(), slot, now))
+
+    def _flush_state(self) -> float | None:
+        """On the bridge's thread: a change the pacing held back goes out when its time comes, not with the next
+        command applied (a quiet site's last change waited for a renewal). When the next one is due (real time)."""
+        with self._publishing:
+            if self._was_leader:
+                self._send_state(self.publisher.poll(time.monotonic()))
+            return self.publisher.due()
+
+    def _send_state(self, payload: bytes | None) -> None:
         if payload is not None:
             self.runner.link.client.publish(self.runner.topics.state, payload, qos=1, retain=True)
 
@@ -209,6 +220,9 @@ class ChargePoint:
             now = self.clock.monotonic()
             due = self.bridge.next_deadline()
             wait = 1.0 if due is None else min(1.0, max(0.0, (due - now) / self.clock.speed))
+            state_due = self._flush_state()
+            if state_due is not None:
+                wait = min(wait, max(0.0, state_due - time.monotonic()))
             try:
                 item: _Input | None = self.inputs.get(timeout=wait)
             except queue.Empty:

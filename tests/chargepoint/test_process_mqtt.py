@@ -9,6 +9,9 @@ tickets reach the site.
 from __future__ import annotations
 
 import json
+import time
+
+import pytest
 
 from evnet.config.site_key import site_key
 from firmware.chargepoint.settings import SITE_OPTIONS
@@ -17,7 +20,7 @@ from firmware.site.client import SiteClient, read_state
 from hal.pilot import EvLoad
 
 from ..engine.conftest import wait_for
-from ..sites import MEMBERS
+from ..sites import MEMBERS, add_people, start_site, stop_site
 
 # The `site` fixture (tests/conftest.py, tests/sites.py): three charge points of site "s1" sharing 32 A.
 
@@ -64,3 +67,23 @@ def test_three_charge_points_start_sessions_through_the_site_and_share_the_limit
                  what="cp2's ticket taken by the site and gone from its journal")
         op.resume_cp("cp2")
         wait_for(lambda: site["cp2"].evse.core.status != "OUT_OF_ORDER", timeout=30, what="cp2 back in service")
+
+
+@pytest.mark.slow
+def test_a_change_held_back_by_the_pacing_goes_out_when_its_time_comes(tmp_path, mosquitto) -> None:
+    """Two changes within the state's one-second pacing, then a quiet site (a 60 s lease: no renewal for 30 s):
+    the second reaches evnet/{site}/state a second after the first, not with the next command applied."""
+    cps = start_site(tmp_path, mosquitto.url, lease_s=60)
+    try:
+        cfg = cps["cp1"].cfg
+        wait_for(lambda: all(c.machine.state.cps[c.cp].registered for c in cps.values()), timeout=20,
+                 what="every charge point registered")
+        operator, _ = add_people(cps["cp1"], [])
+        with SiteClient(cfg.mqtt, "s1", principal="op1", key=operator, timeout=10.0) as op:
+            op.set_limit(30)
+            op.set_limit(28)
+            t = time.monotonic()
+        wait_for(lambda: read_state(cfg.mqtt, "s1")["limit_a"] == 28, timeout=5, what="the second change published")
+        assert time.monotonic() - t < 2.5  # the pacing's second, not the next renewal's 30 s
+    finally:
+        stop_site(cps)
