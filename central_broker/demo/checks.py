@@ -47,6 +47,7 @@ class Record:
     failovers: list[tuple[str, float | None]] = field(default_factory=list)  # (killed leader, s to next commit)
     hit: dict[str, tuple[float, float]] = field(default_factory=dict)     # cp -> (from, to): chaos on it
     hung: list[tuple[str, float | None]] = field(default_factory=list)    # (cp, s until its monitor said so)
+    apps: dict[str, set[str]] | None = None     # driver -> the sessions whose ticket its app showed
 
 
 def fuse(r: Record) -> Check:
@@ -125,7 +126,18 @@ def hung_caught(r: Record) -> Check | None:
                                               for cp, s in r.hung))
 
 
+def apps_told(r: Record) -> Check | None:
+    """Each driver's app showed the ticket of every session the site billed to that driver."""
+    if r.apps is None:
+        return None
+    missing = sorted(f"{t.get('driver')}:{t.get('session_id')}" for t in r.tickets
+                     if t.get("session_id") not in r.apps.get(str(t.get("driver")), set()))
+    shown = sum(len(s) for s in r.apps.values())
+    return Check("drivers' apps", not missing, f"{shown} tickets shown by the drivers' apps"
+                 + (f"; not shown: {', '.join(missing)}" if missing else ""))
+
+
 def verdicts(r: Record) -> list[Check]:
     checks = [fuse(r), tickets_match_meters(r), one_ticket_per_session(r), failovers(r), no_break(r),
-              hung_caught(r)]
+              hung_caught(r), apps_told(r)]
     return [c for c in checks if c is not None]

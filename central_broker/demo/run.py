@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from central_broker.demo.checks import CHARGING_A, Record
+from central_broker.demo.drivers import DriverApp
 from central_broker.demo.scenario import END_MINUTE, Act, Step, real_seconds, timeline
 from central_broker.demo.site import LIMIT_A, MEMBERS, DemoSite
 from central_broker.demo.watch import MeterSampler, SiteWatch, wait_for
@@ -33,7 +34,7 @@ class Scenario:
     restart_broker: Callable[[], None]
     say: Callable[[str], None]
     chaos: bool = False
-    drivers: dict[str, SiteClient] = field(default_factory=dict)
+    drivers: dict[str, DriverApp] = field(default_factory=dict)
     operator: SiteClient | None = None
     sampler: MeterSampler | None = None
     watch: SiteWatch | None = None
@@ -63,12 +64,13 @@ class Scenario:
                                  "Central's operator added")
         self.operator = SiteClient(cfg.mqtt, self.site.site, principal="op1", key=op_key, timeout=5.0).start()
         for n, cp in enumerate(MEMBERS, start=1):
-            key = new_private_key()
-            self._until_done(lambda k=key, n=n: self.operator.add_principal(f"D{n}", "driver", public_key_b64(k)),
-                             f"D{n} added")
-            self.drivers[cp] = SiteClient(cfg.mqtt, self.site.site, principal=f"D{n}", key=key, timeout=5.0).start()
+            app = self.drivers[cp] = DriverApp(f"D{n}", cp, self.site.points[cp].config, self.site.root)
+            self._until_done(lambda a=app: self.operator.add_principal(a.driver, "driver", a.public),
+                             f"{app.driver} added")
         wait_for(lambda: all(self._kwh(cp) is not None for cp in MEMBERS), 20, "every meter to answer")
-        drivers = ", ".join(d.principal or "" for d in self.drivers.values())
+        wait_for(lambda: all(p.get("status") == "AVAILABLE" for p in self._points().values())
+                 and len(self._points()) == len(MEMBERS), 20, "every charge point registered and available")
+        drivers = ", ".join(d.driver for d in self.drivers.values())
         self.say(f"site {self.site.site}: {len(MEMBERS)} charge points, limit {LIMIT_A} A, leader "
                  f"{self.operator.leader}, operator op1, drivers {drivers}")
 
@@ -121,29 +123,21 @@ class Scenario:
                 self.say(f"  broker back after {time.monotonic() - t:.2f} s")
 
     def _arrive(self, cp: str) -> None:
-        driver = self.drivers[cp]
-        got = self._until_done(lambda: self._asked_at(driver, cp), f"{driver.principal} authorized at {cp}")
-        self.say(f"  {driver.principal} asks at {cp}: {got}")
+        app = self.drivers[cp]
+        answer = app.charge()
+        self.say(f"  {app.driver}'s app asks at {cp}: {answer}")
         self.site.plug_ev(cp, EV_PLAN)
         self.charging[cp] = (time.monotonic(), float("inf"))
 
-    @staticmethod
-    def _asked_at(driver: SiteClient, cp: str) -> dict[str, Any]:
-        got = driver.request_charge(cp)
-        if got.get("cp") != cp:  # redirected while `cp` registers or renews: ask again, it will be free
-            raise SiteRefused("redirected", str(got))
-        return got
-
     def _stop(self, cp: str) -> None:
-        driver = self.drivers[cp]
+        app = self.drivers[cp]
         start = self.charging[cp][0]
         self.charging[cp] = (start, time.monotonic())
+        done = app.stop()
+        self.say(f"  {app.driver}'s app stops at {cp}: " + (done.stdout.strip() or done.stderr.strip())[:200])
         try:
-            got = driver.stop_charge()
-            self.say(f"  {driver.principal} stops at {cp}: {got}")
-        except (SiteRefused, KvTimeout) as exc:
-            self.say(f"  {driver.principal} stop at {cp} refused: {exc}")
-        try:
+            if app.wait(15) is None:
+                self.say(f"  {app.driver}'s app had no ticket 15 s after the stop")
             wait_for(lambda: not self._session_at(cp), 15, f"{cp}'s session to end")
         finally:
             self.site.unplug_ev(cp)
@@ -188,10 +182,13 @@ class Scenario:
 
     # ------------------------------------------------------------------ what the drivers see
 
-    def _session_at(self, cp: str) -> str | None:
+    def _points(self) -> dict[str, dict[str, Any]]:
         state = self.watch.state() if self.watch is not None else None
-        point = (state or {}).get("charge_points", {}).get(cp, {})
-        session = point.get("session")
+        points = (state or {}).get("charge_points")
+        return points if isinstance(points, dict) else {}
+
+    def _session_at(self, cp: str) -> str | None:
+        session = self._points().get(cp, {}).get("session")
         return session if isinstance(session, str) else None
 
     def _ask_again_where_needed(self, now: float) -> None:
@@ -206,18 +203,14 @@ class Scenario:
                 if self.hit[cp][1] == float("inf"):
                     self.hit[cp][1] = now  # charging again: the chaos' hit on it is over
                 continue
-            state = (self.watch.state() or {}) if self.watch is not None else {}
-            point = state.get("charge_points", {}).get(cp, {})
-            proc = self.site.points[cp].proc
+            point = self._points().get(cp, {})
+            proc, app = self.site.points[cp].proc, self.drivers[cp]
             back = proc is not None and proc.poll() is None and now - self.site.points[cp].started_at > 1.0
-            if back and point.get("plugged") and point.get("session") is None:
+            if back and not app.following() and point.get("plugged") and point.get("session") is None:
                 self._asked[cp] = now
-                try:
-                    self.drivers[cp].request_charge(cp)
-                    self.asked_again += 1
-                    self.say(f"  {self.drivers[cp].principal} asks again at {cp} (it restarted under the car)")
-                except (SiteRefused, KvTimeout) as exc:
-                    self.say(f"  {self.drivers[cp].principal} asked again at {cp}: {exc}")
+                self.asked_again += 1
+                self.say(f"  {app.driver}'s app had its ticket from {cp}'s restart under the car; it asks again: "
+                         f"{app.charge()}")
 
     def _all_settled(self) -> bool:
         state = self.watch.state() if self.watch is not None else None
@@ -238,11 +231,14 @@ class Scenario:
         return Record(limit_a=float(LIMIT_A), samples=samples, tickets=self.watch.tickets(),
                       meter_kwh={cp: metered(samples, cp) for cp in MEMBERS}, charging=dict(self.charging),
                       sessions_started=len(sessions), sessions_open_at_end=len(state.get("sessions") or []),
-                      failovers=self.failovers, hit={cp: (a, b) for cp, (a, b) in self.hit.items()}, hung=self.hung)
+                      failovers=self.failovers, hit={cp: (a, b) for cp, (a, b) in self.hit.items()}, hung=self.hung,
+                      apps={a.driver: {str(t.get("session")) for t in a.tickets()} for a in self.drivers.values()})
 
     def close(self) -> None:
-        for client in [*self.drivers.values(), *([self.operator] if self.operator else [])]:
-            client.close()
+        for app in self.drivers.values():
+            app.close()
+        if self.operator is not None:
+            self.operator.close()
         if self.sampler is not None:
             self.sampler.stop()
         if self.watch is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from central_broker.demo.checks import (
     Record,
+    apps_told,
     failovers,
     fuse,
     hung_caught,
@@ -70,6 +71,14 @@ def test_a_break_counts_only_after_the_ev_drew_and_not_where_the_chaos_hit() -> 
     worst, where = longest_break(record(samples=rows, charging={"cp1": (0.0, 1.0)}))
     assert where == "cp1" and abs(worst - 0.1) < 1e-9  # 0.2 -> 0.3; the zero before it first drew is no break
     assert longest_break(record(samples=rows, charging={"cp1": (0.0, 1.0)}, hit={"cp1": (0.15, 0.35)}))[0] == 0.0
+
+
+def test_every_ticket_must_reach_its_drivers_app() -> None:
+    tickets = [{"cp": "cp1", "session_id": "s1", "driver": "D1", "kwh": 1.0},
+               {"cp": "cp2", "session_id": "s2", "driver": "D2", "kwh": 2.0}]
+    assert apps_told(record()) is None  # no apps, no check
+    assert apps_told(record(tickets=tickets, apps={"D1": {"s1"}, "D2": {"s2"}})).ok
+    assert not apps_told(record(tickets=tickets, apps={"D1": {"s1"}, "D2": set()})).ok
 
 
 def test_a_hung_engine_must_be_caught_by_its_monitor() -> None:
