@@ -1,7 +1,10 @@
 """The meter on a rig's cable: a process of its own that outlives the charge point's, as an SDM630 on a real
 cable keeps counting while the Pi reboots.
 
-    python -m hil_tests.meter_box --evse tcp://127.0.0.1:7311 --listen 127.0.0.1:7312 --modbus 127.0.0.1:7502
+    python -m hil_tests.meter_box --evse tcp://127.0.0.1:7311 --listen 127.0.0.1:0 --modbus 127.0.0.1:0
+
+prints `ready CABLE_URL MODBUS_ADDRESS` on stdout once both listen (port 0: a free one, chosen by the kernel
+while binding, so no other process can take it in between); its log goes to stderr.
 
 The EV plugs into `--listen`; the box passes the cable's updates both ways, unchanged, to the charge point
 at `--evse` (hil_tests/tcp_proxy.py), and reads from them the current the EV draws: the current through
@@ -75,6 +78,7 @@ async def serve(args: argparse.Namespace) -> None:
     proxy = await TcpProxy(parse_cable_url(args.evse), host=host, port=port, tap=lambda: CableTap(live)).start()
     meter.start_tcp(*host_port(args.modbus))
     log.info("meter_box.ready", cable=f"tcp://{host}:{proxy.port}", evse=args.evse, modbus=meter.address)
+    print(f"ready tcp://{host}:{proxy.port} {meter.address}", flush=True)  # the ports, when 0 asked for free ones
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -90,8 +94,8 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m hil_tests.meter_box", description=__doc__.splitlines()[0])
     p.add_argument("--evse", required=True, help="the charge point's cable, tcp://HOST:PORT")
-    p.add_argument("--listen", required=True, help="HOST:PORT the EV plugs into")
-    p.add_argument("--modbus", required=True, help="HOST:PORT of the meter's Modbus TCP server")
+    p.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT the EV plugs into")
+    p.add_argument("--modbus", default="127.0.0.1:0", help="HOST:PORT of the meter's Modbus TCP server")
     p.add_argument("--speed", type=float, default=1.0, help="domain seconds per real second (energy)")
     p.add_argument("--cp", help="the charge point's id, for the log")
     args = p.parse_args(argv)

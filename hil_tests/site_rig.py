@@ -67,7 +67,7 @@ cable = "tcp://127.0.0.1:{cable}"
 backend = "real"                  # the meter box on the cable, a process of its own
 model = "SDM630"
 transport = "tcp"
-address = "127.0.0.1:{meter}"
+address = "{meter}"
 poll_interval_s = 0.5
 
 [mqtt]
@@ -139,22 +139,13 @@ class SiteRig:
 
     def __post_init__(self) -> None:
         (self.root / "site.key").write_text(("5a" * 32) + "\n")
-        broker = parse_url(self.broker_url)
-        for cp in MEMBERS:
-            network = self._proxies.add((broker.host, broker.port))
-            path = self.root / f"{cp}.toml"
-            path.write_text(CONFIG.format(cp=cp, site=SITE, cp_max=CP_MAX_A, cable=free_port(), meter=free_port(),
-                                          mqtt=network.port, members=json.dumps(list(MEMBERS)), limit=LIMIT_A,
-                                          fallback=FALLBACK_A, lease=LEASE_S, monitor=free_port()))
-            self.points[cp] = Point(cp, path, load_config(path), self.root / f"{cp}.log",
-                                    f"tcp://127.0.0.1:{free_port()}", network)
 
     # ------------------------------------------------------------------ processes
 
     def start(self) -> SiteRig:
         self.watch = SiteWatch(self.broker_url, SiteTopics("evnet", SITE)).start()
         for cp in MEMBERS:
-            self.start_meter_box(cp)
+            self._add_point(cp)
             if self.monitors:
                 self.start_monitor(cp)
             self.start_cp(cp)
@@ -163,18 +154,30 @@ class SiteRig:
                              timeout=10.0).start()
         return self
 
-    def _spawn(self, args: list[str], log: Path, **kw: Any) -> subprocess.Popen[bytes]:
+    def _spawn(self, args: list[str], log: Path, stdout: int | None = None) -> subprocess.Popen[bytes]:
+        """`python -u ARGS` from the repository's root, its output appended to `log` (stdout: or a pipe)."""
         with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
-            return subprocess.Popen([sys.executable, "-u", *args], stdout=out, stderr=out,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"}, **kw)
+            return subprocess.Popen([sys.executable, "-u", *args], stdout=out if stdout is None else stdout,
+                                    stderr=out, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
-    def start_meter_box(self, cp: str) -> None:
-        p = self.points[cp]
-        host, port = _host_port(p.ev_cable)
-        p.meter_box = self._spawn(["-m", "hil_tests.meter_box", "--evse", p.cable, "--listen", f"{host}:{port}",
-                                   "--modbus", p.meter, "--speed", str(self.speed), "--cp", cp],
-                                  self.root / f"meter-{cp}.log", cwd=REPO)
-        wait_listening(*_host_port(p.meter), 30, p.meter_box)
+    def _add_point(self, cp: str) -> None:
+        """`cp`'s network proxy and meter box (ports the kernel chose), then its configuration."""
+        broker = parse_url(self.broker_url)
+        network = self._proxies.add((broker.host, broker.port))
+        engine_cable = free_port()
+        box = self._spawn(["-m", "hil_tests.meter_box", "--evse", f"tcp://127.0.0.1:{engine_cable}", "--speed",
+                           str(self.speed), "--cp", cp], self.root / f"meter-{cp}.log", stdout=subprocess.PIPE)
+        assert box.stdout is not None
+        ready = box.stdout.readline().decode().split()  # "ready CABLE MODBUS", or nothing if it failed
+        if len(ready) != 3:
+            box.kill()
+            raise RuntimeError(f"{cp}'s meter box did not start: see {self.root / f'meter-{cp}.log'}")
+        path = self.root / f"{cp}.toml"
+        path.write_text(CONFIG.format(cp=cp, site=SITE, cp_max=CP_MAX_A, cable=engine_cable, meter=ready[2],
+                                      mqtt=network.port, members=json.dumps(list(MEMBERS)), limit=LIMIT_A,
+                                      fallback=FALLBACK_A, lease=LEASE_S, monitor=free_port()))
+        self.points[cp] = Point(cp, path, load_config(path), self.root / f"{cp}.log", ready[1], network,
+                                meter_box=box)
 
     def start_monitor(self, cp: str) -> None:
         """`evnet monitor` as evnet-monitor@.service runs it; its --on-fault touches `Point.on_fault`."""
