@@ -28,7 +28,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 @dataclass
 class Sample:
     t: float                      # time.monotonic() of the read
-    amps: dict[str, float | None]  # each meter's L1 current; None: it did not answer (its process is down)
+    amps: dict[str, float | None]  # each meter's L1 current; None: the read failed
     kwh: dict[str, float | None]
 
     def total(self) -> float:

@@ -110,6 +110,7 @@ class TcpProxy:
                     tap.upstream(chunk)
                 writer.write(chunk)
                 await writer.drain()
+        await self._open.wait()  # nor does a close cross a cut: the other end learns of it at the heal
 
 
 class ProxyThread:
