@@ -1,8 +1,11 @@
-"""A site of three `evnet cp` processes sharing 63 A between three EVs asking for 32 A, on a real Mosquitto.
+"""A site of three charge points sharing 63 A between three EVs asking for 32 A, on a real Mosquitto.
 
-What is asserted is what an ordinary Modbus client reads from the meters every 100 ms (hil_tests/site_rig.py):
-the sum of the currents never exceeds the site's limit, and charging EVs keep charging through a leader's
-death, a charge point cut off and a broker restart.
+Each charge point is `evnet cp` with its `evnet monitor`, its meter a box on the cable that outlives them, its
+network a proxy a test can cut (hil_tests/site_rig.py). What is asserted is what an ordinary Modbus client
+reads from the meters every 100 ms and what the broker carries: the sum of the currents never exceeds the
+site's limit; charging EVs keep charging through a leader's death and a broker restart; a hung engine is cut
+off by its monitor and a point cut off the broker falls to its fallback, and the others get their share only
+after its lease; a charge point killed while charging bills what its meter counted, once.
 """
 
 from __future__ import annotations
@@ -57,8 +60,8 @@ def test_three_evs_share_the_limit_and_the_sum_never_exceeds_it(site: SiteRig) -
 
 def steady(site: SiteRig, cps: list[str], since: float, until: float) -> None:
     """Every sample of `cps` in [since, until) read: each drawing at least its share (no contactor opened, no
-    current lowered), and the site's sum never above its limit (a point whose meter is silent counts at the
-    last current read from it: what it drew when it went silent)."""
+    current lowered), and the site's sum never above its limit (a meter whose read failed counts at the last
+    current read from it)."""
     assert site.sampler is not None
     last: dict[str, float] = {}
     for s in site.sampler.since(since - 1.0):
