@@ -65,9 +65,10 @@ class Sampler:
         with self._lock:
             return self.samples[-1] if self.samples else None
 
-    def wait(self, predicate: Callable[[Sample], bool], timeout: float, what: str) -> Sample:
-        """The first sample from now on for which `predicate` holds."""
-        start = time.monotonic()
+    def wait(self, predicate: Callable[[Sample], bool], timeout: float, what: str, *,
+             since: float | None = None) -> Sample:
+        """The first sample from `since` (time.monotonic(); default: now) on for which `predicate` holds."""
+        start = time.monotonic() if since is None else since
         wait_for(lambda: any(predicate(s) for s in self.since(start)), timeout, what)
         return next(s for s in self.since(start) if predicate(s))
 
