@@ -34,11 +34,11 @@ from evnet.mqtt import parse_url
 from evnet.topics import SiteTopics
 from firmware.paxos.client import KvClient
 from firmware.site import new_private_key, public_key_b64, signed_request
-from hil_tests.sampler import SAMPLE_S, Sample, Sampler, wait_for
+from hil_tests.sampler import Sampler, wait_for
 from hil_tests.site_watch import SiteWatch
 from hil_tests.tcp_proxy import ProxyThread, TcpProxy
 
-__all__ = ["FALLBACK_A", "LEASE_S", "LIMIT_A", "MEMBERS", "SAMPLE_S", "Sample", "Sampler", "SiteRig", "wait_for"]
+__all__ = ["FALLBACK_A", "LEASE_S", "LIMIT_A", "MEMBERS", "Sampler", "SiteRig", "wait_for"]  # bench/site.py
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = "hil"
@@ -235,6 +235,9 @@ class SiteRig:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(5)
+        for p in points:
+            if p.meter_box is not None and p.meter_box.stdout is not None:
+                p.meter_box.stdout.close()  # the pipe its ports came on
         self._proxies.close()
 
     def log_text(self, cp: str) -> str:
