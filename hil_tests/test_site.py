@@ -149,7 +149,10 @@ def test_cut_off_from_the_broker_it_charges_at_its_fallback_and_is_back_at_its_s
     print(f"cut {cut}: at its fallback after {fell - t_cut:.2f} s (lease {LEASE_S} s), "
           f"the others raised after {raised - t_cut:.2f} s")
     assert fell <= t_cut + LEASE_S + FALL_SLACK_S  # its lease counts from a renewal sent before the cut (or held in it)
-    assert raised >= t_cut + LEASE_S and raised > fell
+    assert raised >= t_cut + LEASE_S
+    # The site keeps the EV's reaction time after its lease before it gives its share away (fell: seen on the
+    # meter, up to a sample and the EV's reaction after the lease's end; measured 6.2-11 s apart).
+    assert raised - fell >= REACTION_S - 0.5
     steady(site, others, t_cut, raised)
     for s in site.sampler.since(t_cut):  # its engine never stopped the charge, only lowered it
         if s.t < t_heal and s.amps[cut] is not None:
