@@ -131,10 +131,16 @@ class ProxyThread:
         return proxy
 
     def cut(self, proxy: TcpProxy) -> None:
-        self._loop.call_soon_threadsafe(proxy.cut)
+        """Returns once the cut holds."""
+        self._on_loop(proxy.cut)
 
     def heal(self, proxy: TcpProxy) -> None:
-        self._loop.call_soon_threadsafe(proxy.heal)
+        self._on_loop(proxy.heal)
+
+    def _on_loop(self, call: Callable[[], None]) -> None:
+        async def run() -> None:
+            call()
+        asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
 
     def close(self) -> None:
         async def close_all() -> None:

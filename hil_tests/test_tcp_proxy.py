@@ -90,3 +90,22 @@ def test_an_unreachable_upstream_closes_the_connection(proxies: ProxyThread) -> 
     proxy = proxies.add(address)
     with connect(proxy) as s:
         assert s.recv(100) == b""
+
+
+def test_a_close_does_not_cross_a_cut(proxies: ProxyThread) -> None:
+    """A client that gives up during a cut: the upstream learns of it at the heal, not before."""
+    upstream = socket.create_server(("127.0.0.1", 0))
+    upstream.settimeout(TIMEOUT)
+    proxy = proxies.add(upstream.getsockname()[:2])
+    client = connect(proxy)
+    served, _ = upstream.accept()
+    with served:
+        proxies.cut(proxy)
+        client.close()
+        served.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            served.recv(100)  # no end of stream through the cut
+        proxies.heal(proxy)
+        served.settimeout(TIMEOUT)
+        assert served.recv(100) == b""
+    upstream.close()
