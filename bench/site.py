@@ -2,15 +2,18 @@
 
     python bench/site.py [--requests 10] [--speed 1]
 
-The rig of hil_tests/site_rig.py: three `evnet cp` (63 A limit, 32 A per point, fallback 6 A, lease 5 s,
---no-monitor), `evnet ev` EVs asking for 32 A, a keyed KvClient as the drivers' and operator's tool, and every
-meter's current read by a plain Modbus client every 100 ms. In order:
+The rig of hil_tests/site_rig.py: three `evnet cp` (63 A limit, 32 A per point, fallback 6 A, lease 5 s), each
+with its `evnet monitor`, its meter box on the cable and its own proxy to the broker, `evnet ev` EVs asking for
+32 A, a keyed KvClient as the drivers' and operator's tool, and every meter's current read by a plain Modbus
+client every 100 ms. In order:
 - a driver's request -> contactor closed, the EV plugged in and waiting (the moment is the engine's
   `engine.contactor closed=True` log line, same machine clock): p50, p99 over --requests;
 - a third EV arrives while two charge -> every EV at its share (time), and the highest sum sampled;
 - `evnet cp` resident memory and CPU, idle (before any EV) and with three charging (psutil);
 - SIGSTOP of a charging point that does not lead -> the others raised (the site counted its lease out),
-  against its lease (its own fall to the fallback cannot be read: its meter is frozen with it);
+  against its lease;
+- the same point cut off the broker (its proxy stalls every byte, its processes run) -> at its fallback and
+  the others raised, against its lease; then the heal -> every EV back at its share;
 - kill -9 of the leader -> the next site command committed, and the longest break (a run of samples
   below the share) in any other EV's current.
 Prints figures; never fails on a time.
@@ -169,9 +172,24 @@ def run(rig: SiteRig, args: argparse.Namespace) -> None:
     rig.signal(cut, signal.SIGCONT)
     print(f"{cut} cut off (SIGSTOP) -> the others raised after {raised - t_stop:.2f} s (lease {LEASE_S} s); "
           f"the others' highest sum {top:.2f} A (limit - fallback = {LIMIT_A - FALLBACK_A} A)")
-    sampler.wait(lambda s: s.amps[cut] is not None, 30, f"{cut}'s meter answering again")
+    time.sleep(LEASE_S)  # let the site settle the stopped point back in
+    rig.request_charge(f"D{MEMBERS.index(cut) + 1}", cut)  # its EV lost the frozen pilot: the session ended
+    sampler.wait(lambda s: all((s.amps[cp] or 0) >= SHARE_A - EPS for cp in MEMBERS), 60, "three EVs at their share")
+    t_cut = time.monotonic()
+    rig.cut(cut)
+    fell = sampler.wait(lambda s: s.amps[cut] is not None and s.amps[cut] <= FALLBACK_A + EPS, 30,
+                        f"{cut} at its fallback", since=t_cut).t
+    raised = sampler.wait(lambda s: all((s.amps[cp] or 0) > SHARE_A + 1 for cp in others), 30, "the others raised",
+                          since=t_cut).t
+    top = max(s.total() for s in sampler.since(t_cut))
+    rig.heal(cut)
+    t_heal = time.monotonic()
+    back = sampler.wait(lambda s: all(a is not None and abs(a - SHARE_A) <= 0.5 for a in s.amps.values()), 60,
+                        "every EV back at its share", since=t_heal).t
+    print(f"{cut} cut off the broker (processes running) -> at its fallback {FALLBACK_A} A after {fell - t_cut:.2f} s, "
+          f"the others raised after {raised - t_cut:.2f} s (lease {LEASE_S} s); highest sum {top:.2f} A; healed -> "
+          f"every EV at its share after {back - t_heal:.2f} s")
 
-    time.sleep(LEASE_S)  # let the site settle the cut-off point back in
     rig.operator("set_limit", {"limit_a": LIMIT_A})
     leader = rig.leader()
     charging = [cp for cp in MEMBERS if cp != leader and (sampler.latest().amps[cp] or 0) > 0]

@@ -1,42 +1,51 @@
-"""A site of three `evnet cp` processes on a real Mosquitto, seen from outside as a site's owner sees it.
+"""A site of three charge points on a real Mosquitto, seen from outside as a site's owner sees it.
 
-Each charge point is a real process (engine, replica, bridge) on the mock HAL: its cable a TCP port an
-`evnet ev` process plugs into, its meter a simulated SDM630 that is a real Modbus TCP server on a known
-port. Drivers are added and their requests made through the broker by a keyed `KvClient` (the site key
-makes it a member-role tool, which adds an operator; the operator's signed requests add the drivers).
-A `Sampler` thread reads every meter's current with an ordinary pymodbus client every 100 ms: what a
-clamp meter on each cable would show, independent of what evnet believes. Used by hil_tests/test_site.py
-and bench/site.py.
+Each charge point is what systemd runs on a Pi (config/systemd/): `evnet cp` (engine, replica, bridge) on the
+mock HAL and its `evnet monitor` (heartbeats over a socket:// serial link, the safety line a mock pin, its
+alerts on MQTT), both reading the same configuration. Around them, what is outside a Pi:
+- the cable: `evnet ev` plugs into a meter box (hil_tests/meter_box.py, a process of its own) that passes
+  the cable through to the engine and serves the current flowing, and the energy, as an SDM630 over Modbus
+  TCP; the engine reads it as a real meter (`meter.backend = "real"`), so the count survives the engine;
+- the network: each charge point (engine and monitor) reaches the broker through its own TCP proxy
+  (hil_tests/tcp_proxy.py) that `cut()` stalls and `heal()` lets go, while every process keeps running.
+Drivers are added and their requests made through the broker by a keyed `KvClient` (the site key makes it a
+member-role tool, which adds an operator; the operator's signed requests add the drivers). A `Sampler`
+(hil_tests/sampler.py) reads every meter with an ordinary pymodbus client every 100 ms, and a `SiteWatch`
+(hil_tests/site_watch.py) hears every status and monitor message. Used by hil_tests/test_site.py and
+bench/site.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pymodbus.client import ModbusTcpClient
-
 from central_broker.brokers import free_port, wait_listening
 from evnet.config import Config, load_config
 from evnet.config.site_key import site_key
+from evnet.mqtt import parse_url
+from evnet.topics import SiteTopics
 from firmware.paxos.io.client import KvClient
 from firmware.site import new_private_key, public_key_b64, signed_request
+from hil_tests.sampler import Sampler, wait_for
+from hil_tests.site_watch import SiteWatch
+from hil_tests.tcp_proxy import ProxyThread, TcpProxy
 
+__all__ = ["FALLBACK_A", "LEASE_S", "LIMIT_A", "MEMBERS", "Sampler", "SiteRig", "wait_for"]  # bench/site.py
+
+REPO = Path(__file__).resolve().parents[1]
 SITE = "hil"
 MEMBERS = ("cp1", "cp2", "cp3")
 LIMIT_A, CP_MAX_A, FALLBACK_A, LEASE_S = 63, 32, 6, 5
 SPEED = 20.0  # domain time per real second: the EVs' reactions and the meters' energy run 20x faster
-SAMPLE_S = 0.1
-CURRENT_L1, IMPORT_KWH = 0x0006, 0x0048  # SDM630 input registers (hal/meter/registers.py)
 EV_PLAN = "capacity 500; soc 5; max 32; plug; charge 32; wait full"
 
 CONFIG = """\
@@ -56,13 +65,14 @@ backend = "simulated"
 cable = "tcp://127.0.0.1:{cable}"
 
 [meter]
-backend = "simulated"
+backend = "real"                  # the meter box on the cable, a process of its own
+model = "SDM630"
 transport = "tcp"
-address = "127.0.0.1:{meter}"
+address = "{meter}"
 poll_interval_s = 0.5
 
 [mqtt]
-url = "{url}"
+url = "mqtt://127.0.0.1:{mqtt}"   # this charge point's own way to the broker: its proxy
 
 [site]
 members = {members}
@@ -70,163 +80,128 @@ limit_a = {limit}
 fallback_a = {fallback}
 lease_s = {lease}
 key_file = "site.key"
+
+[monitor]
+serial_url = "socket://127.0.0.1:{monitor}"
 """
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `predicate` every 20 ms (the state is in other processes: nothing to await); fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
-
-
-@dataclass
-class Sample:
-    t: float                      # time.monotonic() of the read
-    amps: dict[str, float | None]  # each meter's L1 current; None: it did not answer (its process is down)
-    kwh: dict[str, float | None]
-
-    def total(self) -> float:
-        return sum(a for a in self.amps.values() if a is not None)
-
-
-class Sampler:
-    """Every meter's current every `period` s, by an ordinary Modbus client: `samples`, newest last."""
-
-    def __init__(self, meters: dict[str, str], period: float = SAMPLE_S) -> None:
-        self.meters = meters
-        self.period = period
-        self.samples: list[Sample] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._clients: dict[str, ModbusTcpClient] = {}
-        self._thread = threading.Thread(target=self._run, name="meter-sampler", daemon=True)
-
-    def start(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        for client in self._clients.values():
-            client.close()
-
-    def since(self, t: float) -> list[Sample]:
-        with self._lock:
-            return [s for s in self.samples if s.t >= t]
-
-    def latest(self) -> Sample | None:
-        with self._lock:
-            return self.samples[-1] if self.samples else None
-
-    def wait(self, predicate: Callable[[Sample], bool], timeout: float, what: str) -> Sample:
-        """The first sample from now on for which `predicate` holds."""
-        start = time.monotonic()
-        wait_for(lambda: any(predicate(s) for s in self.since(start)), timeout, what)
-        return next(s for s in self.since(start) if predicate(s))
-
-    def _read(self, cp: str) -> tuple[float | None, float | None]:
-        client = self._clients.get(cp)
-        if client is None:
-            host, _, port = self.meters[cp].rpartition(":")
-            client = self._clients[cp] = ModbusTcpClient(host, port=int(port), timeout=0.2, retries=0)
-        try:
-            if not client.connected and not client.connect():
-                return None, None
-            amps = client.read_input_registers(CURRENT_L1, count=2, device_id=1)
-            kwh = client.read_input_registers(IMPORT_KWH, count=2, device_id=1)
-            if amps.isError() or kwh.isError():
-                return None, None
-            f32 = client.DATATYPE.FLOAT32
-            return client.convert_from_registers(amps.registers, f32), client.convert_from_registers(kwh.registers, f32)
-        except Exception:  # noqa: BLE001 - a meter whose process was killed: no sample, try again next time
-            client.close()
-            return None, None
-
-    def _run(self) -> None:
-        next_t = time.monotonic()
-        while not self._stop.is_set():
-            t = time.monotonic()
-            reads = {cp: self._read(cp) for cp in self.meters}
-            with self._lock:
-                self.samples.append(Sample(t, {cp: r[0] for cp, r in reads.items()},
-                                           {cp: r[1] for cp, r in reads.items()}))
-            next_t += self.period
-            self._stop.wait(max(0.0, next_t - time.monotonic()))
 
 
 @dataclass
 class Point:
-    """One charge point's process and what the outside knows of it."""
+    """One charge point's processes and what the outside knows of it."""
 
     cp: str
     config: Path
     cfg: Config
     log: Path
+    ev_cable: str  # where its EV plugs in: the meter box's end of the cable
+    network: TcpProxy  # between its processes and the broker
     proc: subprocess.Popen[bytes] | None = None
     ev: subprocess.Popen[bytes] | None = None
+    monitor: subprocess.Popen[bytes] | None = None
+    meter_box: subprocess.Popen[bytes] | None = None
 
     @property
     def cable(self) -> str:
+        """The engine's own end of the cable (the meter box plugs into it)."""
         return self.cfg.hal.pilot.cable
 
     @property
     def meter(self) -> str:
         return self.cfg.meter.address
 
+    @property
+    def on_fault(self) -> Path:
+        """The file the monitor's --on-fault command touches (where systemd would restart the engine)."""
+        return self.config.with_suffix(".on-fault")
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    return host, int(port)
+
 
 @dataclass
 class SiteRig:
-    """Three charge points of site "hil" sharing 63 A; `start()`, then `close()`."""
+    """Three charge points of site "hil" sharing 63 A; `start()`, then `close()`. With `monitors=False` the
+    engines run `--no-monitor` and no `evnet monitor` is started."""
 
     root: Path
     broker_url: str
     speed: float = SPEED
+    monitors: bool = True
+    origin: float = field(default_factory=time.time)  # where the points' domain time meets wall time (restarts)
     points: dict[str, Point] = field(default_factory=dict)
     sampler: Sampler | None = None
+    watch: SiteWatch | None = None
     tool: KvClient | None = None
+    _proxies: ProxyThread = field(default_factory=ProxyThread)
     _seq: dict[str, int] = field(default_factory=dict)
     _keys: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         (self.root / "site.key").write_text(("5a" * 32) + "\n")
-        for cp in MEMBERS:
-            path = self.root / f"{cp}.toml"
-            path.write_text(CONFIG.format(cp=cp, site=SITE, cp_max=CP_MAX_A, cable=free_port(), meter=free_port(),
-                                          url=self.broker_url, members=json.dumps(list(MEMBERS)), limit=LIMIT_A,
-                                          fallback=FALLBACK_A, lease=LEASE_S))
-            self.points[cp] = Point(cp, path, load_config(path), self.root / f"{cp}.log")
 
     # ------------------------------------------------------------------ processes
 
     def start(self) -> SiteRig:
+        self.watch = SiteWatch(self.broker_url, SiteTopics("evnet", SITE)).start()
         for cp in MEMBERS:
+            self._add_point(cp)
+            if self.monitors:
+                self.start_monitor(cp)
             self.start_cp(cp)
         self.sampler = Sampler({cp: p.meter for cp, p in self.points.items()}).start()
         self.tool = KvClient(self.points["cp1"].cfg.mqtt, SITE, "hil-tool", site_key(self.points["cp1"].cfg),
                              timeout=10.0).start()
         return self
 
+    def _spawn(self, args: list[str], log: Path, stdout: int | None = None) -> subprocess.Popen[bytes]:
+        """`python -u ARGS` from the repository's root, its output appended to `log` (stdout: or a pipe)."""
+        with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen([sys.executable, "-u", *args], stdout=out if stdout is None else stdout,
+                                    stderr=out, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def _add_point(self, cp: str) -> None:
+        """`cp`'s network proxy and meter box (ports the kernel chose), then its configuration."""
+        broker = parse_url(self.broker_url)
+        network = self._proxies.add((broker.host, broker.port))
+        engine_cable = free_port()
+        box = self._spawn(["-m", "hil_tests.meter_box", "--evse", f"tcp://127.0.0.1:{engine_cable}", "--speed",
+                           str(self.speed), "--cp", cp], self.root / f"meter-{cp}.log", stdout=subprocess.PIPE)
+        assert box.stdout is not None
+        ready = box.stdout.readline().decode().split()  # "ready CABLE MODBUS", or nothing if it failed
+        if len(ready) != 3:
+            box.kill()
+            raise RuntimeError(f"{cp}'s meter box did not start: see {self.root / f'meter-{cp}.log'}")
+        path = self.root / f"{cp}.toml"
+        path.write_text(CONFIG.format(cp=cp, site=SITE, cp_max=CP_MAX_A, cable=engine_cable, meter=ready[2],
+                                      mqtt=network.port, members=json.dumps(list(MEMBERS)), limit=LIMIT_A,
+                                      fallback=FALLBACK_A, lease=LEASE_S, monitor=free_port()))
+        self.points[cp] = Point(cp, path, load_config(path), self.root / f"{cp}.log", ready[1], network,
+                                meter_box=box)
+
+    def start_monitor(self, cp: str) -> None:
+        """`evnet monitor` as evnet-monitor@.service runs it; its --on-fault touches `Point.on_fault`."""
+        p = self.points[cp]
+        p.monitor = self._spawn(["-m", "evnet.cli", "monitor", "--config", str(p.config),
+                                 "--on-fault", shlex.join(["touch", str(p.on_fault)])],
+                                self.root / f"monitor-{cp}.log")
+
     def start_cp(self, cp: str) -> None:
         """`evnet cp` for `cp` (again, after a kill: the same data directory and journal); its log appends."""
         p = self.points[cp]
-        with open(p.log, "ab") as log:  # the child keeps its own copy of the descriptor
-            p.proc = subprocess.Popen([sys.executable, "-u", "-m", "evnet.cli", "cp", "--config", str(p.config),
-                                       "--data-dir", str(self.root / "replica" / cp), "--speed", str(self.speed),
-                                       "--no-monitor"], stdout=log, stderr=log,
-                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        host, _, port = p.cable.removeprefix("tcp://").rpartition(":")
-        wait_listening(host, int(port), 30, p.proc)
+        p.proc = self._spawn(["-m", "evnet.cli", "cp", "--config", str(p.config), "--data-dir",
+                              str(self.root / "replica" / cp), "--speed", str(self.speed),
+                              "--clock-origin", f"{self.origin:.3f}",
+                              *([] if self.monitors else ["--no-monitor"])], p.log)
+        wait_listening(*_host_port(p.cable), 30, p.proc)
 
     def plug_ev(self, cp: str, plan: str = EV_PLAN) -> None:
-        """`evnet ev` at `cp` (it plugs in again when the charge point comes back after a restart)."""
+        """`evnet ev` at `cp`'s meter box (it plugs in again when the charge point comes back after a restart)."""
         p = self.points[cp]
-        with open(self.root / f"ev-{cp}.log", "ab") as log:
-            p.ev = subprocess.Popen([sys.executable, "-m", "evnet.cli", "ev", "--cable", p.cable, "--speed",
-                                     str(self.speed), "--id", f"EV-{cp}", "--plan", plan], stdout=log, stderr=log)
+        p.ev = self._spawn(["-m", "evnet.cli", "ev", "--cable", p.ev_cable, "--speed", str(self.speed),
+                            "--id", f"EV-{cp}", "--plan", plan], self.root / f"ev-{cp}.log")
 
     def signal(self, cp: str, sig: signal.Signals) -> None:
         proc = self.points[cp].proc
@@ -235,23 +210,38 @@ class SiteRig:
         if sig == signal.SIGKILL:
             proc.wait(10)
 
+    def cut(self, cp: str) -> None:
+        """`cp`'s network to the broker stops carrying anything, both ways (its processes keep running)."""
+        self._proxies.cut(self.points[cp].network)
+
+    def heal(self, cp: str) -> None:
+        self._proxies.heal(self.points[cp].network)
+
     def close(self) -> None:
-        if self.sampler is not None:
-            self.sampler.stop()
+        for stoppable in (self.sampler, self.watch):
+            if stoppable is not None:
+                stoppable.stop()
         if self.tool is not None:
             self.tool.close()
-        for p in self.points.values():
-            for proc in (p.ev, p.proc):
-                if proc is not None and proc.poll() is None:
+        # The EVs, then the engines (each ends its session on a meter reading), then their monitors and meters.
+        points = self.points.values()
+        for stage in ([p.ev for p in points], [p.proc for p in points],
+                      [proc for p in points for proc in (p.monitor, p.meter_box)]):
+            procs = [proc for proc in stage if proc is not None]
+            for proc in procs:
+                if proc.poll() is None:
                     proc.send_signal(signal.SIGCONT)  # a test may have left it stopped
                     proc.terminate()
-            for proc in (p.ev, p.proc):
-                if proc is not None:
-                    try:
-                        proc.wait(20)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait(5)
+            for proc in procs:
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+        for p in points:
+            if p.meter_box is not None and p.meter_box.stdout is not None:
+                p.meter_box.stdout.close()  # the pipe its ports came on
+        self._proxies.close()
 
     def log_text(self, cp: str) -> str:
         return self.points[cp].log.read_text(errors="replace")

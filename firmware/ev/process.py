@@ -133,7 +133,7 @@ class EvDriver:
         end.on_change(self._changed)
         end.set_load(self.ev.load, diode=self.ev.p.diode)
         end.set_current(self.ev.draw_a)
-        self._had_peer = self._outage_logged = False
+        self._outage_logged = False  # `_had_peer` stays: an end dropped before the next step is tried again
         self.log.info("ev.evse_back")
 
     def _sleep(self) -> None:

@@ -149,3 +149,26 @@ def test_driver_with_reconnect_stays_plugged_in_and_plugs_into_the_restarted_cha
         driver.stop()
         first.close()
         second.close()
+
+
+def test_driver_with_reconnect_tries_again_when_the_charge_point_drops_it_at_once() -> None:
+    """A charge point that closes the cable the moment the EV plugs back in (it still holds the old connection
+    and refuses a second EV; a meter box on the cable whose charge point is not back yet): the EV must try
+    again, not wait for ever on a dead end. hil_tests/test_site.py's kill -9 found it."""
+    first, refused, second = VirtualCable(), VirtualCable(), VirtualCable()
+    refused.evse.close()  # plugged in and dropped before the driver looks at it
+    ends = iter([refused.ev, second.ev])
+    ev = EvEmulator(EvParams(max_current_a=20), parse_plan("plug; charge; wait 1000"))
+    driver = EvDriver(first.ev, ev, RealClock(), reconnect=lambda: next(ends)).start()
+    try:
+        watch1, watch2 = Watch(first.evse), Watch(second.evse)
+        first.evse.set_current(16)
+        watch1.until(lambda: first.evse.ev_current_a == pytest.approx(16), "drawing from the first")
+        second.evse.set_current(10)
+        first.evse.close()
+        watch2.until(lambda: second.evse.ev_load is EvLoad.C and second.evse.ev_current_a == pytest.approx(10),
+                     "charging on the charge point after the one that dropped it")
+    finally:
+        driver.stop()
+        for cable in (first, refused, second):
+            cable.close()
