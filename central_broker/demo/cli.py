@@ -19,7 +19,7 @@ from pathlib import Path
 from central_broker.brokers import EmbeddedBroker, MosquittoBroker
 from central_broker.demo.checks import longest_break, verdicts
 from central_broker.demo.run import Scenario
-from central_broker.demo.site import LIMIT_A, DemoSite
+from central_broker.demo.site import LIMIT_A, SiteProcesses
 from evnet.logs import setup_logging
 
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     done = False
     broker = _broker(args.broker).start()
     say(f"broker: {type(broker).__name__} at {broker.url}; logs in {root}")
-    site = DemoSite(root, broker.url, args.speed)
+    site = SiteProcesses(root, broker.url, args.speed, site="demo", supervised=True)
     scenario = Scenario(site, broker.restart, say, chaos=args.chaos)
     try:
         if not args.no_central:

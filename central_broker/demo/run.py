@@ -1,6 +1,6 @@
-"""The reference scenario carried out on a `DemoSite`: drivers ask and stop through the site's API with
-their own keys, EVs plug in and out, the chaos kills, hangs and restarts; what happened is recorded for
-`checks.py`. The drivers here speak through `SiteClient`, as the driver app does.
+"""The reference scenario carried out on a site of real processes (`SiteProcesses`): drivers ask and stop
+with their apps, EVs plug in and out, the chaos kills, hangs and restarts; what happened is recorded for
+`checks.py`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 from central_broker.demo.checks import CHARGING_A, Record
 from central_broker.demo.drivers import DriverApp
 from central_broker.demo.scenario import END_MINUTE, Act, Step, real_seconds, timeline
-from central_broker.demo.site import LIMIT_A, MEMBERS, DemoSite
-from central_broker.demo.watch import MeterSampler, SiteWatch, wait_for
+from central_broker.demo.site import LIMIT_A, MEMBERS, SiteProcesses
+from central_broker.demo.watch import Sampler, SiteWatch, wait_for
 from evnet.config.site_key import site_key
 from evnet.logs import event_logger
 from firmware.paxos.io.client import KvTimeout
@@ -30,13 +30,13 @@ ASK_AGAIN_S = 1.0     # a driver whose EV is plugged in without a session (its p
 class Scenario:
     """Runs the timeline on `site`, speaking to the world through `say` (one line per event)."""
 
-    site: DemoSite
+    site: SiteProcesses
     restart_broker: Callable[[], None]
     say: Callable[[str], None]
     chaos: bool = False
     drivers: dict[str, DriverApp] = field(default_factory=dict)
     operator: SiteClient | None = None
-    sampler: MeterSampler | None = None
+    sampler: Sampler | None = None
     watch: SiteWatch | None = None
     charging: dict[str, tuple[float, float]] = field(default_factory=dict)
     hit: dict[str, list[float]] = field(default_factory=dict)
@@ -44,6 +44,7 @@ class Scenario:
     hung: list[tuple[str, float | None]] = field(default_factory=list)
     asked_again: int = 0
     _asked: dict[str, float] = field(default_factory=dict)
+    _hanging: dict[str, float] = field(default_factory=dict)  # cp -> when its engine was stopped
 
     def __post_init__(self) -> None:
         self.log = event_logger("demo")
@@ -54,7 +55,7 @@ class Scenario:
         """The site elects its leader; an operator and three drivers get keys; the watchers start."""
         cfg = self.site.points["cp1"].cfg
         self.watch = SiteWatch(cfg.mqtt, self.site.site).start()
-        self.sampler = MeterSampler({cp: p.meter for cp, p in self.site.points.items()}).start()
+        self.sampler = Sampler({cp: p.meter for cp, p in self.site.points.items()}).start()
         op_key = new_private_key()
         with SiteClient(cfg.mqtt, self.site.site, site_key=site_key(cfg), client_id="demo-installer",
                         timeout=5.0) as tool:
@@ -100,11 +101,13 @@ class Scenario:
             self.say(str(step))
             self._do(step)
         self._idle_until(t0 + real_seconds(END_MINUTE, speed))
+        wait_for(lambda: self._watch_hung(time.monotonic()) or not self._hanging, 15, "the hung engine's monitor")
         wait_for(self._all_settled, 30, "every session to end in its ticket")
 
     def _idle_until(self, t: float) -> None:
         while (now := time.monotonic()) < t:
             self._ask_again_where_needed(now)
+            self._watch_hung(now)
             time.sleep(min(0.05, t - now))
 
     def _do(self, step: Step) -> None:
@@ -134,7 +137,10 @@ class Scenario:
         start = self.charging[cp][0]
         self.charging[cp] = (start, time.monotonic())
         done = app.stop()
-        self.say(f"  {app.driver}'s app stops at {cp}: " + (done.stdout.strip() or done.stderr.strip())[:200])
+        said = (done.stdout.strip() or done.stderr.strip())[:200]
+        if done.returncode != 0 and cp in self.hit:
+            said += f" (its session ended with {cp}'s restart, and its ticket)"
+        self.say(f"  {app.driver}'s app stops at {cp}: {said}")
         try:
             if app.wait(15) is None:
                 self.say(f"  {app.driver}'s app had no ticket 15 s after the stop")
@@ -163,22 +169,26 @@ class Scenario:
                  f"{'never' if took is None else f'after {took * 1000:.0f} ms'}, by {self.operator.leader}")
 
     def _hang_engine(self) -> None:
-        assert self.watch is not None and self.operator is not None
+        """SIGSTOP of a follower's `evnet cp`; its monitor's alert is looked for while the timeline goes on."""
+        assert self.operator is not None
         leader = self.operator.leader
         cp = next(c for c in reversed(MEMBERS) if c != leader and c not in self.hit)
-        t = time.monotonic()
         self.site.signal(cp, signal.SIGSTOP)
-        self.hit[cp] = [t, float("inf")]
-        took: float | None = None
-        try:
-            wait_for(lambda: any(h.body.get("event") == "engine_lost" and h.topic.split("/")[-2] == cp
-                                 for h in self.watch.of("/monitor", t)), 10, f"{cp}'s monitor to catch it")
-            took = time.monotonic() - t
-        except TimeoutError:
-            pass
-        self.hung.append((cp, took))
-        self.say(f"  hung {cp}'s engine: its monitor " + ("never said so" if took is None else
-                                                             f"cut the safety line after {took:.1f} s"))
+        self.hit[cp] = [time.monotonic(), float("inf")]
+        self._hanging[cp] = self.hit[cp][0]
+        self.say(f"  hung {cp}'s engine (SIGSTOP)")
+
+    def _watch_hung(self, now: float) -> None:
+        """The monitor of a hung engine says so (engine_lost), within its heartbeats; 10 s is never."""
+        for cp, t in list(self._hanging.items()):
+            lost = [h for h in self.watch.since(t) if h.cp == cp and h.kind == "monitor"
+                    and h.body.get("event") == "engine_lost"] if self.watch is not None else []
+            if lost or now - t > 10.0:
+                took = lost[0].t - t if lost else None
+                del self._hanging[cp]
+                self.hung.append((cp, took))
+                self.say(f"  {cp}'s monitor " + ("never said its engine hung" if took is None else
+                                                 f"cut the safety line {took:.1f} s after the hang"))
 
     # ------------------------------------------------------------------ what the drivers see
 
@@ -199,13 +209,15 @@ class Scenario:
                 continue
             latest = self.sampler.latest() if self.sampler is not None else None
             amps = latest.amps.get(cp) if latest is not None else None
-            if amps is not None and amps > CHARGING_A:
-                if self.hit[cp][1] == float("inf"):
-                    self.hit[cp][1] = now  # charging again: the chaos' hit on it is over
-                continue
             point = self._points().get(cp, {})
             proc, app = self.site.points[cp].proc, self.drivers[cp]
-            back = proc is not None and proc.poll() is None and now - self.site.points[cp].started_at > 1.0
+            restarted = self.site.points[cp].started_at > self.hit[cp][0]
+            if restarted and amps is not None and amps > CHARGING_A:
+                if self.hit[cp][1] == float("inf"):
+                    self.hit[cp][1] = now  # charging again after its restart: the chaos' hit on it is over
+                continue
+            up_s = now - self.site.points[cp].started_at
+            back = restarted and proc is not None and proc.poll() is None and up_s > 1.0
             if back and not app.following() and point.get("plugged") and point.get("session") is None:
                 self._asked[cp] = now
                 self.asked_again += 1

@@ -1,9 +1,17 @@
-"""The demo's processes: three charge points (`evnet cp` and `evnet monitor` each), their EVs, and a
-supervisor that starts a charge point again when it dies, as systemd does on a Pi (`Restart=on-failure`,
-and the monitor's `--on-fault` asking for a restart of a hung engine).
+"""A site of three charge points as real processes, on a real broker, seen from outside as an owner sees it.
 
-Everything is a real process talking over the real broker; the demo only starts, signals and watches
-them. Configurations are written to a fresh directory: free ports, a random site key.
+Each charge point is what systemd runs on a Pi (config/systemd/): `evnet cp` (engine, replica, bridge) on the
+mock HAL and its `evnet monitor` (heartbeats over a socket:// serial link, the safety line a mock pin, its
+alerts on MQTT), both reading the same configuration. Around them, what is outside a Pi:
+- the cable: `evnet ev` plugs into a meter box (hal/meter/box.py, a process of its own) that passes the cable
+  through to the engine and serves the current flowing, and the energy, as an SDM630 over Modbus TCP; the
+  engine reads it as a real meter, so the count survives the engine;
+- the network: each charge point (engine and monitor) reaches the broker through its own TCP proxy
+  (evnet/tcp_proxy.py) that `cut()` stalls and `heal()` lets go, while every process keeps running;
+- systemd: with `supervised`, a charge point that dies is started again after `RESTART_S`
+  (`Restart=on-failure`), and one its monitor lost (the monitor's `--on-fault`) is killed and started again.
+Central (`evnet central`) joins on request. Used by `evnet demo`, hil_tests/site_rig.py (the real-process
+tests), Central's tests and bench/site.py. Configurations and logs go to `root`.
 """
 
 from __future__ import annotations
@@ -22,19 +30,22 @@ from pathlib import Path
 
 from central_broker.brokers import free_port, wait_listening
 from evnet.config import Config, load_config
+from evnet.mqtt import parse_url
+from evnet.tcp_proxy import ProxyThread, TcpProxy
 from firmware.site import new_private_key, public_key_b64
 from firmware.site.credentials import private_key_pem
 
+REPO = Path(__file__).resolve().parents[2]
 MEMBERS = ("cp1", "cp2", "cp3")
 LIMIT_A, CP_MAX_A, FALLBACK_A, LEASE_S = 63, 32, 6, 5
 RESTART_S = 1.0      # systemd's RestartSec in config/systemd/evnet-cp@.service
-FRESH_S = 3.0        # a restart asked of a process younger than this is the previous one's (try-restart)
+FRESH_S = 3.0        # a restart asked of a process younger than this is its predecessor's (try-restart)
 
 CONFIG = """\
 [charge_point]
 id = "{cp}"
 site = "{site}"
-location = "Demo car park, bay {n}"
+location = "{location}"
 price_eur_kwh = {price}
 max_current_a = {cp_max}
 journal_dir = "journal-{cp}"
@@ -47,13 +58,15 @@ backend = "simulated"
 cable = "tcp://127.0.0.1:{cable}"
 
 [meter]
-backend = "simulated"
+backend = "real"                  # the meter box on the cable, a process of its own
+model = "SDM630"
 transport = "tcp"
-address = "127.0.0.1:{meter}"
-poll_interval_s = 1.0
+address = "{meter}"
+poll_interval_s = 0.5
 
 [mqtt]
-url = "{url}"
+url = "mqtt://127.0.0.1:{mqtt}"   # this charge point's own way to the broker: its proxy
+version = "{version}"
 
 [site]
 members = {members}
@@ -63,11 +76,8 @@ lease_s = {lease}
 key_file = "site.key"
 
 [monitor]
-serial_url = "socket://127.0.0.1:{serial}"
-heartbeat_s = 0.5
-misses = 2
+serial_url = "socket://127.0.0.1:{monitor}"
 """
-
 
 CENTRAL = """\
 [mqtt]
@@ -85,21 +95,24 @@ registry = "central.db"
 
 @dataclass
 class Point:
-    """One charge point: its configuration, its processes, and how often it was started."""
+    """One charge point's processes and what the outside knows of it."""
 
     cp: str
     config: Path
     cfg: Config
-    root: Path
+    log: Path
+    ev_cable: str  # where its EV plugs in: the meter box's end of the cable
+    network: TcpProxy  # between its processes and the broker
     proc: subprocess.Popen[bytes] | None = None
-    monitor: subprocess.Popen[bytes] | None = None
     ev: subprocess.Popen[bytes] | None = None
+    monitor: subprocess.Popen[bytes] | None = None
+    meter_box: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     starts: int = 0
-    expected_down: bool = False   # stopped on purpose: the supervisor leaves it
 
     @property
     def cable(self) -> str:
+        """The engine's own end of the cable (the meter box plugs into it)."""
         return self.cfg.hal.pilot.cable
 
     @property
@@ -107,66 +120,164 @@ class Point:
         return self.cfg.meter.address
 
     @property
-    def restart_flag(self) -> Path:
-        return self.root / f"{self.cp}.restart"
+    def on_fault(self) -> Path:
+        """The file the monitor's --on-fault command touches (where systemd would restart the engine)."""
+        return self.config.with_suffix(".on-fault")
 
-    def log(self, what: str) -> Path:
-        return self.root / f"{what}-{self.cp}.log"
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    return host, int(port)
 
 
 @dataclass
-class DemoSite:
-    """Three charge points of site "demo" sharing 63 A on the broker at `broker_url`."""
+class SiteProcesses:
+    """Three charge points of site `site` sharing 63 A; `start()`, then `close()`. With `monitors=False` the
+    engines run `--no-monitor` and no `evnet monitor` is started."""
 
     root: Path
     broker_url: str
     speed: float
     site: str = "demo"
-    origin: float = field(default_factory=time.time)   # where the charge points' domain time meets wall time
+    monitors: bool = True
+    supervised: bool = False
+    mqtt_version: str = "5"  # "3.1.1" on the embedded amqtt broker
+    origin: float = field(default_factory=time.time)  # where the points' domain time meets wall time (restarts)
     points: dict[str, Point] = field(default_factory=dict)
-    restarts: list[tuple[float, str, str]] = field(default_factory=list)  # (t, cp, why)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _supervisor: threading.Thread | None = None
+    restarts: list[tuple[float, str, str]] = field(default_factory=list)  # (t, cp, why), by the supervisor
     central: subprocess.Popen[bytes] | None = None
     web: str = ""
+    _proxies: ProxyThread = field(default_factory=ProxyThread)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _supervisor: threading.Thread | None = None
 
     def __post_init__(self) -> None:
-        (self.root / "site.key").write_text(secrets.token_hex(32) + "\n")
-        (self.root / "site.key").chmod(0o600)
-        for n, cp in enumerate(MEMBERS, start=1):
-            path = self.root / f"{cp}.toml"
-            path.write_text(CONFIG.format(cp=cp, n=n, site=self.site, price=round(0.30 + 0.02 * n, 2), cp_max=CP_MAX_A,
-                                          cable=free_port(), meter=free_port(), serial=free_port(),
-                                          url=self.broker_url, members=json.dumps(list(MEMBERS)), limit=LIMIT_A,
-                                          fallback=FALLBACK_A, lease=LEASE_S))
-            self.points[cp] = Point(cp, path, load_config(path), self.root)
+        key = self.root / "site.key"
+        key.write_text(secrets.token_hex(32) + "\n")
+        key.chmod(0o600)
 
     # ------------------------------------------------------------------ processes
 
-    def _evnet(self, *args: str, log: Path) -> subprocess.Popen[bytes]:
-        with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
-            return subprocess.Popen([sys.executable, "-u", "-m", "evnet.cli", *args], stdout=out, stderr=out,
-                                    stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                    cwd=self.root)
-
-    def start(self) -> DemoSite:
-        for p in self.points.values():
-            on_fault = shlex.join(["touch", str(p.restart_flag)])  # systemctl try-restart, for the supervisor
-            p.monitor = self._evnet("monitor", "--config", str(p.config), "--on-fault", on_fault,
-                                    "--startup-grace", "10", log=p.log("monitor"))
-        for cp in self.points:
+    def start(self) -> SiteProcesses:
+        for cp in MEMBERS:
+            self._add_point(cp)
+            if self.monitors:
+                self.start_monitor(cp)
             self.start_cp(cp)
-        for p in self.points.values():
-            host, _, port = p.cable.removeprefix("tcp://").rpartition(":")
-            wait_listening(host, int(port), 30, p.proc)
-        self._supervisor = threading.Thread(target=self._supervise, name="demo-supervisor", daemon=True)
-        self._supervisor.start()
+        if self.supervised:
+            self._supervisor = threading.Thread(target=self._supervise, name="site-supervisor", daemon=True)
+            self._supervisor.start()
         return self
 
+    def _spawn(self, args: list[str], log: Path, stdout: int | None = None) -> subprocess.Popen[bytes]:
+        """`python -u ARGS` from the repository's root, its output appended to `log` (stdout: or a pipe)."""
+        with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen([sys.executable, "-u", *args], stdout=out if stdout is None else stdout,
+                                    stderr=out, stdin=subprocess.DEVNULL, cwd=REPO,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def _add_point(self, cp: str) -> None:
+        """`cp`'s network proxy and meter box (ports the kernel chose), then its configuration."""
+        broker = parse_url(self.broker_url)
+        network = self._proxies.add((broker.host, broker.port))
+        engine_cable = free_port()
+        box = self._spawn(["-m", "hal.meter.box", "--evse", f"tcp://127.0.0.1:{engine_cable}", "--speed",
+                           f"{self.speed:g}", "--cp", cp], self.root / f"meter-{cp}.log", stdout=subprocess.PIPE)
+        assert box.stdout is not None
+        ready = box.stdout.readline().decode().split()  # "ready CABLE MODBUS", or nothing if it failed
+        if len(ready) != 3:
+            box.kill()
+            raise RuntimeError(f"{cp}'s meter box did not start: see {self.root / f'meter-{cp}.log'}")
+        n = MEMBERS.index(cp) + 1
+        path = self.root / f"{cp}.toml"
+        path.write_text(CONFIG.format(cp=cp, site=self.site, location=f"Car park, bay {n}",
+                                      price=round(0.30 + 0.02 * (n - 1), 2), cp_max=CP_MAX_A, cable=engine_cable,
+                                      meter=ready[2], mqtt=network.port, members=json.dumps(list(MEMBERS)),
+                                      limit=LIMIT_A, fallback=FALLBACK_A, lease=LEASE_S, monitor=free_port(),
+                                      version=self.mqtt_version))
+        self.points[cp] = Point(cp, path, load_config(path), self.root / f"{cp}.log", ready[1], network,
+                                meter_box=box)
+
+    def start_monitor(self, cp: str) -> None:
+        """`evnet monitor` as evnet-monitor@.service runs it; its --on-fault touches `Point.on_fault`."""
+        p = self.points[cp]
+        p.monitor = self._spawn(["-m", "evnet.cli", "monitor", "--config", str(p.config),
+                                 "--on-fault", shlex.join(["touch", str(p.on_fault)])],
+                                self.root / f"monitor-{cp}.log")
+
+    def start_cp(self, cp: str) -> None:
+        """`evnet cp` for `cp` (again, after a kill: the same data directory and journal); its log appends."""
+        p = self.points[cp]
+        p.proc = self._spawn(["-m", "evnet.cli", "cp", "--config", str(p.config), "--data-dir",
+                              str(self.root / "replica" / cp), "--speed", f"{self.speed:g}",
+                              "--clock-origin", f"{self.origin:.3f}",
+                              *([] if self.monitors else ["--no-monitor"])], p.log)
+        p.started_at = time.monotonic()
+        p.starts += 1
+        wait_listening(*_host_port(p.cable), 30, p.proc)
+
+    def plug_ev(self, cp: str, plan: str) -> None:
+        """`evnet ev` at `cp`'s meter box (it plugs in again when the charge point comes back after a restart)."""
+        p = self.points[cp]
+        p.ev = self._spawn(["-m", "evnet.cli", "ev", "--cable", p.ev_cable, "--speed", f"{self.speed:g}",
+                            "--id", f"EV-{cp}", "--plan", plan], self.root / f"ev-{cp}.log")
+
+    def unplug_ev(self, cp: str) -> None:
+        """Ctrl-C: the EV unplugs and its process ends."""
+        ev = self.points[cp].ev
+        if ev is not None and ev.poll() is None:
+            ev.send_signal(signal.SIGINT)
+            try:
+                ev.wait(10)
+            except subprocess.TimeoutExpired:
+                ev.kill()
+
+    def signal(self, cp: str, sig: signal.Signals) -> None:
+        proc = self.points[cp].proc
+        assert proc is not None and proc.poll() is None, f"{cp} is not running"
+        proc.send_signal(sig)
+        if sig == signal.SIGKILL:
+            proc.wait(10)
+
+    def cut(self, cp: str) -> None:
+        """`cp`'s network to the broker stops carrying anything, both ways (its processes keep running)."""
+        self._proxies.cut(self.points[cp].network)
+
+    def heal(self, cp: str) -> None:
+        self._proxies.heal(self.points[cp].network)
+
+    def log_text(self, cp: str) -> str:
+        return self.points[cp].log.read_text(errors="replace")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._supervisor is not None:
+            self._supervisor.join(5)
+        # The EVs, then the engines (each ends its session on a meter reading), then monitors, meters, Central.
+        points = self.points.values()
+        for stage in ([p.ev for p in points], [p.proc for p in points],
+                      [proc for p in points for proc in (p.monitor, p.meter_box)], [self.central]):
+            procs = [proc for proc in stage if proc is not None]
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGCONT)  # one may have been left stopped
+                    proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+        for p in points:
+            if p.meter_box is not None and p.meter_box.stdout is not None:
+                p.meter_box.stdout.close()  # the pipe its ports came on
+        self._proxies.close()
+
+    # ------------------------------------------------------------------ Central
+
     def start_central(self, tui: bool) -> str:
-        """`evnet central` on the site's broker, its operator key written for it (the site adds the operator);
-        with `tui`, its terminal dashboard takes this terminal. Returns its web dashboard's URL."""
+        """`evnet central` on the site's broker with an operator key of its own (`central_key()`, for the site
+        to add); with `tui`, its terminal dashboard takes this terminal. Returns its web dashboard's URL."""
         port = free_port()
         (self.root / "central.toml").write_text(CENTRAL.format(url=self.broker_url, site=self.site, web=port))
         key = new_private_key()
@@ -188,53 +299,6 @@ class DemoSite:
     def central_key(self) -> str:
         return (self.root / "central.pem.pub").read_text().strip()
 
-    def start_cp(self, cp: str) -> None:
-        """`evnet cp` for `cp` (again, after a kill: the same data directory and journal)."""
-        p = self.points[cp]
-        p.proc = self._evnet("cp", "--config", str(p.config), "--data-dir", str(self.root / "replica" / cp),
-                             "--speed", f"{self.speed:g}", "--clock-origin", f"{self.origin:.3f}", log=p.log("cp"))
-        p.started_at = time.monotonic()
-        p.starts += 1
-        p.expected_down = False
-
-    def plug_ev(self, cp: str, plan: str) -> None:
-        """`evnet ev` at `cp` (it plugs in again when the charge point comes back after a restart)."""
-        p = self.points[cp]
-        p.ev = self._evnet("ev", "--cable", p.cable, "--speed", f"{self.speed:g}", "--id", f"EV-{cp}",
-                           "--plan", plan, log=p.log("ev"))
-
-    def unplug_ev(self, cp: str) -> None:
-        """Ctrl-C: the EV unplugs and its process ends."""
-        ev = self.points[cp].ev
-        if ev is not None and ev.poll() is None:
-            ev.send_signal(signal.SIGINT)
-            try:
-                ev.wait(10)
-            except subprocess.TimeoutExpired:
-                ev.kill()
-
-    def signal(self, cp: str, sig: signal.Signals) -> None:
-        proc = self.points[cp].proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(sig)
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._supervisor is not None:
-            self._supervisor.join(5)
-        procs = [q for p in self.points.values() for q in (p.ev, p.proc, p.monitor) if q is not None]
-        procs += [self.central] if self.central is not None else []
-        for q in procs:
-            if q.poll() is None:
-                q.send_signal(signal.SIGCONT)  # a hung one may still be stopped
-                q.terminate()
-        for q in procs:
-            try:
-                q.wait(20)
-            except subprocess.TimeoutExpired:
-                q.kill()
-                q.wait(5)
-
     # ------------------------------------------------------------------ the supervisor (systemd's part)
 
     def _supervise(self) -> None:
@@ -243,25 +307,22 @@ class DemoSite:
                 self._watch(p)
 
     def _watch(self, p: Point) -> None:
-        now = time.monotonic()
-        if p.restart_flag.exists():  # the monitor lost the engine and asks for a restart
-            p.restart_flag.unlink(missing_ok=True)
-            if p.proc is not None and p.proc.poll() is None and now - p.started_at > FRESH_S:
+        if p.on_fault.exists():  # the monitor lost the engine and asks for a restart
+            p.on_fault.unlink(missing_ok=True)
+            if p.proc is not None and p.proc.poll() is None and time.monotonic() - p.started_at > FRESH_S:
                 p.proc.send_signal(signal.SIGCONT)
                 p.proc.kill()  # systemd's stop of a hung unit ends in SIGKILL
                 p.proc.wait(5)
                 self._note(p.cp, "the monitor lost its engine")
-        if p.proc is not None and p.proc.poll() is not None and not p.expected_down and not self._stop.is_set():
+        if p.proc is not None and p.proc.poll() is not None and not self._stop.is_set():
             code = p.proc.returncode
             if code == 2:  # RestartPreventExitStatus=2: a configuration error, not worth a restart
-                p.expected_down = True
                 self._note(p.cp, "exited 2 (configuration): not restarted")
+                p.proc = None
                 return
-            self._stop.wait(RESTART_S)
-            if not self._stop.is_set():
+            if not self._stop.wait(RESTART_S):
                 self._note(p.cp, f"exited {code}: started again")
                 self.start_cp(p.cp)
 
     def _note(self, cp: str, why: str) -> None:
-        with self._lock:
-            self.restarts.append((time.monotonic(), cp, why))
+        self.restarts.append((time.monotonic(), cp, why))

@@ -1,6 +1,6 @@
 """What the demo sees from outside, as a site's owner would: every meter by Modbus, the site by MQTT.
 
-`MeterSampler` reads each meter's current and energy register with an ordinary pymodbus client every
+`Sampler` reads each meter's current and energy register with an ordinary pymodbus client every
 100 ms (real time): what a clamp meter on each cable would show, independent of what evnet believes.
 `SiteWatch` records, with the real time it arrived, what the site says on the broker: the leader's
 state, every final telemetry (its ticket), every monitor event and status change.
@@ -44,7 +44,7 @@ class Sample:
         return sum(a for a in self.amps.values() if a is not None)
 
 
-class MeterSampler:
+class Sampler:
     """Every meter's current every `period` s, by an ordinary Modbus client: `samples`, newest last."""
 
     def __init__(self, meters: dict[str, str], period: float = SAMPLE_S) -> None:
@@ -56,7 +56,7 @@ class MeterSampler:
         self._clients: dict[str, ModbusTcpClient] = {}
         self._thread = threading.Thread(target=self._run, name="meter-sampler", daemon=True)
 
-    def start(self) -> MeterSampler:
+    def start(self) -> Sampler:
         self._thread.start()
         return self
 
@@ -74,9 +74,10 @@ class MeterSampler:
         with self._lock:
             return self.samples[-1] if self.samples else None
 
-    def wait(self, predicate: Callable[[Sample], bool], timeout: float, what: str) -> Sample:
-        """The first sample from now on for which `predicate` holds."""
-        start = time.monotonic()
+    def wait(self, predicate: Callable[[Sample], bool], timeout: float, what: str, *,
+             since: float | None = None) -> Sample:
+        """The first sample from `since` (time.monotonic(); default: now) on for which `predicate` holds."""
+        start = time.monotonic() if since is None else since
         wait_for(lambda: any(predicate(s) for s in self.since(start)), timeout, what)
         return next(s for s in self.since(start) if predicate(s))
 
@@ -110,11 +111,22 @@ class MeterSampler:
             self._stop.wait(max(0.0, next_t - time.monotonic()))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Heard:
     t: float              # time.monotonic() when it arrived
     topic: str
     body: dict[str, Any]
+
+    @property
+    def cp(self) -> str:
+        """The charge point of a `cp/{cp}/...` topic ("" for the site's own topics)."""
+        parts = self.topic.split("/")
+        return parts[-2] if len(parts) >= 4 and parts[-3] == "cp" else ""
+
+    @property
+    def kind(self) -> str:
+        """The topic's last part: "status", "telemetry", "monitor", "state"."""
+        return self.topic.rsplit("/", 1)[-1]
 
 
 @dataclass
@@ -130,7 +142,7 @@ class SiteWatch:
 
     def start(self, timeout: float = 10.0) -> SiteWatch:
         topics = SiteTopics(self.mqtt.prefix, self.site)
-        self._link = MqttLink(self.mqtt, f"demo-watch-{self.site}")
+        self._link = MqttLink(self.mqtt, f"watch-{self.site}-{id(self):x}")
         if not self._link.start(timeout):
             raise ConnectionError(f"no broker at {self.mqtt.url} after {timeout} s")
         for topic in (topics.state, topics.cp_all()):
@@ -149,6 +161,15 @@ class SiteWatch:
             return
         with self._lock:
             self.heard.append(Heard(time.monotonic(), topic, body))
+
+    def since(self, t: float) -> list[Heard]:
+        with self._lock:
+            return [h for h in self.heard if h.t >= t]
+
+    def wait(self, since: float, predicate: Callable[[Heard], bool], timeout: float, what: str) -> Heard:
+        """The first message heard from `since` on for which `predicate` holds."""
+        wait_for(lambda: any(predicate(h) for h in self.since(since)), timeout, what)
+        return next(h for h in self.since(since) if predicate(h))
 
     def of(self, suffix: str, since: float = 0.0) -> list[Heard]:
         """What arrived on topics ending with `suffix` ("/state", "/telemetry", ...) at or after `since`."""

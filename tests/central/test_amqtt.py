@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from evnet.config import load_config
 from firmware.site import new_private_key, public_key_b64
 from firmware.site.credentials import private_key_pem
 from hil_tests.site_rig import SITE, SiteRig
@@ -18,16 +17,8 @@ from .conftest import start_central, until
 pytestmark = pytest.mark.slow
 
 
-def on_mqtt311(rig: SiteRig) -> None:
-    """The rig's charge points speak MQTT 3.1.1 (amqtt has no MQTT 5)."""
-    for p in rig.points.values():
-        p.config.write_text(p.config.read_text().replace("[mqtt]\n", '[mqtt]\nversion = "3.1.1"\n'))
-        p.cfg = load_config(p.config)
-
-
 def test_a_site_and_central_work_over_amqtt(tmp_path: Path, amqtt_broker) -> None:
-    rig = SiteRig(tmp_path, amqtt_broker.url)
-    on_mqtt311(rig)
+    rig = SiteRig(tmp_path, amqtt_broker.url, mqtt_version="3.1.1")  # amqtt has no MQTT 5
     key = new_private_key()
     (tmp_path / "central.pem").write_bytes(private_key_pem(key))
     central = None

@@ -1,4 +1,4 @@
-"""The rig's network switch (hil_tests/tcp_proxy.py) on real sockets: what a cut holds, what a heal lets go."""
+"""The rig's network switch (evnet/tcp_proxy.py) on real sockets: what a cut holds, what a heal lets go."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hil_tests.tcp_proxy import ProxyThread, TcpProxy
+from evnet.tcp_proxy import ProxyThread, TcpProxy
 
 TIMEOUT = 5.0
 

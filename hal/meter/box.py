@@ -1,13 +1,13 @@
 """The meter on a rig's cable: a process of its own that outlives the charge point's, as an SDM630 on a real
 cable keeps counting while the Pi reboots.
 
-    python -m hil_tests.meter_box --evse tcp://127.0.0.1:7311 --listen 127.0.0.1:0 --modbus 127.0.0.1:0
+    python -m hal.meter.box --evse tcp://127.0.0.1:7311 --listen 127.0.0.1:0 --modbus 127.0.0.1:0
 
 prints `ready CABLE_URL MODBUS_ADDRESS` on stdout once both listen (port 0: a free one, chosen by the kernel
 while binding, so no other process can take it in between); its log goes to stderr.
 
 The EV plugs into `--listen`; the box passes the cable's updates both ways, unchanged, to the charge point
-at `--evse` (hil_tests/tcp_proxy.py), and reads from them the current the EV draws: the current through
+at `--evse` (evnet/tcp_proxy.py), and reads from them the current the EV draws: the current through
 the box while the EV is connected to a live charge point, 0 A once either end is gone (a killed or frozen
 charge point's EV reads the cable as unplugged and stops drawing; the box sees the cable close). It serves
 that current, and the energy it integrates, as the simulated SDM630 of hal.meter (a real pymodbus server,
@@ -31,10 +31,10 @@ import sys
 
 from evnet.clock import RealClock
 from evnet.logs import event_logger, setup_logging
+from evnet.tcp_proxy import TcpProxy
 from hal.meter import SimulatedMeter
 from hal.pilot.cable_tcp import parse_cable_url
 from hal.pilot.cable_updates import MAX_LINE, UpdateError, decode_line, parse_current
-from hil_tests.tcp_proxy import TcpProxy
 
 
 class CableTap:
@@ -92,7 +92,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m hil_tests.meter_box", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m hal.meter.box", description=__doc__.splitlines()[0])
     p.add_argument("--evse", required=True, help="the charge point's cable, tcp://HOST:PORT")
     p.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT the EV plugs into")
     p.add_argument("--modbus", default="127.0.0.1:0", help="HOST:PORT of the meter's Modbus TCP server")

@@ -7,7 +7,7 @@ lets the held bytes flow again. A connection opened during a cut is held without
 the heal: its connect would have been lost on a real network, and forwarding a stale MQTT CONNECT then could
 take over the session its client opened since.
 
-On the virtual cable (hil_tests/meter_box.py) it carries the EV's updates to the charge point, and a `Tap`
+On the virtual cable (hal/meter/box.py) it carries the EV's updates to the charge point, and a `Tap`
 sees the bytes that go upstream.
 """
 

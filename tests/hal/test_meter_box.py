@@ -1,10 +1,10 @@
-"""The meter box's reading of the cable (hil_tests/meter_box.py): the EV's `current` updates, however they are cut
+"""The meter box's reading of the cable (hal/meter/box.py): the EV's `current` updates, however they are cut
 into TCP segments, and nothing from a bad line."""
 
 from __future__ import annotations
 
+from hal.meter.box import CableTap
 from hal.pilot.cable_updates import encode_line
-from hil_tests.meter_box import CableTap
 
 
 def test_the_current_follows_the_evs_updates_across_segments_and_ends_at_0_with_the_connection() -> None:
