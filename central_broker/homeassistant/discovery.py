@@ -127,10 +127,11 @@ def site_device(topics: SiteTopics, sw: str, ha_prefix: str = HA_PREFIX) -> tupl
 # ------------------------------------------------------------------------------- commands
 
 @dataclass(frozen=True)
-class SiteOp:
-    """Run `op(args)` at the site as the operator."""
+class Action:
+    """An operator control of Central's (`Central.act(site, action, args)`: `stop`, `resume`, `limit`), which runs
+    the site op (`stop_cp`, `resume_cp`, `set_limit`) with Central's operator credential."""
 
-    op: str
+    action: str
     args: dict[str, Any]
 
 
@@ -144,8 +145,8 @@ class Refused:
 MAX_COMMAND = 32  # bytes: "ON", "OFF", a number
 
 
-def command(cp: str, entity: str, payload: bytes) -> SiteOp | Refused:
-    """What Home Assistant's `payload` on `ha_command(cp, entity)` asks of the site (`cp` SITE: the site device)."""
+def command(cp: str, entity: str, payload: bytes) -> Action | Refused:
+    """What Home Assistant's `payload` on `ha_command(cp, entity)` asks of Central (`cp` SITE: the site device)."""
     if len(payload) > MAX_COMMAND:
         return Refused(f"a command of {len(payload)} bytes, at most {MAX_COMMAND}")
     text = payload.decode("ascii", "replace").strip()
@@ -155,13 +156,13 @@ def command(cp: str, entity: str, payload: bytes) -> SiteOp | Refused:
             lo, hi = SITE_LIMIT_RANGE
             if amps is None or not lo <= amps <= hi:
                 return Refused(f"site limit {text[:16]!r}: expected a number of amps from {lo:g} to {hi:g}")
-            return SiteOp("set_limit", {"limit_a": round(amps, 1)})
+            return Action("limit", {"limit_a": round(amps, 1)})
         case "_site", _, _:
             return Refused(f"the site has no entity {entity[:32]!r}")
         case _, "enabled", "ON":
-            return SiteOp("resume_cp", {"cp": cp})
+            return Action("resume", {"cp": cp})
         case _, "enabled", "OFF":
-            return SiteOp("stop_cp", {"cp": cp})
+            return Action("stop", {"cp": cp})
         case _, "enabled", _:
             return Refused(f"switch {cp}: expected ON or OFF, got {text[:16]!r}")
         case _, "max_current", _:

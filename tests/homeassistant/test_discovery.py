@@ -12,9 +12,9 @@ from jinja2 import Environment, StrictUndefined
 
 from central_broker.homeassistant.discovery import (
     SITE,
+    Action,
     Identity,
     Refused,
-    SiteOp,
     charge_point_device,
     command,
     site_device,
@@ -132,10 +132,10 @@ def test_the_templates_give_what_home_assistant_should_show_for_evnets_messages(
     assert render(s["cmps"]["limit"]["value_template"], state) == "63.0"
 
 
-def test_a_command_means_the_site_op_it_should_or_is_refused_in_one_line() -> None:
-    assert command("cp2", "enabled", b"OFF") == SiteOp("stop_cp", {"cp": "cp2"})
-    assert command("cp2", "enabled", b"ON") == SiteOp("resume_cp", {"cp": "cp2"})
-    assert command(SITE, "site_limit", b"50") == SiteOp("set_limit", {"limit_a": 50.0})
+def test_a_command_means_the_central_action_it_should_or_is_refused_in_one_line() -> None:
+    assert command("cp2", "enabled", b"OFF") == Action("stop", {"cp": "cp2"})
+    assert command("cp2", "enabled", b"ON") == Action("resume", {"cp": "cp2"})
+    assert command(SITE, "site_limit", b"50") == Action("limit", {"limit_a": 50.0})
     for cp, entity, payload in (("cp2", "enabled", b"maybe"), ("cp2", "enabled", b"ON" * 40),
                                 (SITE, "site_limit", b"nan"), (SITE, "site_limit", b"5"), (SITE, "enabled", b"ON"),
                                 ("cp2", "max_current", b"16"), ("cp2", "nope", b"1"), ("cp2", "enabled", b"\xff")):
