@@ -38,7 +38,7 @@ from firmware.site.client import KvTimeout, SiteClient, SiteRefused
 FLUSH_S = 1.0           # charge points written to the registry at most this often
 ACK_RETRY_S = 5.0       # tickets a site did not acknowledge are asked again after this
 MAX_QUEUE = 200_000     # messages waiting to be folded; beyond, new ones are dropped (counted, logged)
-ACTIONS = ("stop", "resume", "limit", "add_driver")
+ACTIONS = ("stop", "resume", "limit", "cap", "add_driver")
 
 
 class Central:
@@ -278,6 +278,9 @@ class Central:
                     result = client.resume_cp(str(args["cp"]))
                 case "limit":
                     result = client.set_limit(float(args["limit_a"]))
+                case "cap":
+                    cap = args["max_current_a"]
+                    result = client.set_cp_max(str(args["cp"]), None if cap is None else float(cap))
                 case "add_driver":
                     result = client.add_principal(str(args["id"]), "driver", str(args["key"]))
                 case _:

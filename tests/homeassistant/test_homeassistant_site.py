@@ -1,7 +1,8 @@
 """Home Assistant in Central, end to end: a real site of three (tests/sites.py) on a real Mosquitto, Central as
 `evnet central` runs it with `[central] homeassistant = true` and its own operator key, and Home Assistant played
 by a plain MQTT client: it finds every charge point's device retained, and its switch stops a charging point
-through the site (Central's event log says so, and where the order came from), then resumes it."""
+through the site (Central's event log says so, and where the order came from), then resumes it; its number caps
+the point at the site (`set_cp_max`), and a cap the site refuses is said in the log."""
 
 from __future__ import annotations
 
@@ -73,7 +74,17 @@ def test_central_runs_home_assistant_whose_switch_stops_and_resumes_a_charge_poi
         ha_link.publish(switch["command_topic"].replace("/cp2/", "/cp9/"), b"OFF", qos=1)
         wait_for(lambda: any("cp=cp9 (from Home Assistant)" in t for t in events("operator_refused")), timeout=10,
                  what="a stop of a charge point the site does not have, refused and said in the log")
-        assert [r[1] for r in rig.central.ha.results] == ["stop", "resume", "stop"]
+
+        number = configs["homeassistant/device/evnet_s1_cp2/config"]["cmps"]["max_current"]
+        ha_link.publish(number["command_topic"], b"10", qos=1)  # the maximum-current number: the site's cap
+        wait_for(lambda: site["cp1"].machine.state.cps["cp2"].cap_da == 100, timeout=20, what="cp2 capped at 10 A")
+        wait_for(lambda: any("cap cp=cp2 max_current_a=10.0 (from Home Assistant)" in t for t in events("operator")),
+                 timeout=10, what="the cap in Central's event log")
+        ha_link.publish(number["command_topic"], b"40", qos=1)  # above cp2's registered 16 A: the site refuses
+        wait_for(lambda: any("cap cp=cp2 max_current_a=40.0 (from Home Assistant): bad_field" in t
+                             for t in events("operator_refused")), timeout=10, what="the refused cap in the log")
+        assert site["cp1"].machine.state.cps["cp2"].cap_da == 100
+        assert [r[1] for r in rig.central.ha.results] == ["stop", "resume", "stop", "cap", "cap"]
     finally:
         ha_link.stop()
         rig.stop()
