@@ -259,7 +259,7 @@ class View:
         site.limit_a, site.drawing_a, site.slot, site.tickets_waiting = m.limit_a, m.drawing_a, m.slot, \
             m.tickets_waiting
         site.version = self._bump()
-        reserved = {cp: (driver, until) for cp, driver, until in m.reservations}
+        reserved = {h.cp: (h.driver, h.expires_ms) for h in m.reservations}
         for c in m.cps:
             row = self._cp(m.site, c.cp)
             if row is None:

@@ -19,7 +19,7 @@ def cp_row(status: str = "AVAILABLE", **kw: Any) -> dict[str, Any]:
 
 
 def state(slot: int, *, sessions: list | None = None, waiting: list | None = None, cps: dict | None = None) -> bytes:
-    return encode_payload({"slot": slot, "site": "s1", "now_ms": slot * 1000,
+    return encode_payload({"slot": slot, "site": "s1", "now_ms": slot * 1000, "limit_a": 63.0, "tickets_waiting": 0,
                            "charge_points": cps or {"cp1": cp_row(), "cp2": cp_row()},
                            "sessions": sessions or [], "waiting": waiting or [], "reservations": []})
 
@@ -73,7 +73,7 @@ def test_a_session_from_the_state_with_live_figures_from_telemetry_ends_once_wit
     v.received(STATE, state(3, sessions=[session(wh=1500, stop="driver")]), 11.0)
     assert v.session(11.0).phase == "stopping"  # type: ignore[union-attr]
     (ended,) = v.received("evnet/s1/cp/cp2/telemetry", final(), 12.0)
-    assert isinstance(ended, Ended) and ended.ticket.kwh == 2.5 and ended.ticket.cost_eur == 0.75
+    assert isinstance(ended, Ended) and ended.ticket.kwh == 2.5 and ended.ticket.eur == 0.75
     assert v.session(12.0) is None and v.ticket == ended.ticket
     assert v.received(STATE, state(4, sessions=[session(wh=1500)]), 13.0) == []  # a state that lags
     assert v.session(13.0) is None
@@ -132,7 +132,7 @@ def test_bad_messages_are_dropped_counted_by_reason_and_nothing_raises() -> None
            ("evnet/s1/cp/cp2/status", encode_payload({"cp": "cp1", "status": "AVAILABLE"})),
            ("evnet/s1/cp/CP!/status", encode_payload({"status": "AVAILABLE"})),
            ("evnet/s1/cp/cp2/telemetry", encode_payload({"cp": "cp2", "session": "s", "power_kw": float("inf")})),
-           ("evnet/s1/cp/cp2/telemetry", b"{" + b" " * 9000 + b"}"),
+           ("evnet/s1/cp/cp2/telemetry", b"{" + b" " * 17000 + b"}"),
            (STATE, state(1, cps={f"c{i}": cp_row() for i in range(65)}))]
     for topic, payload in bad:
         assert v.received(topic, payload, 0.0) == []
