@@ -97,7 +97,8 @@ class Started:
 
 @dataclass(frozen=True)
 class Ended:
-    """This driver's session ended with its ticket."""
+    """This driver's session ended with its ticket: the engine's (its last telemetry), or the site's (its state's
+    waiting tickets), whichever is heard first."""
 
     ticket: Ticket
 
@@ -147,6 +148,7 @@ class DriverView:
         self.redirect: Redirect | None = None
         self.ticket: Ticket | None = None       # the last ticket of this driver's
         self._ended: deque[str] = deque(maxlen=REMEMBER)
+        self._closed: deque[str] = deque(maxlen=REMEMBER)  # closed at the site, ticket not heard yet
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -268,6 +270,12 @@ class DriverView:
         if self.state is not None and st.slot < self.state.slot:
             return []  # older than the one we have (a new leader's first may lag): not news
         self.state = st
+        # A session of ours the site closed whose final telemetry we missed (our link was down, or it is not
+        # sent yet): its ticket waits at the site until Central takes it, in the state's oldest 100.
+        mine = {*self._closed, *([self.mine.session] if self.mine is not None and self.mine.session else [])}
+        ended = [e for t in st.tickets if t.session in mine and t.driver == self.driver for e in self._ticket(t)]
+        if ended:
+            return ended
         m = self.mine
         session = next((s for s in st.sessions if s.driver == self.driver and s.session not in self._ended), None)
         if session is not None:
@@ -281,6 +289,7 @@ class DriverView:
             if not m.in_state:
                 return []  # known from its telemetry: this state is older than its start
             self.mine, self.redirect = None, None  # the site closed it; its ticket comes with the telemetry
+            self._closed.append(m.session)        # or with a later state's tickets
             return [Closed(m.cp, m.session)]
         waiting = next((w for w in st.waiting if w.driver == self.driver), None)
         if waiting is not None:

@@ -238,9 +238,12 @@ def ticket_of(site: str, t: Any, engine: bool) -> Ticket:
     eur = _num(t, "cost_eur" if engine else "eur", 0, 1e7, required=True)
     body = {k: v for k, v in t.items() if isinstance(k, str) and len(k) <= 32 and
             (v is None or isinstance(v, bool | int | float) or (isinstance(v, str) and len(v) <= MAX_TEXT))}
+    duration = _num(t, "duration_s", 0, 1e9)
+    if not engine and isinstance(t.get("start_ms"), int) and isinstance(t.get("end_ms"), int):
+        duration = max(0, min(t["end_ms"] - t["start_ms"], 10**12)) / 1000  # site time: only the length means much
     return Ticket(site, session, cp, _ident(t, "driver", PRINCIPAL_RE),  # type: ignore[arg-type]
                   kwh, eur, _text(t, "reason") or "", body,  # type: ignore[arg-type]
-                  _num(t, "price_eur_kwh", 0, 10), _num(t, "duration_s", 0, 1e9), _num(t, "end_ts", 0, TS_MAX))
+                  _num(t, "price_eur_kwh", 0, 10), duration, _num(t, "end_ts", 0, TS_MAX))
 
 
 def _telemetry(site: str, cp: str, b: dict[str, Any]) -> Telemetry:
