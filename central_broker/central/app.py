@@ -9,7 +9,9 @@ Four threads, joined by queues and one lock on the view:
 - the ops thread acknowledges tickets to their sites with Central's operator credential (`SiteClient`,
   the same client `evnet site` uses), and retries those a site did not answer.
 Operator controls (`act`) run on the caller's thread (a web request's): a site op through the site's
-consensus; the result goes into the event log and back to the caller.
+consensus; the result goes into the event log and back to the caller. With `[central] homeassistant`, Central
+also runs Home Assistant discovery on its own link (`central_broker/homeassistant/`): the fold thread hands it
+each status it decoded, and its commands run on its own thread through `act`, like the web's.
 
 Central is never in the energy path: it only reads, and writes what an operator asks.
 """
@@ -24,8 +26,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from central_broker.homeassistant import HomeAssistant
 from central_broker.registry import Registry
-from central_broker.view import BadMessage, Changes, OperatorAction, Ticket, View, decode
+from central_broker.view import BadMessage, Changes, CpStatus, OperatorAction, Ticket, View, decode
 from evnet.config import CentralFile
 from evnet.logs import FoldedLog, event_logger
 from evnet.mqtt import MqttLink
@@ -35,7 +38,7 @@ from firmware.site.client import KvTimeout, SiteClient, SiteRefused
 FLUSH_S = 1.0           # charge points written to the registry at most this often
 ACK_RETRY_S = 5.0       # tickets a site did not acknowledge are asked again after this
 MAX_QUEUE = 200_000     # messages waiting to be folded; beyond, new ones are dropped (counted, logged)
-ACTIONS = ("stop", "resume", "limit", "add_driver")
+ACTIONS = ("stop", "resume", "limit", "cap", "add_driver")
 
 
 class Central:
@@ -53,6 +56,7 @@ class Central:
         self.link = MqttLink(cfg.mqtt, f"central-{cfg.central.operator_id}",
                              will=(self.status_topic, {"status": "DISCONNECTED"}, True))
         self.link.on_connected = self._announce
+        self.ha = HomeAssistant(self.prefix, cfg.central.sites, act=self._ha_act) if cfg.central.homeassistant else None
         self.web_url: str | None = None
         self._clients: dict[str, SiteClient] = {}
         self._clients_lock = threading.Lock()
@@ -81,6 +85,8 @@ class Central:
             for topic in (f"{base}/cp/+/status", f"{base}/cp/+/telemetry", f"{base}/cp/+/monitor", f"{base}/state",
                           f"{base}/request", f"{base}/reply/+"):
                 self.link.subscribe(topic, self._heard, qos=0)
+        if self.ha is not None:
+            self.ha.start(self.link)
         if not self.link.start(wait):
             self.log.warning("central.broker_unreachable", url=self.cfg.mqtt.url, retrying=True)
         for site in self.registry.sites():
@@ -95,6 +101,8 @@ class Central:
         for t in self._threads:
             if t.is_alive():
                 t.join(5)
+        if self.ha is not None:
+            self.ha.stop()
         self.link.stop(farewell=(self.status_topic, {"status": "DISCONNECTED", "ts": self.now()}, True))
         with self._clients_lock:
             for client in self._clients.values():
@@ -105,12 +113,16 @@ class Central:
 
     def dead(self) -> str | None:
         """The part whose thread died (`evnet.serve`: the process then exits 1 and systemd restarts it)."""
+        if self.ha is not None and not self.ha.alive():
+            return "homeassistant"
         return next((t.name for t in self._threads if not t.is_alive()), None)
 
     def _announce(self) -> None:
         """Central's own status, retained, after every (re)connection (its Last Will says DISCONNECTED)."""
         self.link.publish_json(self.status_topic, {"status": "ONLINE", "sites": self.cfg.central.sites,
                                                    "web": self.web_url, "ts": self.now()}, qos=1, retain=True)
+        if self.ha is not None:
+            self.ha.announce()
 
     # ------------------------------------------------------------------ hearing and folding
 
@@ -157,6 +169,8 @@ class Central:
                 continue
             if msg is not None:
                 decoded.append((msg, at))
+                if self.ha is not None and isinstance(msg, CpStatus):
+                    self.ha.saw(msg)
         changes: list[Changes] = []
         with self.lock:
             for msg, at in decoded:
@@ -245,9 +259,12 @@ class Central:
             self.registry.mark_acked(site, pending, self.now())
             self.log.info("central.tickets_acked", site=site, acked=len(pending), waiting=result.get("waiting"))
 
-    def act(self, site: str, action: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _ha_act(self, site: str, action: str, args: dict[str, Any]) -> dict[str, Any]:
+        return self.act(site, action, args, via="homeassistant")
+
+    def act(self, site: str, action: str, args: dict[str, Any], via: str = "web") -> dict[str, Any]:
         """An operator control through the site's consensus: `{"ok": true, "result": ...}` or `{"ok": false,
-        "error": code, "reason": ...}`; shown in the event log either way."""
+        "error": code, "reason": ...}`; shown in the event log either way, with where it came from (`via`)."""
         try:
             with self.lock:
                 known = site in self.view.sites
@@ -261,6 +278,9 @@ class Central:
                     result = client.resume_cp(str(args["cp"]))
                 case "limit":
                     result = client.set_limit(float(args["limit_a"]))
+                case "cap":
+                    cap = args["max_current_a"]
+                    result = client.set_cp_max(str(args["cp"]), None if cap is None else float(cap))
                 case "add_driver":
                     result = client.add_principal(str(args["id"]), "driver", str(args["key"]))
                 case _:
@@ -274,8 +294,9 @@ class Central:
         except (KeyError, ValueError, TypeError) as exc:
             answer, outcome = {"ok": False, "error": "bad_field", "reason": str(exc)}, f"bad_field: {exc}"
         shown = {k: v for k, v in args.items() if k != "key"}
-        self.log.info("central.operator_action", site=site, action=action, ok=answer["ok"], outcome=outcome[:200])
+        self.log.info("central.operator_action", site=site, action=action, via=via, ok=answer["ok"],
+                      outcome=outcome[:200])
         with self.lock:
-            self.view.apply(OperatorAction(site, action, shown, answer["ok"], outcome[:300]), self.now())
+            self.view.apply(OperatorAction(site, action, shown, answer["ok"], outcome[:300], via), self.now())
             self.folded.notify_all()
         return answer

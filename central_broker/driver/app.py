@@ -22,8 +22,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from central_broker.driver.decode import BadMessage, Ticket, ticket_of
+from central_broker.driver.render import ticket_json
 from central_broker.driver.view import DriverView, Ended, Event, MySession, Point
+from central_broker.view.messages import BadMessage, Ticket, ticket_of
 from evnet.config.schema import MqttConfig
 from evnet.durable import replace_file
 from evnet.logs import event_logger
@@ -45,15 +46,15 @@ def default_ticket_file(site: str, driver: str) -> str:
 class TicketFile:
     """The driver's last ticket on disk (replaced atomically); a damaged file is said once and read as none."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, path: str, site: str) -> None:
+        self.path, self.site = path, site
         self.log = event_logger("driver.tickets", file=path)
 
     def load(self) -> Ticket | None:
         try:
             with open(self.path, "rb") as f:
                 body = json.loads(f.read(8192))
-            return ticket_of(body["cp"], {**body, "session_id": body["session"]})
+            return ticket_of(self.site, {**body, "session_id": body["session"]}, engine=True)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError, BadMessage) as exc:
@@ -63,7 +64,7 @@ class TicketFile:
     def save(self, ticket: Ticket) -> None:
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            replace_file(self.path, json.dumps(ticket.to_json(), sort_keys=True).encode())
+            replace_file(self.path, json.dumps(ticket_json(ticket), sort_keys=True).encode())
         except OSError as exc:  # the ticket was shown; only the copy for later is lost
             self.log.error("driver.ticket_not_saved", session=ticket.session, error=str(exc)[:120])
 
@@ -76,7 +77,7 @@ class DriverApp:
         self.mqtt_cfg, self.site, self.driver, self.key, self.timeout = mqtt_cfg, site, driver, key, timeout
         self.topics = SiteTopics(mqtt_cfg.prefix, site)
         self.view = DriverView(driver, site, mqtt_cfg.prefix)
-        self.tickets = TicketFile(ticket_file or default_ticket_file(site, driver))
+        self.tickets = TicketFile(ticket_file or default_ticket_file(site, driver), site)
         self.view.ticket = self.tickets.load()
         # Its own MQTT client id: two apps of one driver (a script and the prompt) must not take each other's place.
         self.link = MqttLink(mqtt_cfg, f"driver-{site}-{driver}-{secrets.token_hex(4)}")

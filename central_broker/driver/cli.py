@@ -19,7 +19,7 @@ from typing import IO
 
 from central_broker.driver.app import DriverApp, TicketFile, default_ticket_file
 from central_broker.driver.prompt import Prompt
-from central_broker.driver.render import ticket_line
+from central_broker.driver.render import ticket_json, ticket_line
 from central_broker.driver.verbs import OK, PROG, REFUSED, UNREACHABLE, USAGE, Out, Unreachable, Usage, Verbs, add_verbs
 from evnet.config import ConfigError, load_config
 from evnet.logs import setup_logging
@@ -65,8 +65,8 @@ def run(argv: list[str], stdin: IO[str], stdout: IO[str], stderr: IO[str]) -> in
         ticket_file = args.ticket_file or default_ticket_file(cfg.site_id, args.id)
         out = Out(stdout, args.json)
         if args.cmd == "ticket":  # kept on disk: no broker needed
-            t = TicketFile(ticket_file).load()
-            out.emit("ticket", {"ticket": None} if t is None else t.to_json(), ticket_line(t))
+            t = TicketFile(ticket_file, cfg.site_id).load()
+            out.emit("ticket", {"ticket": None} if t is None else ticket_json(t), ticket_line(t))
             return OK
         with DriverApp(cfg.mqtt, cfg.site_id, args.id, key, timeout=args.timeout, ticket_file=ticket_file) as app:
             app.start(min(args.timeout, 5.0))

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import IO
 
-from central_broker.driver.render import session_line, ticket_line
+from central_broker.driver.render import session_line, ticket_json, ticket_line
 from central_broker.driver.verbs import REFUSED, UNREACHABLE, Unreachable, Verbs, add_verbs
 from central_broker.driver.view import Closed, Ended, Lapsed, Started
 from firmware.site.client import KvTimeout, SiteRefused
@@ -92,7 +92,7 @@ class Prompt:
                 case Started(cp, session):
                     self.out.emit("started", {"cp": cp, "session": session}, f"Charging at {cp} (session {session}).")
                 case Ended(ticket):
-                    self.out.emit("ticket", ticket.to_json(), ticket_line(ticket))
+                    self.out.emit("ticket", ticket_json(ticket), ticket_line(ticket))
                 case Closed(cp, session):
                     self.out.emit("closed", {"cp": cp, "session": session},
                                   f"The site closed your session {session} at {cp}; its ticket follows.")

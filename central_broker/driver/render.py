@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from central_broker.driver.decode import Ticket
 from central_broker.driver.view import MySession, Point
+from central_broker.view.messages import Ticket
 
 COLOURS = {"AVAILABLE": "green", "RESERVED": "green", "CHARGING": "green", "OUT_OF_ORDER": "dark_orange",
            "FAULTED": "red", "DISCONNECTED": "grey50"}
@@ -68,6 +68,13 @@ def session_line(s: MySession | None) -> str:
 def ticket_line(t: Ticket | None) -> str:
     if t is None:
         return "No ticket yet."
-    minutes = t.duration_s / 60
-    return (f"Ticket {t.session} at {t.cp}: {t.kwh:.3f} kWh x {t.price_eur_kwh:.2f} €/kWh = {t.cost_eur:.2f} €, "
+    minutes = (t.duration_s or 0.0) / 60
+    return (f"Ticket {t.session} at {t.cp}: {t.kwh:.3f} kWh x {_money(t.price_eur_kwh, '€/kWh')} = {t.eur:.2f} €, "
             f"{minutes:.1f} min ({t.reason})")
+
+
+def ticket_json(t: Ticket) -> dict[str, Any]:
+    """The driver app's JSON form of a ticket (docs/driver.md), also its ticket file's."""
+    return {"cp": t.cp, "session": t.session, "driver": t.driver, "kwh": t.kwh, "cost_eur": t.eur,
+            "price_eur_kwh": t.price_eur_kwh, "reason": t.reason, "duration_s": t.duration_s or 0.0,
+            "end_ts": t.end_ts or 0.0}

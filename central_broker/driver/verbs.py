@@ -16,6 +16,7 @@ from central_broker.driver.render import (
     as_json,
     point_line,
     session_line,
+    ticket_json,
     ticket_line,
 )
 from central_broker.driver.view import Closed, Ended, Lapsed, Started
@@ -117,7 +118,7 @@ class Verbs:
 
     def ticket(self) -> int:
         t = self.app.last_ticket()
-        self.out.emit("ticket", {"ticket": None} if t is None else t.to_json(), ticket_line(t))
+        self.out.emit("ticket", {"ticket": None} if t is None else ticket_json(t), ticket_line(t))
         return OK
 
     def follow(self) -> int:
@@ -131,7 +132,7 @@ class Verbs:
                 case Started(cp, session):
                     self.out.emit("started", {"cp": cp, "session": session}, f"Charging at {cp} (session {session}).")
                 case Ended(ticket):
-                    self.out.emit("ticket", ticket.to_json(), ticket_line(ticket))
+                    self.out.emit("ticket", ticket_json(ticket), ticket_line(ticket))
                     return OK
                 case Closed(cp, session):
                     closed_at, closed = time.monotonic(), {"cp": cp, "session": session}

@@ -1,11 +1,11 @@
 """What a driver sees, folded from what the site and its charge points publish: pure, no I/O, time injected.
 
 Inputs: every message on the site's `state` and its charge points' `status` and `telemetry`
-(`received`, bytes as they came: decoded and checked by decode.py, a bad one dropped, counted and
-logged), and the site's answers to this driver's own requests (`answered`). Outputs: the charge
-points (status, location, price, why limited), this driver's session (where, phase, kWh, €, kW, why
-limited, the redirect and why), the last ticket, and events a follower acts on (`Started`, `Ended`,
-`Closed`, `Lapsed`).
+(`received`, bytes as they came: decoded and checked by Central's decoder, `central_broker/view/messages.py`,
+a bad one dropped, counted and logged; another site's ignored), and the site's answers to this driver's
+own requests (`answered`). Outputs: the charge points (status, location, price, why limited), this
+driver's session (where, phase, kWh, €, kW, why limited, the redirect and why), the last ticket, and
+events a follower acts on (`Started`, `Ended`, `Closed`, `Lapsed`).
 
 Why a session is found from the site, not remembered: after a crash or a restart the app knows
 nothing; the site's state names the session (or the request still waiting) of this driver, and the
@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from central_broker.driver.decode import (
-    CP_RE,
+from central_broker.view.messages import (
+    ID_RE,
     BadMessage,
     CpStatus,
     Message,
@@ -97,7 +97,8 @@ class Started:
 
 @dataclass(frozen=True)
 class Ended:
-    """This driver's session ended with its ticket."""
+    """This driver's session ended with its ticket: the engine's (its last telemetry), or the site's (its state's
+    waiting tickets), whichever is heard first."""
 
     ticket: Ticket
 
@@ -147,21 +148,23 @@ class DriverView:
         self.redirect: Redirect | None = None
         self.ticket: Ticket | None = None       # the last ticket of this driver's
         self._ended: deque[str] = deque(maxlen=REMEMBER)
+        self._closed: deque[str] = deque(maxlen=REMEMBER)  # closed at the site, ticket not heard yet
 
     # -- inputs ------------------------------------------------------------------------------
 
     def received(self, topic: str, payload: bytes, now: float) -> list[Event]:
         """A message from the broker, as it came; a bad one is dropped, counted and logged (folded)."""
         try:
-            msg = decode(self.prefix, self.site, topic, payload)
+            msg = decode(self.prefix, topic, payload)
         except BadMessage as exc:
             kind = topic.rsplit("/", 1)[-1][:20]
             self._folded.warning("driver.message_dropped", key=(exc.reason, kind), reason=exc.reason,
                                  topic=topic[:120], detail=exc.detail[:120], size=len(payload))
             return []
-        return [] if msg is None else self.feed(msg, now)
+        return [] if msg is None or msg.site != self.site else self.feed(msg, now)
 
     def feed(self, msg: Message, now: float) -> list[Event]:
+        """A message of this driver's site (status, telemetry, state; others are not the driver's)."""
         match msg:
             case CpStatus(cp=cp):
                 if cp in self.statuses or len(self.statuses) < 64:
@@ -178,7 +181,7 @@ class DriverView:
         match op:
             case "request_charge":
                 cp = result.get("cp")
-                if not isinstance(cp, str) or not CP_RE.match(cp):
+                if not isinstance(cp, str) or not ID_RE.match(cp):
                     self.log.warning("driver.bad_answer", op=op, result=str(result)[:120])
                     return []
                 self.mine = _Mine(cp)
@@ -194,7 +197,7 @@ class DriverView:
     # -- what the driver sees ----------------------------------------------------------------
 
     def points(self) -> list[Point]:
-        site = self.state.cps if self.state is not None else {}
+        site = {c.cp: c for c in self.state.cps} if self.state is not None else {}
         out = []
         for cp in sorted(set(site) | set(self.statuses)):
             s, own = site.get(cp), self.statuses.get(cp)
@@ -237,8 +240,8 @@ class DriverView:
     def _telemetry(self, t: Telemetry, now: float) -> list[Event]:
         if t.ticket is not None:
             return self._ticket(t.ticket)
-        if t.session in self._ended:
-            return []
+        if t.session is None or t.session in self._ended:
+            return []  # no session named: nothing a driver follows
         self.live[t.cp] = (t, now)
         if t.driver == self.driver:
             return self._started(t.cp, t.session)
@@ -267,6 +270,12 @@ class DriverView:
         if self.state is not None and st.slot < self.state.slot:
             return []  # older than the one we have (a new leader's first may lag): not news
         self.state = st
+        # A session of ours the site closed whose final telemetry we missed (our link was down, or it is not
+        # sent yet): its ticket waits at the site until Central takes it, in the state's oldest 100.
+        mine = {*self._closed, *([self.mine.session] if self.mine is not None and self.mine.session else [])}
+        ended = [e for t in st.tickets if t.session in mine and t.driver == self.driver for e in self._ticket(t)]
+        if ended:
+            return ended
         m = self.mine
         session = next((s for s in st.sessions if s.driver == self.driver and s.session not in self._ended), None)
         if session is not None:
@@ -280,6 +289,7 @@ class DriverView:
             if not m.in_state:
                 return []  # known from its telemetry: this state is older than its start
             self.mine, self.redirect = None, None  # the site closed it; its ticket comes with the telemetry
+            self._closed.append(m.session)        # or with a later state's tickets
             return [Closed(m.cp, m.session)]
         waiting = next((w for w in st.waiting if w.driver == self.driver), None)
         if waiting is not None:

@@ -6,11 +6,10 @@ with `dev`, `o` and `cmps`): Home Assistant reads evnet's own topics, so nothing
 Availability comes from the charge point's retained `status` (its Last Will says DISCONNECTED: offline).
 The switch stops and resumes the charge point (the site's `stop_cp`/`resume_cp`, as an operator).
 
-The maximum-current number shows the charge point's configured maximum; the site has no op that caps
-one charge point (docs/site.md), so a value sent to it is refused with that said (`Refused`): the op it
-needs is `set_cp_max {cp, max_current_a}` (operators; 6 A to the registered maximum, kept apart from the
-registered maximum so a new `register` does not undo it, and used by the split as the point's cap). The
-site-wide limit, which exists (`set_limit`), is a number on the site's own device (`site_device`).
+The maximum-current number is the site's cap on the charge point (`set_cp_max`, docs/site.md): it shows the
+cap from the site's state, or the registered maximum where there is none, and a value sent to it sets the
+cap (6 A up to the registered maximum; the site refuses more). The site-wide limit (`set_limit`) is a number
+on the site's own device (`site_device`).
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ ENTITIES = ("enabled", "max_current")        # the entities of a charge point th
 SITE = "_site"                               # the site device's place among charge point ids (none starts with _)
 SITE_LIMIT = "site_limit"                    # the site device's one entity that takes commands
 SITE_LIMIT_RANGE = (6.0, 2000.0)             # set_limit's range (docs/site.md)
+CP_MAX_RANGE = (6.0, 80.0)                   # set_cp_max's (the site also refuses more than the registered maximum)
 
 
 def _either(key: str, ticket_key: str) -> str:
@@ -81,8 +81,11 @@ def charge_point_device(topics: SiteTopics, cp: str, identity: Identity, sw: str
                     "command_topic": topics.ha_command(cp, "enabled"), "device_class": "switch",
                     "value_template": "{{ 'OFF' if value_json.status == 'OUT_OF_ORDER' else 'ON' }}"},
         "max_current": {"p": "number", "name": "Maximum current", "unique_id": f"{uid}_max_current",
-                        "state_topic": status, "command_topic": topics.ha_command(cp, "max_current"),
-                        "value_template": "{{ value_json.max_current_a }}", "device_class": "current",
+                        "state_topic": topics.state, "command_topic": topics.ha_command(cp, "max_current"),
+                        "value_template": (f"{{% set c = value_json.charge_points['{cp}'] %}}"
+                                           "{{ c.cap_a if c.cap_a is defined and c.cap_a is not none "
+                                           "else c.max_current_a }}"),
+                        "device_class": "current",
                         "unit_of_measurement": "A", "min": 6, "max": identity.max_current_a, "step": 1,
                         "mode": "box"},
     }
@@ -127,10 +130,11 @@ def site_device(topics: SiteTopics, sw: str, ha_prefix: str = HA_PREFIX) -> tupl
 # ------------------------------------------------------------------------------- commands
 
 @dataclass(frozen=True)
-class SiteOp:
-    """Run `op(args)` at the site as the operator."""
+class Action:
+    """An operator control of Central's (`Central.act(site, action, args)`: `stop`, `resume`, `limit`, `cap`),
+    which runs the site op (`stop_cp`, `resume_cp`, `set_limit`, `set_cp_max`) with Central's operator credential."""
 
-    op: str
+    action: str
     args: dict[str, Any]
 
 
@@ -144,8 +148,8 @@ class Refused:
 MAX_COMMAND = 32  # bytes: "ON", "OFF", a number
 
 
-def command(cp: str, entity: str, payload: bytes) -> SiteOp | Refused:
-    """What Home Assistant's `payload` on `ha_command(cp, entity)` asks of the site (`cp` SITE: the site device)."""
+def command(cp: str, entity: str, payload: bytes) -> Action | Refused:
+    """What Home Assistant's `payload` on `ha_command(cp, entity)` asks of Central (`cp` SITE: the site device)."""
     if len(payload) > MAX_COMMAND:
         return Refused(f"a command of {len(payload)} bytes, at most {MAX_COMMAND}")
     text = payload.decode("ascii", "replace").strip()
@@ -155,18 +159,21 @@ def command(cp: str, entity: str, payload: bytes) -> SiteOp | Refused:
             lo, hi = SITE_LIMIT_RANGE
             if amps is None or not lo <= amps <= hi:
                 return Refused(f"site limit {text[:16]!r}: expected a number of amps from {lo:g} to {hi:g}")
-            return SiteOp("set_limit", {"limit_a": round(amps, 1)})
+            return Action("limit", {"limit_a": round(amps, 1)})
         case "_site", _, _:
             return Refused(f"the site has no entity {entity[:32]!r}")
         case _, "enabled", "ON":
-            return SiteOp("resume_cp", {"cp": cp})
+            return Action("resume", {"cp": cp})
         case _, "enabled", "OFF":
-            return SiteOp("stop_cp", {"cp": cp})
+            return Action("stop", {"cp": cp})
         case _, "enabled", _:
             return Refused(f"switch {cp}: expected ON or OFF, got {text[:16]!r}")
         case _, "max_current", _:
-            return Refused(f"{cp}'s maximum current: the site has no op that caps one charge point "
-                           "(set_cp_max is needed); its maximum is its configuration's")
+            amps = _number(text)
+            lo, hi = CP_MAX_RANGE
+            if amps is None or not lo <= amps <= hi:
+                return Refused(f"{cp}'s maximum current {text[:16]!r}: expected a number of amps from {lo:g} to {hi:g}")
+            return Action("cap", {"cp": cp, "max_current_a": round(amps, 1)})
     return Refused(f"{cp} has no entity {entity[:32]!r}")
 
 

@@ -41,6 +41,7 @@ COLOURS = {"AVAILABLE": "green", "RESERVED": "green-outline", "CHARGING": "green
            "FAULTED": "red", "DISCONNECTED": "grey"}
 LEGENDS = {"AVAILABLE": "Available", "RESERVED": "Reserved", "CHARGING": "Charging", "OUT_OF_ORDER": "Out of Order",
            "FAULTED": "Faulted", "DISCONNECTED": "Disconnected"}
+VIA = {"homeassistant": " (from Home Assistant)"}  # how the event log says where an operator's action came from
 LIVE = ("session", "driver", "power_kw", "energy_kwh", "cost_eur", "current_a", "limit_a", "limit_reason")
 
 
@@ -53,6 +54,7 @@ class OperatorAction:
     args: dict[str, Any]
     ok: bool
     outcome: str
+    via: str = "web"   # where the operator asked: "web", "homeassistant"
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ class View:
                 return self._reply(msg, now)
             case OperatorAction():
                 self._event(now, msg.site, msg.args.get("cp"), "operator" if msg.ok else "operator_refused",
-                            f"operator {msg.action} {_args(msg.args)}: {msg.outcome}")
+                            f"operator {msg.action} {_args(msg.args)}{VIA.get(msg.via, '')}: {msg.outcome}")
                 return NO_CHANGES
         return NO_CHANGES
 
@@ -257,7 +259,7 @@ class View:
         site.limit_a, site.drawing_a, site.slot, site.tickets_waiting = m.limit_a, m.drawing_a, m.slot, \
             m.tickets_waiting
         site.version = self._bump()
-        reserved = {cp: (driver, until) for cp, driver, until in m.reservations}
+        reserved = {h.cp: (h.driver, h.expires_ms) for h in m.reservations}
         for c in m.cps:
             row = self._cp(m.site, c.cp)
             if row is None:

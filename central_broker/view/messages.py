@@ -1,4 +1,5 @@
-"""What Central hears, decoded and checked: bytes from the broker in, typed messages out (the only door).
+"""What Central and the driver app hear, decoded and checked: bytes from the broker in, typed messages out (the
+only door of both, and of Home Assistant's adapter).
 
 Every field is size-capped and range-checked here, before the view sees it: a message that fails
 is `BadMessage(reason)` (the caller drops it, counts it and logs it with its topic). A message on a
@@ -6,6 +7,8 @@ topic Central does not read, or a binary frame on `request`/`reply` (the clients
 docs/paxos.md), is `None`: nothing wrong, nothing to show.
 
     msg = decode("evnet", "evnet/demo/cp/cp1/status", payload)   # CpStatus | Telemetry | ... | None
+
+Each message names its site (`msg.site`): a reader of one site (the driver app) ignores the others.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ class CpStatus:
 
 @dataclass(frozen=True)
 class Ticket:
+    """A session's ticket: the site's (from its state) or the engine's (its last telemetry, which alone has the
+    price, the duration and the end)."""
+
     site: str
     session: str
     cp: str
@@ -59,6 +65,9 @@ class Ticket:
     eur: float
     reason: str
     body: dict[str, Any]   # the ticket as it came (checked, capped), kept in the registry
+    price_eur_kwh: float | None = None
+    duration_s: float | None = None
+    end_ts: float | None = None
 
 
 @dataclass(frozen=True)
@@ -99,15 +108,37 @@ class SiteCp:
 
 
 @dataclass(frozen=True)
+class Held:
+    """A reservation at a charge point, or a driver's request waiting there for the EV (site time, ms)."""
+
+    cp: str
+    driver: str
+    expires_ms: int
+
+
+@dataclass(frozen=True)
+class SiteSession:
+    """A session in progress as the site's state shows it."""
+
+    session: str
+    cp: str
+    driver: str | None
+    energy_wh: int
+    stop_requested: str | None
+
+
+@dataclass(frozen=True)
 class SiteState:
     site: str
     slot: int
     limit_a: float
     drawing_a: float
     cps: tuple[SiteCp, ...]
-    reservations: tuple[tuple[str, str, int], ...]   # (cp, driver, expires_ms)
+    reservations: tuple[Held, ...]
     tickets: tuple[Ticket, ...]
     tickets_waiting: int
+    sessions: tuple[SiteSession, ...] = ()
+    waiting: tuple[Held, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,12 +238,20 @@ def ticket_of(site: str, t: Any, engine: bool) -> Ticket:
     eur = _num(t, "cost_eur" if engine else "eur", 0, 1e7, required=True)
     body = {k: v for k, v in t.items() if isinstance(k, str) and len(k) <= 32 and
             (v is None or isinstance(v, bool | int | float) or (isinstance(v, str) and len(v) <= MAX_TEXT))}
+    duration = _num(t, "duration_s", 0, 1e9)
+    if not engine and isinstance(t.get("start_ms"), int) and isinstance(t.get("end_ms"), int):
+        duration = max(0, min(t["end_ms"] - t["start_ms"], 10**12)) / 1000  # site time: only the length means much
     return Ticket(site, session, cp, _ident(t, "driver", PRINCIPAL_RE),  # type: ignore[arg-type]
-                  kwh, eur, _text(t, "reason") or "", body)  # type: ignore[arg-type]
+                  kwh, eur, _text(t, "reason") or "", body,  # type: ignore[arg-type]
+                  _num(t, "price_eur_kwh", 0, 10), duration, _num(t, "end_ts", 0, TS_MAX))
 
 
 def _telemetry(site: str, cp: str, b: dict[str, Any]) -> Telemetry:
     ticket = ticket_of(site, b["ticket"], engine=True) if b.get("final") is True and "ticket" in b else None
+    if ticket is not None and ticket.cp != cp:
+        raise BadMessage("wrong_cp", "ticket: of another charge point")
+    if ticket is not None and b.get("session") is not None and ticket.session != b.get("session"):
+        raise BadMessage("bad_field", "ticket: of another session")
     return Telemetry(site, cp, _ident(b, "session", SESSION_RE), _ident(b, "driver", PRINCIPAL_RE),
                      _num(b, "power_kw", -1000, 1000), _num(b, "energy_kwh", 0, 1e6), _num(b, "cost_eur", 0, 1e7),
                      _num(b, "current_a", 0, 1000), _num(b, "limit_a", 0, 1000), _text(b, "limit_reason", 40),
@@ -242,16 +281,27 @@ def _state(site: str, b: dict[str, Any]) -> SiteState:
     cps = _obj(b, "charge_points")
     if len(cps) > MAX_CPS_PER_SITE:
         raise BadMessage("too_many", f"{len(cps)} charge points")
-    reservations = []
-    for r in _list(b, "reservations", MAX_CPS_PER_SITE):
-        if not isinstance(r, dict):
-            raise BadMessage("bad_field", "reservations: expected objects")
-        reservations.append((_ident(r, "cp", ID_RE, True), _ident(r, "driver", PRINCIPAL_RE, True),
-                             _int(r, "expires_ms", 0, 1 << 62)))
     tickets = tuple(ticket_of(site, t, engine=False) for t in _list(b, "tickets", MAX_TICKETS))
+    sessions = tuple(SiteSession(_ident(r, "session", SESSION_RE, True), _ident(r, "cp", ID_RE, True),  # type: ignore[arg-type]
+                                 _ident(r, "driver", PRINCIPAL_RE), _int(r, "energy_wh", 0, 1 << 40),
+                                 _text(r, "stop_requested", 40)) for r in _rows(b, "sessions"))
     return SiteState(site, _int(b, "slot", 0, 1 << 62), _num(b, "limit_a", 0, 2000, True) or 0.0,
                      _num(b, "drawing_a", 0, 100_000) or 0.0, tuple(_site_cp(k, v) for k, v in cps.items()),
-                     tuple(reservations), tickets, _int(b, "tickets_waiting", 0, 1 << 31))  # type: ignore[arg-type]
+                     _held(b, "reservations"), tickets, _int(b, "tickets_waiting", 0, 1 << 31), sessions,
+                     _held(b, "waiting"))
+
+
+def _rows(b: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """A list of objects, at most one per charge point (reservations, waiting requests, sessions)."""
+    rows = _list(b, key, MAX_CPS_PER_SITE)
+    if not all(isinstance(r, dict) for r in rows):
+        raise BadMessage("bad_field", f"{key}: expected objects")
+    return rows
+
+
+def _held(b: dict[str, Any], key: str) -> tuple[Held, ...]:
+    return tuple(Held(_ident(r, "cp", ID_RE, True), _ident(r, "driver", PRINCIPAL_RE, True),  # type: ignore[arg-type]
+                      _int(r, "expires_ms", 0, 1 << 62)) for r in _rows(b, key))
 
 
 def _request(site: str, b: dict[str, Any]) -> Request:

@@ -231,6 +231,9 @@ class CentralConfig:
     web_listen: str = spec("127.0.0.1:8080", check=lambda v: bool(re.match(r"^[^\s:]+:\d{1,5}$", v)),
                            expect="HOST:PORT for the web dashboard (loopback unless you mean to expose it)")
     registry: str = spec("central.db", check=lambda v: bool(v.strip()), expect="the path of the SQLite registry")
+    # Home Assistant discovery and commands (docs/homeassistant.md). Off by default: on, anyone who may publish on
+    # evnet/+/ha/+/+/set acts with Central's operator key, so it is turned on together with that ACL.
+    homeassistant: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from firmware.site.commands import AckGrant, ClearFault, Register, Renew, Report, ResumeCp, SetPriority, StopCp
+from firmware.site.commands import (
+    AckGrant,
+    ClearFault,
+    Register,
+    Renew,
+    Report,
+    ResumeCp,
+    SetCpMax,
+    SetPriority,
+    StopCp,
+)
 from firmware.site.errors import SiteError
 from firmware.site.params import amps
 from firmware.site.split import Usage, follow_usage
@@ -103,6 +113,23 @@ def resume_cps(st: SiteState, cmd: ResumeCp) -> dict[str, Any]:
     for cp in chosen:
         st.cps[cp] = replace(st.cps[cp], available=True)
     return {"cps": chosen}
+
+
+def set_cp_max(st: SiteState, cmd: SetCpMax) -> dict[str, Any]:
+    """An operator's cap: 6 A (and not below the point's fallback, which it may always draw) up to what it
+    registered; None clears it. The split uses the lower of the cap and the registered maximum."""
+    rec = known_cp(st, cmd.cp, registered=cmd.cap_da is not None)
+    if cmd.cap_da is not None:
+        fallback = st.budget.allowances[cmd.cp].fallback_da
+        if cmd.cap_da > rec.max_da:
+            raise SiteError("bad_field", f"max_current_a: {amps(cmd.cap_da)} A is above {cmd.cp}'s registered "
+                                         f"maximum, {amps(rec.max_da)} A", field="max_current_a")
+        if cmd.cap_da < fallback:
+            raise SiteError("bad_field", f"max_current_a: {amps(cmd.cap_da)} A is below the site's fallback "
+                                         f"current for {cmd.cp}, {amps(fallback)} A", field="max_current_a")
+    st.cps[cmd.cp] = replace(rec, cap_da=cmd.cap_da)
+    return {"cp": cmd.cp, "max_current_a": None if cmd.cap_da is None else amps(cmd.cap_da),
+            "registered_max_a": amps(rec.max_da)}
 
 
 def set_priority(st: SiteState, cmd: SetPriority) -> dict[str, Any]:

@@ -4,6 +4,7 @@
     evnet site --config cp1.toml operators add OP1 --key op1.pub        # with the site key: on a charge point
     evnet site --config cp1.toml --as OP1 --key op1.pem drivers add D01 --key d01.pub
     evnet site --config cp1.toml --as OP1 --key op1.pem stop cp2        # or: stop all, resume all, limit 50
+    evnet site --config cp1.toml --as OP1 --key op1.pem cap cp2 16      # cap one charge point; cap cp2 none
     evnet site --config cp1.toml --key d01.pem request --driver D01 --at cp2
     evnet site keygen d01.pem                                          # d01.pem (0600) and d01.pem.pub
 
@@ -62,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("priority", help="a charge point's priority when current is short (0-9)")
     pr.add_argument("cp")
     pr.add_argument("priority", type=int)
+    cap = sub.add_parser("cap", help="cap a charge point's current (6 A to its maximum), or none to clear it")
+    cap.add_argument("cp")
+    cap.add_argument("amps", type=_amps_or_none, help="amps, or none")
     rq = sub.add_parser("request", help="a driver's request to charge")
     rq.add_argument("--driver", help="the driver (same as --as)")
     rq.add_argument("--at", help="the charge point (default: anywhere)")
@@ -116,6 +120,8 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             return "set_limit", {"limit_a": args.amps}
         case "priority":
             return "set_priority", {"cp": args.cp, "priority": args.priority}
+        case "cap":
+            return "set_cp_max", {"cp": args.cp, "max_current_a": args.amps}
         case "request":
             return "request_charge", {"at": args.at}
         case "reserve":
@@ -129,6 +135,15 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         case "whoami":
             return "whoami", {}
     raise Usage(f"no command {args.cmd!r}")
+
+
+def _amps_or_none(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected amps or none, got {text[:20]!r}") from None
 
 
 def _client(cfg: Config, args: argparse.Namespace) -> SiteClient:

@@ -138,6 +138,10 @@ class SiteClient:
     def set_priority(self, cp: str, priority: int) -> dict[str, Any]:
         return self.call("set_priority", {"cp": cp, "priority": priority})
 
+    def set_cp_max(self, cp: str, max_current_a: float | None) -> dict[str, Any]:
+        """An operator's cap on one charge point (None: clear it)."""
+        return self.call("set_cp_max", {"cp": cp, "max_current_a": max_current_a})
+
     def add_principal(self, principal: str, role: str, key_b64: str) -> dict[str, Any]:
         return self.call("add_principal", {"id": principal, "role": role, "key": key_b64})
 

@@ -133,6 +133,14 @@ class SetPriority:
 
 
 @dataclass(frozen=True)
+class SetCpMax:
+    """An operator's cap on one charge point's current, kept apart from what it registered (None: no cap)."""
+
+    cp: str
+    cap_da: int | None
+
+
+@dataclass(frozen=True)
 class AddPrincipal:
     id: str
     role: str
@@ -156,7 +164,8 @@ class WhoAmI:
 
 Command = (Register | Report | ClearFault | Renew | AckGrant | StartSession | Checkpoint | StopSession
            | CloseLost | Expire | ForgetQuiet | RequestCharge | Reserve | CancelReservation | StopCharge
-           | StopCp | ResumeCp | SetLimit | SetPriority | AddPrincipal | RemovePrincipal | AckTickets | WhoAmI)
+           | StopCp | ResumeCp | SetLimit | SetPriority | SetCpMax | AddPrincipal | RemovePrincipal | AckTickets
+           | WhoAmI)
 
 MEMBER, DRIVER, OPERATOR = "member", "driver", "operator"
 ROLES = (DRIVER, OPERATOR)
@@ -165,7 +174,7 @@ ALLOWED: dict[type, frozenset[str]] = {
     **{c: frozenset({MEMBER}) for c in (Register, Report, ClearFault, Renew, AckGrant, StartSession,
                                         Checkpoint, StopSession, CloseLost, Expire, ForgetQuiet)},
     **{c: frozenset({DRIVER}) for c in (RequestCharge, Reserve, CancelReservation, StopCharge)},
-    **{c: frozenset({OPERATOR}) for c in (StopCp, ResumeCp, SetLimit, SetPriority, AckTickets)},
+    **{c: frozenset({OPERATOR}) for c in (StopCp, ResumeCp, SetLimit, SetPriority, SetCpMax, AckTickets)},
     AddPrincipal: frozenset({OPERATOR, MEMBER}),     # a member adds operators only
     RemovePrincipal: frozenset({OPERATOR, MEMBER}),
     WhoAmI: frozenset({DRIVER, OPERATOR}),

@@ -158,6 +158,8 @@ OPS: dict[str, tuple[type, list[tuple[str, Parser, Any]]]] = {
     "resume_cp": (c.ResumeCp, [("cp", cps_or_all, REQUIRED)]),
     "set_limit": (c.SetLimit, [("limit_a", number(6, 2000, da, "amps"), REQUIRED)]),
     "set_priority": (c.SetPriority, [("cp", CP, REQUIRED), ("priority", integer(0, 9), REQUIRED)]),
+    "set_cp_max": (c.SetCpMax, [("cp", CP, REQUIRED),
+                                ("max_current_a", optional(number(6, 80, da, "amps")), REQUIRED)]),
     "add_principal": (c.AddPrincipal, [("id", PRINCIPAL, REQUIRED), ("role", choice(*c.ROLES), REQUIRED),
                                        ("key", ident(BASE64_RE, "a base64 Ed25519 public key"), REQUIRED)]),
     "remove_principal": (c.RemovePrincipal, [("id", PRINCIPAL, REQUIRED)]),

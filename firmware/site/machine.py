@@ -34,6 +34,7 @@ from firmware.site.commands import (
     RequestCharge,
     Reserve,
     ResumeCp,
+    SetCpMax,
     SetLimit,
     SetPriority,
     StartSession,
@@ -155,6 +156,8 @@ def _dispatch(st: SiteState, cmd: Command, role: str, by: str) -> dict[str, Any]
             return {"limit_a": amps(cmd.limit_da)}
         case SetPriority():
             return chargepoints.set_priority(st, cmd)
+        case SetCpMax():
+            return chargepoints.set_cp_max(st, cmd)
         case AddPrincipal():
             return principals.add(st, cmd, role)
         case RemovePrincipal():

@@ -36,7 +36,7 @@ def idle_reason(st: SiteState, rec: ChargePoint, cap_da: int) -> str | None:
 
 
 def want_of(st: SiteState, rec: ChargePoint) -> Want:
-    cap, cap_reason = cap_of(rec.max_da, rec.ev_max_da, rec.usage_cap_da)
+    cap, cap_reason = cap_of(rec.max_da, rec.cap_da, rec.ev_max_da, rec.usage_cap_da)
     return Want(rec.id, idle_reason(st, rec, cap), cap, cap_reason, st.budget.allowances[rec.id].fallback_da,
                 rec.priority, rec.active, rec.turn_since)
 

@@ -14,7 +14,8 @@ from firmware.site.budget import Budget
 from firmware.site.params import SiteParams
 from firmware.site.state import RECORDS, SiteState, Totals, record_json
 
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # 1: before the operator's cap (`cap_da`), whose absence is no cap
 
 
 class SnapshotVersionError(ValueError):
@@ -32,9 +33,9 @@ def encode(st: SiteState) -> bytes:
 def decode(blob: bytes) -> SiteState:
     obj: dict[str, Any] = json.loads(blob)
     version = obj.get("v") if isinstance(obj, dict) else None
-    if version != VERSION:
+    if version not in READS:
         raise SnapshotVersionError(f"site snapshot format {version!r} is not known to this build, which reads "
-                                   f"format {VERSION}: upgrade this charge point")
+                                   f"formats {', '.join(map(str, READS))}: upgrade this charge point")
     params = SiteParams(**obj["params"])
     tables = {name: {key: cls(**rec) for key, rec in obj[name].items()} for name, cls in RECORDS.items()}
     office = obj["office"]

@@ -30,6 +30,7 @@ from firmware.site.params import MIN_CHARGE_DA, SiteParams
 REASONS = {
     "site_share": "its equal share of the site's current",
     "cp_max": "the charge point's own maximum",
+    "operator_cap": "an operator's cap on the charge point (set_cp_max)",
     "ev_max": "the EV's own maximum (below 6 A: it cannot charge)",
     "ev_draws_less": "the EV draws less than its share; the rest went to the others",
     "paused_short": "current is short: paused, waiting its turn (priority, then rotation)",
@@ -65,9 +66,12 @@ class Share:
     turn_since: int | None
 
 
-def cap_of(max_da: int, ev_max_da: int | None, usage_cap_da: int | None) -> tuple[int, str]:
+def cap_of(max_da: int, operator_cap_da: int | None, ev_max_da: int | None,
+           usage_cap_da: int | None) -> tuple[int, str]:
     """The most an EV may get, and which limit it is."""
     cap, reason = max_da, "cp_max"
+    if operator_cap_da is not None and operator_cap_da < cap:
+        cap, reason = operator_cap_da, "operator_cap"
     if ev_max_da is not None and ev_max_da < cap:
         cap, reason = ev_max_da, "ev_max"
     if usage_cap_da is not None and usage_cap_da < cap:

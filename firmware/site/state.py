@@ -20,7 +20,8 @@ class ChargePoint:
     registered: bool = False
     location: str = ""
     price_ueur_kwh: int = 0        # micro-euros per kWh
-    max_da: int = 0
+    max_da: int = 0                # what it registered (its configuration)
+    cap_da: int | None = None      # an operator's cap (`set_cp_max`), kept apart so a new `register` keeps it
     phases: int = 3
     available: bool = True         # False: OUT_OF_ORDER by an operator
     priority: int = 0              # higher charges first when current is short

@@ -31,7 +31,8 @@ def _cp(st: SiteState, rec: ChargePoint) -> dict[str, Any]:
     a = st.budget.allowances[rec.id]
     session = st.session_at(rec.id)
     return {"status": status_of(st, rec), "location": rec.location, "price_eur_kwh": rec.price_ueur_kwh / 1e6,
-            "max_current_a": amps(rec.max_da), "phases": rec.phases, "priority": rec.priority,
+            "max_current_a": amps(rec.max_da), "cap_a": None if rec.cap_da is None else amps(rec.cap_da),
+            "phases": rec.phases, "priority": rec.priority,
             "health": rec.health, "fault": rec.fault, "plugged": rec.plugged, "drawn_a": amps(rec.drawn_da),
             "ev_max_a": None if rec.ev_max_da is None else amps(rec.ev_max_da),
             "grant_a": amps(a.grant_da), "grant_seq": a.seq, "target_a": amps(rec.target_da),

@@ -29,6 +29,7 @@ operator_id = "central"
 operator_key = "central.pem"
 web_listen = "127.0.0.1:0"
 registry = "central.db"
+homeassistant = {homeassistant}
 """
 
 
@@ -45,9 +46,10 @@ class CentralRig:
 
 
 def start_central(root: Path, url: str, site: str = SITE, key: object | None = None,
-                  mqtt_version: str = "5") -> CentralRig:
+                  mqtt_version: str = "5", homeassistant: bool = False) -> CentralRig:
     """Central as `evnet central` runs it (its registry under `root`), on the broker at `url`."""
-    (root / "central.toml").write_text(CENTRAL_TOML.format(url=url, site=site, version=mqtt_version))
+    (root / "central.toml").write_text(CENTRAL_TOML.format(url=url, site=site, version=mqtt_version,
+                                                           homeassistant=str(homeassistant).lower()))
     cfg = load_central_config(root / "central.toml")
     central = Central(cfg, key)  # type: ignore[arg-type]
     hub = StreamHub(central.view, central.lock)

@@ -71,6 +71,14 @@ def test_stop_turns_a_charging_point_orange_out_of_order_with_its_ticket_then_re
     until(lambda: status_of(browser, "cp2") == "AVAILABLE", 30, "cp2 back in service")
     assert "green" in card(browser, "cp2").get_attribute("class").split()
 
+    card(browser, "cp1").find_element(By.CLASS_NAME, "cap-input").send_keys("10")  # cap cp1, still charging
+    card(browser, "cp1").find_element(By.CLASS_NAME, "set-cap").click()
+    until(lambda: browser.find_element(By.ID, "result").text == f"{SITE}: cap done", 20, "the cap taken")
+    assert until(lambda: [t for t in log_lines(browser, "operator") if "cap cp=cp1 max_current_a=10" in t], 10,
+                 "the operator's cap in the log")
+    until(lambda: "operator cap" in card(browser, "cp1").find_element(By.CLASS_NAME, "why").text, 30,
+          "cp1 limited by the operator's cap")
+
 
 def test_a_killed_charge_point_turns_grey(site, central: CentralRig, browser) -> None:
     browser.get(central.web.url)

@@ -19,7 +19,7 @@ def cp_row(status: str = "AVAILABLE", **kw: Any) -> dict[str, Any]:
 
 
 def state(slot: int, *, sessions: list | None = None, waiting: list | None = None, cps: dict | None = None) -> bytes:
-    return encode_payload({"slot": slot, "site": "s1", "now_ms": slot * 1000,
+    return encode_payload({"slot": slot, "site": "s1", "now_ms": slot * 1000, "limit_a": 63.0, "tickets_waiting": 0,
                            "charge_points": cps or {"cp1": cp_row(), "cp2": cp_row()},
                            "sessions": sessions or [], "waiting": waiting or [], "reservations": []})
 
@@ -73,7 +73,7 @@ def test_a_session_from_the_state_with_live_figures_from_telemetry_ends_once_wit
     v.received(STATE, state(3, sessions=[session(wh=1500, stop="driver")]), 11.0)
     assert v.session(11.0).phase == "stopping"  # type: ignore[union-attr]
     (ended,) = v.received("evnet/s1/cp/cp2/telemetry", final(), 12.0)
-    assert isinstance(ended, Ended) and ended.ticket.kwh == 2.5 and ended.ticket.cost_eur == 0.75
+    assert isinstance(ended, Ended) and ended.ticket.kwh == 2.5 and ended.ticket.eur == 0.75
     assert v.session(12.0) is None and v.ticket == ended.ticket
     assert v.received(STATE, state(4, sessions=[session(wh=1500)]), 13.0) == []  # a state that lags
     assert v.session(13.0) is None
@@ -132,7 +132,7 @@ def test_bad_messages_are_dropped_counted_by_reason_and_nothing_raises() -> None
            ("evnet/s1/cp/cp2/status", encode_payload({"cp": "cp1", "status": "AVAILABLE"})),
            ("evnet/s1/cp/CP!/status", encode_payload({"status": "AVAILABLE"})),
            ("evnet/s1/cp/cp2/telemetry", encode_payload({"cp": "cp2", "session": "s", "power_kw": float("inf")})),
-           ("evnet/s1/cp/cp2/telemetry", b"{" + b" " * 9000 + b"}"),
+           ("evnet/s1/cp/cp2/telemetry", b"{" + b" " * 17000 + b"}"),
            (STATE, state(1, cps={f"c{i}": cp_row() for i in range(65)}))]
     for topic, payload in bad:
         assert v.received(topic, payload, 0.0) == []
@@ -158,3 +158,54 @@ def test_it_reads_the_state_a_real_site_machine_publishes() -> None:
     assert v.received(STATE, encode_payload({**m.summary(), "slot": 7}), 0.0) == [Started("cp1", "S1")]
     assert [(p.cp, p.status, p.location) for p in v.points()] == [("cp1", "CHARGING", "Bay 1"),
                                                                   ("cp2", "DISCONNECTED", "")]
+
+
+def _real_site() -> tuple[SiteMachine, Context]:
+    """A real site machine where D1 charges at cp1 (session S1, meter at 5 Wh)."""
+    key = new_private_key()
+    m = SiteMachine(SiteSetup("s1", 630, {"cp1": 0, "cp2": 60}))
+    ctx = Context("cp1", True, (1, "cp1"), 1000)
+    for op, args in (("register", {"cp": "cp1", "price_eur_kwh": 0.3, "max_current_a": 32, "location": "Bay 1"}),
+                     ("renew", {"cp": "cp1"}), ("add_principal", {"id": "op1", "role": "operator",
+                                                                  "key": public_key_b64(key)})):
+        assert json.loads(m.apply(member_command(op, args), ctx))["ok"]
+    assert json.loads(m.apply(sign(key, site="s1", by="op1", seq=1, op="add_principal",
+                                   args={"id": "D1", "role": "driver", "key": public_key_b64(key)}),
+                              Context("op1", False, (1, "cp1"), 1001)))["ok"]
+    assert json.loads(m.apply(member_command("start_session", {"cp": "cp1", "session": "S1", "meter_wh": 5,
+                                                               "driver": "D1"}), ctx))["ok"]
+    return m, ctx
+
+
+def test_a_missed_final_telemetry_the_ticket_is_read_from_the_sites_waiting_tickets() -> None:
+    m, ctx = _real_site()
+    v = view()
+    assert v.received(STATE, encode_payload({**m.summary(), "slot": 7}), 0.0) == [Started("cp1", "S1")]
+    assert json.loads(m.apply(member_command("stop_session", {"cp": "cp1", "session": "S1", "meter_wh": 2505,
+                                                              "reason": "unplugged"}), ctx))["ok"]
+    # the engine's last telemetry, with its ticket, went by while the app's link was down: the next state says it
+    (ended,) = v.received(STATE, encode_payload({**m.summary(), "slot": 8}), 1.0)
+    assert isinstance(ended, Ended) and (ended.ticket.session, ended.ticket.cp, ended.ticket.kwh,
+                                         ended.ticket.eur) == ("S1", "cp1", 2.5, 0.75)
+    assert v.session(1.0) is None and v.ticket == ended.ticket
+    assert v.received(STATE, encode_payload({**m.summary(), "slot": 9}), 2.0) == []  # once
+    assert v.received("evnet/s1/cp/cp1/telemetry", final("cp1", "S1"), 3.0) == []  # the engine's, late: once
+
+
+def test_a_session_closed_before_its_ticket_is_listed_ends_when_a_later_state_lists_it() -> None:
+    v = view()
+    v.received(STATE, state(2, sessions=[session()]), 0.0)
+    assert v.received(STATE, state(3), 1.0) == [Closed("cp2", "cp2-1")]  # gone, its ticket not among the 100
+    ticket = {"session": "cp2-1", "cp": "cp2", "driver": "D1", "start_ms": 1000, "end_ms": 61_000,
+              "energy_wh": 2500, "kwh": 2.5, "cost_cents": 75, "eur": 0.75, "reason": "unplugged"}
+    other = {**ticket, "session": "cp1-9", "cp": "cp1", "driver": "D2"}
+    (ended,) = v.received(STATE, encode_payload({**json.loads(state(4)), "tickets": [other, ticket]}), 2.0)
+    assert isinstance(ended, Ended) and ended.ticket.session == "cp2-1" and ended.ticket.duration_s == 60.0
+
+
+def test_an_old_ticket_of_the_driver_in_the_state_is_not_taken_for_a_session_it_follows() -> None:
+    v = view()
+    old = {"session": "old-1", "cp": "cp1", "driver": "D1", "start_ms": 1, "end_ms": 2, "energy_wh": 1, "kwh": 0.001,
+           "cost_cents": 0, "eur": 0.0, "reason": "ev"}
+    assert v.received(STATE, encode_payload({**json.loads(state(4)), "tickets": [old]}), 0.0) == []
+    assert v.ticket is None

@@ -1,6 +1,6 @@
-"""Fuzz the driver app's door (central_broker/driver/decode.py) and its view: any bytes on any of its topics
-decode or are a `BadMessage`, never another exception; the view drops and counts what fails and stays
-sound (its session and list can always be shown)."""
+"""Fuzz the driver app's door (Central's decoder, central_broker/view/messages.py, on the driver's topics) and
+its view: any bytes on any of its topics decode or are a `BadMessage`, never another exception; the view drops
+and counts what fails and stays sound (its session and list can always be shown)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from central_broker.driver.decode import BadMessage, decode
 from central_broker.driver.view import DriverView
+from central_broker.view.messages import BadMessage, decode
 
 TOPICS = ["evnet/s1/state", "evnet/s1/cp/cp1/status", "evnet/s1/cp/cp2/telemetry", "evnet/s1/cp/x/y",
           "evnet/s1/cp/CP/status", "evnet/s2/state", "other"]
@@ -32,7 +32,7 @@ payloads = st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).enc
 @given(topic=st.sampled_from(TOPICS), payload=payloads)
 def test_decode_gives_a_message_none_or_bad_message(topic: str, payload: bytes) -> None:
     try:
-        decode("evnet", "s1", topic, payload)
+        decode("evnet", topic, payload)
     except BadMessage as exc:
         assert exc.reason
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from firmware.site import ERRORS, Context, SiteMachine, SiteSetup, member_command, new_private_key, public_key_b64
 from firmware.site import signed_request as sign
 from firmware.site.decode import OPS
+from firmware.site.params import da
 
 KEY = new_private_key()
 
@@ -94,3 +95,24 @@ def test_near_valid_commands_never_raise(op: str, args: dict[str, Any], signed: 
         command = json.dumps({"op": op, "args": args}).encode()
     _answer(m, command, ctx)
     _answer(m, command, ctx)  # and again: a replay, or the same change on the changed state
+
+
+@settings(max_examples=300, deadline=None)
+@given(cp=st.sampled_from(["cp1", "cp2", "cp9", "all", ""]),
+       amps=st.none() | st.floats(allow_nan=True, allow_infinity=True) | st.integers(-100, 100) | json_values,
+       seq=st.integers(2, 2**60))  # op1 used 1 to add D1
+def test_an_operator_cap_is_taken_only_in_range_and_the_split_keeps_to_it(cp: str, amps: Any, seq: int) -> None:
+    """set_cp_max: 6 A up to cp1's registered 32 A, or null, is taken (null on any point: there is nothing to
+    check it against); all else refused, changing nothing."""
+    m = _fresh()
+    try:
+        command = sign(KEY, site="s1", by="op1", seq=seq, op="set_cp_max", args={"cp": cp, "max_current_a": amps})
+    except (TypeError, ValueError):
+        return  # not even JSON
+    result = _answer(m, command, Context("app", False, (1, "cp1"), 2000))
+    good = amps is None or (isinstance(amps, int | float) and not isinstance(amps, bool) and 6 <= amps <= 80
+                            and da(amps) <= 320)
+    assert ("ok" in result) == ((cp == "cp1" and good) or (cp == "cp2" and amps is None)), result  # cp2: unregistered
+    rec = m.state.cps.get("cp1")
+    if "ok" in result and rec is not None and rec.cap_da is not None:
+        assert m.state.budget.allowances["cp1"].grant_da <= rec.cap_da

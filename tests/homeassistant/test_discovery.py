@@ -12,9 +12,9 @@ from jinja2 import Environment, StrictUndefined
 
 from central_broker.homeassistant.discovery import (
     SITE,
+    Action,
     Identity,
     Refused,
-    SiteOp,
     charge_point_device,
     command,
     site_device,
@@ -116,7 +116,12 @@ def test_the_templates_give_what_home_assistant_should_show_for_evnets_messages(
     assert render(c["status"]["value_template"], status) == "OUT_OF_ORDER"
     assert render(c["enabled"]["value_template"], status) == "OFF"
     assert render(c["enabled"]["value_template"], {**status, "status": "CHARGING"}) == "ON"
-    assert render(c["max_current"]["value_template"], status) == "32.0"
+    capped = {"v": 1, "slot": 3, "limit_a": 63.0, "charge_points": {"cp1": {"max_current_a": 32.0, "cap_a": 10.0}}}
+    assert render(c["max_current"]["value_template"], capped) == "10.0"
+    uncapped = {**capped, "charge_points": {"cp1": {"max_current_a": 32.0, "cap_a": None}}}
+    assert render(c["max_current"]["value_template"], uncapped) == "32.0"
+    older = {**capped, "charge_points": {"cp1": {"max_current_a": 32.0}}}  # a site from before the cap
+    assert render(c["max_current"]["value_template"], older) == "32.0"
     live = {"v": 1, "cp": "cp1", "session": "cp1-1", "driver": "D1", "power_kw": 7.2, "energy_kwh": 1.5,
             "cost_eur": 0.45, "current_a": 10.0, "limit_a": 16.0, "limit_reason": "cp_max", "ts": 2.0}
     got = {k: render(c[k]["value_template"], live) for k in ("power", "energy", "cost", "current", "limit")}
@@ -132,13 +137,14 @@ def test_the_templates_give_what_home_assistant_should_show_for_evnets_messages(
     assert render(s["cmps"]["limit"]["value_template"], state) == "63.0"
 
 
-def test_a_command_means_the_site_op_it_should_or_is_refused_in_one_line() -> None:
-    assert command("cp2", "enabled", b"OFF") == SiteOp("stop_cp", {"cp": "cp2"})
-    assert command("cp2", "enabled", b"ON") == SiteOp("resume_cp", {"cp": "cp2"})
-    assert command(SITE, "site_limit", b"50") == SiteOp("set_limit", {"limit_a": 50.0})
+def test_a_command_means_the_central_action_it_should_or_is_refused_in_one_line() -> None:
+    assert command("cp2", "enabled", b"OFF") == Action("stop", {"cp": "cp2"})
+    assert command("cp2", "enabled", b"ON") == Action("resume", {"cp": "cp2"})
+    assert command(SITE, "site_limit", b"50") == Action("limit", {"limit_a": 50.0})
     for cp, entity, payload in (("cp2", "enabled", b"maybe"), ("cp2", "enabled", b"ON" * 40),
                                 (SITE, "site_limit", b"nan"), (SITE, "site_limit", b"5"), (SITE, "enabled", b"ON"),
-                                ("cp2", "max_current", b"16"), ("cp2", "nope", b"1"), ("cp2", "enabled", b"\xff")):
+                                ("cp2", "max_current", b"5"), ("cp2", "max_current", b"inf"), ("cp2", "nope", b"1"),
+                                ("cp2", "enabled", b"\xff")):
         got = command(cp, entity, payload)
         assert isinstance(got, Refused) and "\n" not in got.why, (cp, entity, payload)
-    assert "set_cp_max" in command("cp2", "max_current", b"16").why  # type: ignore[union-attr]
+    assert command("cp2", "max_current", b"16") == Action("cap", {"cp": "cp2", "max_current_a": 16.0})

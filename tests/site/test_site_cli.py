@@ -67,6 +67,12 @@ def test_an_operator_adds_a_driver_who_requests_a_charge_and_the_operator_stops_
     assert code == 0 and json.loads(out)["limit_a"] == 50
     code, _, err = run(capsys, *op, "limit", "5")  # out of range: the site says which field
     assert code == 1 and "bad_field" in err
+    code, out, _ = run(capsys, *op, "cap", "cp2", "16")
+    assert code == 0 and json.loads(out)["max_current_a"] == 16 and leader.state.cps["cp2"].cap_da == 160
+    code, _, err = run(capsys, *op, "cap", "cp2", "40")  # above its registered 32 A
+    assert code == 1 and "bad_field" in err and "registered maximum" in err
+    code, out, _ = run(capsys, *op, "cap", "cp2", "none")
+    assert code == 0 and json.loads(out)["max_current_a"] is None and leader.state.cps["cp2"].cap_da is None
     with SiteClient(replicas.mqtt, "demo", principal="OP1",
                     key=load_private_key((tmp_path / "op1.pem").read_bytes())) as client:
         assert client.whoami()["role"] == "operator"

@@ -35,6 +35,10 @@ function cpEl(site, id) {
   el.querySelector(".cp-id").textContent = id;
   el.querySelector(".stop").onclick = () => act(site, "stop", {cp: id});
   el.querySelector(".resume").onclick = () => act(site, "resume", {cp: id});
+  el.querySelector(".set-cap").onclick = () => {  // the site's cap on this point (set_cp_max); empty clears it
+    const v = el.querySelector(".cap-input").value.trim();
+    act(site, "cap", {cp: id, max_current_a: v === "" ? null : Number(v)});
+  };
   const box = s.el.querySelector(".cps");
   const after = [...box.children].find(x => x.dataset.cp > el.dataset.cp);
   box.insertBefore(el, after || null);
