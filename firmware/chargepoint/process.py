@@ -199,7 +199,7 @@ class ChargePoint:
 
     def _send_state(self, payload: bytes | None) -> None:
         if payload is not None:
-            self.runner.link.client.publish(self.runner.topics.state, payload, qos=1, retain=True)
+            self.runner.publish(self.runner.topics.state, payload, qos=1, retain=True)
 
     def _propose(self, command: bytes, tag: Tag | None = None) -> None:
         """Propose `command` as this member (any thread); the bridge's result comes back by `tag`."""

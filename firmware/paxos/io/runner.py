@@ -108,6 +108,12 @@ class ReplicaRunner:
         self.inbox.append(("local", (req, command)))
         self.pump.wake()
 
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Publish on the replica's link from any thread: the link is the runner thread's alone (the pump reads
+        and writes it without paho's loop), so the message goes out on that thread's next turn."""
+        self.inbox.append(("publish", (topic, payload, qos, retain)))
+        self.pump.wake()
+
     # -------------------------------------------------------------- life cycle
 
     def connect(self, wait: float = 10.0) -> bool:
@@ -222,8 +228,11 @@ class ReplicaRunner:
                     self.replica.propose(self.id, number, command, now)
                 case "gone":
                     self._leader_gone(payload, now)
+                case "publish":
+                    topic, body, qos, retain = payload
+                    self.link.client.publish(topic, body, qos=qos, retain=retain)
         except Exception as exc:  # noqa: BLE001 - a core bug on one authentic message must not end the replica
-            sender = payload[0] if kind == "gone" else self.id if kind == "local" else payload.sender
+            sender = payload[0] if kind == "gone" else self.id if kind in ("local", "publish") else payload.sender
             self.handler_failures += 1
             self._failures.error("paxos.message_failed", key=kind, kind=kind, sender=sender,
                                  message=type(payload).__name__, error=type(exc).__name__, detail=str(exc)[:200])
