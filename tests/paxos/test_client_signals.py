@@ -93,17 +93,18 @@ def test_an_open_client_takes_a_last_will_as_its_hint_too(mosquitto) -> None:
     asked: list[tuple[str, int]] = []
     site = MqttLink(cfg, "scripted-site")
 
-    def on_request(_topic: str, payload: bytes) -> None:  # cp1 answers the first request only
+    def on_request(_topic: str, payload: bytes) -> None:  # cp1 answers the first request, cp2 the retry
         body = json.loads(payload)
         asked.append((body["client"], body["req"]))
-        if len(asked) == 1:
+        if len(asked) in (1, 3):
             site.publish(topics.reply(body["client"]), codec.encode_reply(
                 m.ClientReply("lab", "cp1", body["client"], body["req"], b'"ok"')), qos=0)
     assert site.start(5) and site.subscribe(topics.request, on_request, qos=0, wait=5)
     driver = KvClient(cfg, "lab", "D01", None, retry=5.0, timeout=20).start()
     try:
         assert driver.session.open and driver.get("x") == "ok" and driver.leader == "cp1"
-        threading.Thread(target=lambda: driver.get("x"), daemon=True).start()
+        waiting = threading.Thread(target=lambda: driver.get("x"), daemon=True)
+        waiting.start()
         t = time.monotonic()
         while len(asked) < 2:
             assert time.monotonic() - t < 5, "the second request never came"
@@ -113,6 +114,8 @@ def test_an_open_client_takes_a_last_will_as_its_hint_too(mosquitto) -> None:
             assert time.monotonic() - t < 2.5, "the open client did not act on the leader's Last Will"
             time.sleep(0.005)
         assert asked[1] == asked[2]  # the same request again
+        waiting.join(5)
+        assert not waiting.is_alive()
     finally:
         driver.close()
         site.stop()
