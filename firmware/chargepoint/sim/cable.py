@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from firmware.chargepoint.sim.faults import Visit
+from firmware.engine.checks import REACTION_S
 from hal.meter.reading import MeterReading
 
 VOLTS = 230.0
@@ -66,6 +67,17 @@ class Cable:
         lag = self.ev.reaction_s if self.ev is not None else 0.0
         seen = [a for at, a in self.offers if at <= t - lag]
         return seen[-1] if seen else 0.0
+
+    def owed(self, t: float) -> float:
+        """The most a compliant EV may draw at `t`: the highest duty of the last REACTION_S (IEC 61851-1)."""
+        ev = self.ev
+        if ev is None or not self.contactor or self.pilot != "C":
+            return 0.0
+        start = 0
+        for i, (at, _) in enumerate(self.offers):
+            if at <= t - REACTION_S:
+                start = i  # the duty in force when the window began
+        return min(ev.wants_a, max(a for _, a in self.offers[start:]))
 
     def update(self, t: float, running: bool) -> None:
         """The current drawn from `t` on (call after every change and at each reaction time)."""

@@ -4,7 +4,8 @@
    every event checks it at every instant (every simulated millisecond, and between). An EV that
    follows its duties counts as it draws (the site's rule owes it its old grant for its reaction
    window); a stubborn one counts as a compliant EV would draw, and must be cut off by the engine's
-   over-current check in time. An engine offers more than its fallback only within a lease it asked
+   over-current check in time (once it draws more than the highest duty of the last 5 s allows). An
+   engine offers more than its fallback only within a lease it asked
    for: `LEASE_S` on its own clock from when it *sent* a renewal the site committed.
 2. Tickets (`tickets`): every session whose contactor closed ends in exactly one ticket at the site,
    equal (to the Wh) to the energy the meter integrated while it was closed, for the driver whose EV
@@ -69,13 +70,19 @@ class Watch:
             self._lease(st)
 
     def _stubborn(self, st: Station) -> None:
+        """An EV drawing more than any compliant EV could (the highest duty of the last 5 s, with the check's
+        own margins) is cut off within the over-current delay."""
         c = st.cable
-        if c.draw_a <= (c.lawful_a + 0.5) * 1.1:  # the over-current check's own margins (SafetyConfig)
+        if c.draw_a <= c.lawful_a:
+            self.over_since.pop(st.id, None)
+            return
+        owed = c.owed(self.world.now)
+        if c.draw_a <= (owed + 0.5) * 1.1:  # SafetyConfig's margins
             self.over_since.pop(st.id, None)
             return
         since = self.over_since.setdefault(st.id, self.world.now)
         if self.world.now - since > OVERCURRENT_CUT_S:
-            self.fail(f"fuse: {st.id}'s EV has drawn {c.draw_a:g} A on a duty of {c.lawful_a:g} A for "
+            self.fail(f"fuse: {st.id}'s EV has drawn {c.draw_a:g} A, owed {owed:g} A, for "
                       f"{self.world.now - since:.1f} s: the engine's over-current check did not stop it")
             self.over_since[st.id] = self.world.now
 

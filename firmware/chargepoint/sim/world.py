@@ -10,6 +10,7 @@ the checks (checks.py) watch every event and look at the end.
 from __future__ import annotations
 
 import heapq
+import logging
 import random
 import time
 from collections import Counter
@@ -110,6 +111,9 @@ class SiteWorld:
     def run(self) -> RunResult:
         started = time.perf_counter()
         queue = self._queue
+        stamp = _SimTime(self)
+        for handler in logging.getLogger().handlers if self.verbose else ():
+            handler.addFilter(stamp)  # the firmware's log lines carry the simulated time, as the trace does
         while queue and queue[0][0] <= self.faults.end:
             t, _, kind, a, b = heapq.heappop(queue)
             self.now = t
@@ -122,6 +126,8 @@ class SiteWorld:
                     raise
                 break
             self.watch.after_event()
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(stamp)
         violations = self.watch.violations + check_end(self)
         stats = {"cps": len(self.faults.cps), "limit_a": self.faults.limit_a, "fallback_a": self.faults.fallback_a,
                  "visits": len(self.faults.visits), "events": self.events, "sim_time": self.now,
@@ -289,6 +295,16 @@ class SiteWorld:
     def trace(self, text: str) -> None:
         if self.verbose:
             print(f"{self.now:10.4f}  {text}")
+
+
+class _SimTime(logging.Filter):
+    def __init__(self, world: SiteWorld) -> None:
+        super().__init__()
+        self.world = world
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = f"{self.world.now:10.4f}  {record.msg}"
+        return True
 
 
 def run_seed(seed: int, bugs: frozenset[str] = frozenset(), cps: int | None = None, verbose: bool = False,
