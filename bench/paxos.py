@@ -39,8 +39,8 @@ from etcd_cluster import EtcdClient, EtcdCluster, find_or_install_etcd  # noqa: 
 
 from central_broker.brokers import MosquittoBroker  # noqa: E402
 from evnet.config.schema import MqttConfig  # noqa: E402
-from firmware.paxos.client import KvClient, KvSession, KvTimeout  # noqa: E402
-from firmware.paxos.localsite import LocalSite  # noqa: E402
+from firmware.paxos.io.client import KvClient, KvSession, KvTimeout  # noqa: E402
+from firmware.paxos.io.localsite import LocalSite  # noqa: E402
 
 MEMBERS = ["cp1", "cp2", "cp3"]
 BLOCK = 100  # sequential puts per turn

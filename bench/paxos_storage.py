@@ -19,8 +19,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from firmware.paxos.storage import KINDS, open_storage  # noqa: E402
-from firmware.paxos.types import Accepted, Ballot  # noqa: E402
+from firmware.paxos.core.types import Accepted, Ballot  # noqa: E402
+from firmware.paxos.io.storage import KINDS, open_storage  # noqa: E402
 
 
 def run(kind: str, directory: str, n: int, per_save: int, value_size: int) -> tuple[float, float, float]:

@@ -18,8 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cp": ("firmware.chargepoint.process:main", "run one charge point of a site: engine, replica of the site, bridge"),
     "evse": ("firmware.engine.evse:main", "run one charge point's charging engine (pilot, session, meter, tickets)"),
     "monitor": ("firmware.monitor.watchdog:main", "the monitor watchdog: heartbeats, safety line, FAULTED"),
-    "replica": ("firmware.paxos.process:replica_main", "run one Paxos replica of the site (key-value machine)"),
-    "kv": ("firmware.paxos.process:kv_main", "put/get/cas on the site's replicated key-value store"),
+    "replica": ("firmware.paxos.io.process:replica_main", "run one Paxos replica of the site (key-value machine)"),
+    "kv": ("firmware.paxos.io.process:kv_main", "put/get/cas on the site's replicated key-value store"),
     "site": ("firmware.site.cli:main", "the site's API: status, drivers, operators, stop/resume, limit, requests"),
 }
 

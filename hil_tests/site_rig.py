@@ -28,7 +28,7 @@ from pymodbus.client import ModbusTcpClient
 from central_broker.brokers import free_port, wait_listening
 from evnet.config import Config, load_config
 from evnet.config.site_key import site_key
-from firmware.paxos.client import KvClient
+from firmware.paxos.io.client import KvClient
 from firmware.site import new_private_key, public_key_b64, signed_request
 
 SITE = "hil"

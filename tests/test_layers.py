@@ -110,3 +110,26 @@ def test_no_import_cycles() -> None:
         if m not in state:
             visit(m)
     assert not cycles, "\n".join(cycles)
+
+
+# Inside Paxos: the pure core imports no other room; the wire format only the core; the I/O the core
+# and the wire; the simulator whatever it drives (DESIGN.md's layout: a face, core, wire, I/O, sim).
+PAXOS = {"core": set(), "wire": {"core"}, "io": {"core", "wire"}, "sim": {"core", "wire", "io"}}
+
+
+def test_paxos_rooms_import_only_the_rooms_below() -> None:
+    rooms = {p.name for p in (ROOT / "firmware" / "paxos").iterdir() if (p / "__init__.py").exists()}
+    assert rooms == set(PAXOS), f"Paxos rooms the layer rules do not know: {rooms ^ set(PAXOS)}"
+    wrong = []
+    for m, imps in modules().items():
+        if not m.startswith("firmware.paxos.") or m.count(".") < 3:
+            continue
+        mine = m.split(".")[2]
+        for i in imps:
+            if i.startswith("firmware.paxos.") and i.count(".") >= 2:
+                theirs = i.split(".")[2]
+                if theirs != mine and theirs not in PAXOS[mine]:
+                    wrong.append(f"{m} imports {i}")
+            elif i == "firmware.paxos" and mine != "sim":
+                wrong.append(f"{m} imports the face (firmware.paxos): import the room's module")
+    assert not wrong, "\n".join(wrong)

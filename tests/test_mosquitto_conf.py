@@ -19,10 +19,10 @@ from central_broker.brokers import MosquittoBroker, free_port, wait_listening
 from evnet.config import MqttConfig, load_config
 from evnet.config.site_key import site_key
 from evnet.mqtt import MAX_PAYLOAD, MqttLink
-from firmware.paxos.client import KvClient
-from firmware.paxos.kv import KVMachine
-from firmware.paxos.process import write_site_configs
-from firmware.paxos.runner import ReplicaRunner
+from firmware.paxos.core.kv import KVMachine
+from firmware.paxos.io.client import KvClient
+from firmware.paxos.io.process import write_site_configs
+from firmware.paxos.io.runner import ReplicaRunner
 
 USERS = ("central", "bay1", "bay2", "bay3", "alice", "bob")
 

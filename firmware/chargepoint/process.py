@@ -51,9 +51,9 @@ from firmware.chargepoint.outputs import (
 from firmware.chargepoint.settings import BridgeSettings
 from firmware.engine.evse import Evse, ManualStartPressed, SiteEvent
 from firmware.engine.journal import JournalError, default_dir
-from firmware.paxos.datadir import DataDirLockedError
-from firmware.paxos.ready import Applied
-from firmware.paxos.runner import ReplicaRunner
+from firmware.paxos.core.ready import Applied
+from firmware.paxos.io.datadir import DataDirLockedError
+from firmware.paxos.io.runner import ReplicaRunner
 from firmware.site import CpView, SiteMachine, SiteSetup
 from firmware.site.publication import StatePublisher
 from hal.gpio import GpioError

@@ -3,7 +3,7 @@
 The face of the package: what the Paxos layer, the charge point process and clients use.
 """
 
-from firmware.paxos.context import Context
+from firmware.paxos.core.context import Context
 from firmware.site.credentials import (
     member_command,
     new_private_key,

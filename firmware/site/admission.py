@@ -11,8 +11,8 @@ state may have moved on in between), so admission is a filter, never the authori
 
 from __future__ import annotations
 
-from firmware.paxos.canonical import dumps
-from firmware.paxos.context import Context
+from firmware.paxos.core.canonical import dumps
+from firmware.paxos.core.context import Context
 from firmware.site import principals
 from firmware.site.decode import decode
 from firmware.site.errors import SiteError

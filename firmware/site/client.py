@@ -1,6 +1,6 @@
 """`SiteClient`: a driver's, an operator's or a charge point tool's client of the site, over the broker.
 
-Built on the Paxos client (`firmware.paxos.client`): one request at a time, retried with the same
+Built on the Paxos client (`firmware.paxos.io.client`): one request at a time, retried with the same
 request id (and so the same signed command, the same `seq`) until answered; a leader change costs
 about the election; a timeout says what silence most likely means.
 
@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from evnet.config.schema import MqttConfig
 from evnet.mqtt import MqttLink, PayloadError, decode_payload
 from evnet.topics import SiteTopics
-from firmware.paxos.client import KvClient, KvTimeout
+from firmware.paxos.io.client import KvClient, KvTimeout
 from firmware.site.credentials import member_command, next_seq, signed_request
 
 __all__ = ["KvTimeout", "SiteClient", "SiteRefused", "read_state"]

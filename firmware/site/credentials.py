@@ -2,7 +2,7 @@
 
 Clients build requests with `signed_request` (drivers, operators) or `member_command` (a charge
 point's own process, whose messages the Paxos layer signs with the site key); the site checks a
-signature with `signature_valid`. A signature covers the canonical JSON (firmware.paxos.canonical)
+signature with `signature_valid`. A signature covers the canonical JSON (firmware.paxos.core.canonical)
 of every field of the request but `sig`, the site id included, so a request cannot be replayed at
 another site, and `seq` (strictly increasing per principal) so it cannot be replayed here. Clients
 use their wall clock in ms as `seq` (`next_seq`): a principal removed and added again then
@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from firmware.paxos.canonical import dumps
+from firmware.paxos.core.canonical import dumps
 
 KEY_BYTES = 32
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from firmware.paxos.canonical import dumps
-from firmware.paxos.context import Context
+from firmware.paxos.core.canonical import dumps
+from firmware.paxos.core.context import Context
 from firmware.site import admission, chargepoints, drivers, principals, sessions
 from firmware.site import snapshot as snapshots
 from firmware.site.commands import (

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from firmware.paxos.context import Context
+from firmware.paxos.core.context import Context
 from firmware.site.commands import (
     ALLOWED,
     MEMBER,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from firmware.paxos.canonical import dumps
+from firmware.paxos.core.canonical import dumps
 
 VERSION = 1
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from firmware.paxos.canonical import dumps
+from firmware.paxos.core.canonical import dumps
 from firmware.site.budget import Budget
 from firmware.site.params import SiteParams
 from firmware.site.state import RECORDS, SiteState, Totals, record_json

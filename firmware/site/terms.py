@@ -15,7 +15,7 @@ for leases (they only get longer), lenient for expiries (a reservation lasts tha
 
 from __future__ import annotations
 
-from firmware.paxos.context import Context
+from firmware.paxos.core.context import Context
 from firmware.site.errors import SiteError
 from firmware.site.state import SiteState
 

@@ -9,13 +9,13 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.paxos import kv
-from firmware.paxos import messages as m
-from firmware.paxos.codec import Codec, CodecError
-from firmware.paxos.options import Options
-from firmware.paxos.replica import Replica
+from firmware.paxos.core import kv
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.options import Options
+from firmware.paxos.core.replica import Replica
+from firmware.paxos.core.types import Accepted, Ballot
 from firmware.paxos.sim.scripted import SITE, Scripted
-from firmware.paxos.types import Accepted, Ballot
+from firmware.paxos.wire.codec import Codec, CodecError
 
 KEY = bytes(range(32))
 U64 = st.integers(0, 2**64 - 1)

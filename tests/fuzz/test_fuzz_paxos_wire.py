@@ -21,11 +21,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from evnet.mqtt import PayloadError, decode_payload, encode_payload
 from evnet.mqtt.reader import MalformedPacketError, PacketReader
 from evnet.mqtt.writer import remaining_length as varint
-from firmware.paxos import messages as m
-from firmware.paxos.batch import BatchError, Command, Stamp, decode_batch, encode_batch
-from firmware.paxos.codec import BUNDLE, REPLIES, REQUESTS, TAGS, Codec, CodecError
-from firmware.paxos.fields import MAX_UINT
-from firmware.paxos.types import Accepted, Ballot
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.batch import BatchError, Command, Stamp, decode_batch, encode_batch
+from firmware.paxos.core.types import Accepted, Ballot
+from firmware.paxos.wire.codec import BUNDLE, REPLIES, REQUESTS, TAGS, Codec, CodecError
+from firmware.paxos.wire.fields import MAX_UINT
 
 KEY = bytes(range(32))
 CODEC = Codec("s", KEY)

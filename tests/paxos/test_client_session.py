@@ -11,9 +11,9 @@ import threading
 from evnet.config.schema import MqttConfig
 from evnet.mqtt import MqttLink
 from evnet.topics import SiteTopics
-from firmware.paxos import messages as m
-from firmware.paxos.client import KvClient, KvSession
-from firmware.paxos.codec import Codec
+from firmware.paxos.core import messages as m
+from firmware.paxos.io.client import KvClient, KvSession
+from firmware.paxos.wire.codec import Codec
 
 KEY = b"k" * 32
 CLIENTS = 4
@@ -72,7 +72,7 @@ def test_a_closed_session_gives_back_its_file_descriptors() -> None:
     import os
 
     from evnet.config import MqttConfig
-    from firmware.paxos.client import KvSession
+    from firmware.paxos.io.client import KvSession
 
     before = len(os.listdir("/proc/self/fd"))
     for n in range(20):

@@ -17,11 +17,11 @@ import pytest
 from evnet.config.schema import MqttConfig
 from evnet.mqtt import MqttLink
 from evnet.topics import SiteTopics
-from firmware.paxos import messages as m
-from firmware.paxos.client import KvClient, KvSession
-from firmware.paxos.codec import Codec
-from firmware.paxos.localsite import LocalSite
-from firmware.paxos.process import write_site_configs
+from firmware.paxos.core import messages as m
+from firmware.paxos.io.client import KvClient, KvSession
+from firmware.paxos.io.localsite import LocalSite
+from firmware.paxos.io.process import write_site_configs
+from firmware.paxos.wire.codec import Codec
 
 KEY = b"k" * 32
 

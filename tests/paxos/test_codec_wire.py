@@ -9,10 +9,11 @@ import time
 import pytest
 
 from evnet.config.site_key import read_site_key
-from firmware.paxos import messages as m
-from firmware.paxos.batch import Command, Stamp, encode_batch
-from firmware.paxos.canonical import dumps
-from firmware.paxos.codec import (
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.batch import Command, Stamp, encode_batch
+from firmware.paxos.core.canonical import dumps
+from firmware.paxos.core.types import Accepted, Ballot
+from firmware.paxos.wire.codec import (
     BUNDLE,
     MAC_SIZE,
     MAX_COMMAND,
@@ -23,8 +24,7 @@ from firmware.paxos.codec import (
     Codec,
     CodecError,
 )
-from firmware.paxos.fields import MAX_UINT
-from firmware.paxos.types import Accepted, Ballot
+from firmware.paxos.wire.fields import MAX_UINT
 
 KEY = bytes(range(32))
 B = Ballot(7, "cp2")

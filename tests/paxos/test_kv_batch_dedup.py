@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from firmware.paxos import kv
-from firmware.paxos.batch import NOOP, BatchError, Command, Stamp, decode_batch, encode_batch
-from firmware.paxos.context import Context
-from firmware.paxos.dedup import Deduplicated
+from firmware.paxos.core import kv
+from firmware.paxos.core.batch import NOOP, BatchError, Command, Stamp, decode_batch, encode_batch
+from firmware.paxos.core.context import Context
+from firmware.paxos.core.dedup import Deduplicated
 
 STAMP = Stamp(3, "b", 812_345)
 CTX = Context("c1", False, (3, "b"), 812_345)
@@ -93,7 +93,7 @@ def test_the_machine_is_told_the_stamp_and_whether_the_site_key_vouched_and_forg
 def test_every_message_type_is_registered_by_name_and_carries_site_and_sender() -> None:
     import dataclasses
 
-    from firmware.paxos import messages
+    from firmware.paxos.core import messages
 
     assert len(messages.MESSAGE_TYPES) == 17
     for name, cls in messages.MESSAGE_TYPES.items():

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from firmware.paxos.linearizability import check_kv_history
+from firmware.paxos.sim.linearizability import check_kv_history
 
 INF = math.inf
 

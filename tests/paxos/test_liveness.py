@@ -6,12 +6,12 @@ import logging
 
 import pytest
 
-from firmware.paxos import kv
-from firmware.paxos import messages as m
-from firmware.paxos.options import Options
-from firmware.paxos.replica import FOLLOWER, LEADER, Replica
+from firmware.paxos.core import kv
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.options import Options
+from firmware.paxos.core.replica import FOLLOWER, LEADER, Replica
+from firmware.paxos.core.types import Ballot
 from firmware.paxos.sim.scripted import Scripted
-from firmware.paxos.types import Ballot
 
 REPLAY_EVERY = 0.040  # as in the attack of issue 9, A4
 STEP = 0.010

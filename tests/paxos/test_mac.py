@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from firmware.paxos.mac import Mac
+from firmware.paxos.wire.mac import Mac
 
 
 @pytest.mark.parametrize("key", [b"", b"k" * 32, b"\xff" * 64, bytes(range(100))])  # short, block-sized, longer

@@ -11,14 +11,14 @@ import json
 
 import pytest
 
-from firmware.paxos import kv
-from firmware.paxos import messages as m
-from firmware.paxos.codec import MAX_COMMAND, MAX_MESSAGE, Codec
-from firmware.paxos.leadership import CANDIDATE, LEADER
-from firmware.paxos.options import Options
+from firmware.paxos.core import kv
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.leadership import CANDIDATE, LEADER
+from firmware.paxos.core.options import Options
+from firmware.paxos.core.sizes import MAX_SLOT_VALUE, batch_bytes
+from firmware.paxos.core.types import Ballot
 from firmware.paxos.sim.scripted import SITE, Scripted
-from firmware.paxos.sizes import MAX_SLOT_VALUE, batch_bytes
-from firmware.paxos.types import Ballot
+from firmware.paxos.wire.codec import MAX_COMMAND, MAX_MESSAGE, Codec
 
 CODEC = Codec(SITE, bytes(32))
 PER_SLOT = Options().max_batch

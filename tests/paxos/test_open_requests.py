@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from firmware.paxos import kv
-from firmware.paxos import messages as m
-from firmware.paxos.codec import MAX_JSON_REQUEST, Codec, CodecError
-from firmware.paxos.replica import Replica
+from firmware.paxos.core import kv
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.replica import Replica
+from firmware.paxos.wire.codec import MAX_JSON_REQUEST, Codec, CodecError
 
 CODEC = Codec("s", bytes(range(32)))
 COMMAND = b'{"args":{},"by":"D01","op":"whoami","seq":5,"sig":"AA==","site":"s"}'

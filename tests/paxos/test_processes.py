@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from firmware.paxos.client import KvTimeout
-from firmware.paxos.linearizability import check_kv_history
-from firmware.paxos.localsite import LocalSite
+from firmware.paxos.io.client import KvTimeout
+from firmware.paxos.io.localsite import LocalSite
+from firmware.paxos.sim.linearizability import check_kv_history
 
 pytestmark = pytest.mark.slow
 KEYS = ["a", "b", "c"]

@@ -17,13 +17,13 @@ from evnet.config import load_config
 from evnet.config.site_key import site_key
 from evnet.mqtt import MqttLink
 from evnet.topics import SiteTopics
-from firmware.paxos import messages as m
-from firmware.paxos.client import KvClient, KvTimeout
-from firmware.paxos.codec import Codec, CodecError
-from firmware.paxos.kv import KVMachine
-from firmware.paxos.localsite import LocalSite
-from firmware.paxos.process import write_site_configs
-from firmware.paxos.runner import ReplicaRunner
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.kv import KVMachine
+from firmware.paxos.io.client import KvClient, KvTimeout
+from firmware.paxos.io.localsite import LocalSite
+from firmware.paxos.io.process import write_site_configs
+from firmware.paxos.io.runner import ReplicaRunner
+from firmware.paxos.wire.codec import Codec, CodecError
 
 from .conftest import wait_for
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from central_broker.brokers import free_port
-from firmware.paxos.datadir import DataDir, DataDirLockedError
-from firmware.paxos.localsite import LocalSite
-from firmware.paxos.process import write_site_configs
+from firmware.paxos.io.datadir import DataDir, DataDirLockedError
+from firmware.paxos.io.localsite import LocalSite
+from firmware.paxos.io.process import write_site_configs
 
 MEMBERS = ["cp1", "cp2", "cp3"]
 

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from firmware.paxos import kv
-from firmware.paxos import messages as m
-from firmware.paxos.batch import Command, Stamp, decode_batch, encode_batch
-from firmware.paxos.options import Options
-from firmware.paxos.replica import LEADER, Replica
+from firmware.paxos.core import kv
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.batch import Command, Stamp, decode_batch, encode_batch
+from firmware.paxos.core.options import Options
+from firmware.paxos.core.replica import LEADER, Replica
+from firmware.paxos.core.types import Ballot
 from firmware.paxos.sim.scripted import SITE, Scripted
-from firmware.paxos.types import Ballot
 
 
 def results(s: Scripted, client: str) -> dict[int, object]:

@@ -88,8 +88,8 @@ def test_the_command_line_prints_a_summary_and_a_replay_command(capsys: pytest.C
 def test_the_end_checks_report_each_kind_of_violation() -> None:
     import math
 
-    from firmware.paxos import kv
-    from firmware.paxos.batch import Command, Stamp, encode_batch
+    from firmware.paxos.core import kv
+    from firmware.paxos.core.batch import Command, Stamp, encode_batch
     from firmware.paxos.sim import checks
     from firmware.paxos.sim.checks import Observer, check_end
 

@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
-from firmware.paxos import kv
-from firmware.paxos import messages as m
-from firmware.paxos.options import Options
+from firmware.paxos.core import kv
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.options import Options
 from firmware.paxos.sim.scripted import Scripted
 
 CHUNK = 16  # bytes: the state below is ~120 bytes, so ~8 chunks

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from evnet.config import load_config
 from evnet.config.site_key import site_key
-from firmware.paxos.client import KvClient
-from firmware.paxos.codec import MAX_COMMAND, MAX_MESSAGE
-from firmware.paxos.kv import KVMachine
-from firmware.paxos.options import Options
-from firmware.paxos.process import write_site_configs
-from firmware.paxos.runner import ReplicaRunner
+from firmware.paxos.core.kv import KVMachine
+from firmware.paxos.core.options import Options
+from firmware.paxos.io.client import KvClient
+from firmware.paxos.io.process import write_site_configs
+from firmware.paxos.io.runner import ReplicaRunner
+from firmware.paxos.wire.codec import MAX_COMMAND, MAX_MESSAGE
 
 from .conftest import wait_for
 

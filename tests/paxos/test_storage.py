@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from firmware.paxos.storage import KINDS, open_storage
-from firmware.paxos.storage_file import FileStorage, StorageCorruptError
-from firmware.paxos.types import Accepted, Ballot, DurableState
+from firmware.paxos.core.types import Accepted, Ballot, DurableState
+from firmware.paxos.io.storage import KINDS, open_storage
+from firmware.paxos.io.storage_file import FileStorage, StorageCorruptError
 
 
 def acc(slot: int, rnd: int = 1, node: str = "cp1", value: bytes | None = None) -> Accepted:
@@ -155,8 +155,8 @@ def test_a_file_that_is_not_a_log_is_refused(tmp_path):
 
 CHILD = textwrap.dedent("""
     import sys
-    from firmware.paxos.storage import open_storage
-    from firmware.paxos.types import Accepted, Ballot
+    from firmware.paxos.io.storage import open_storage
+    from firmware.paxos.core.types import Accepted, Ballot
     store = open_storage(sys.argv[1], sys.argv[2])
     slot = 0
     while True:

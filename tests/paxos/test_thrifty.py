@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from firmware.paxos import kv
-from firmware.paxos import messages as m
-from firmware.paxos.options import Options
+from firmware.paxos.core import kv
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.options import Options
 from firmware.paxos.sim.scripted import Scripted
 
 

@@ -11,14 +11,14 @@ from evnet.config import MqttConfig, load_config
 from evnet.config.site_key import site_key
 from evnet.mqtt import MqttLink
 from evnet.topics import SiteTopics
-from firmware.paxos import messages as m
-from firmware.paxos.client import KvClient, KvSession, KvTimeout
-from firmware.paxos.codec import MAX_MESSAGE, Codec
-from firmware.paxos.kv import KVMachine
-from firmware.paxos.process import write_site_configs
-from firmware.paxos.runner import ReplicaRunner
-from firmware.paxos.transport import MqttTransport
-from firmware.paxos.types import Ballot
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.kv import KVMachine
+from firmware.paxos.core.types import Ballot
+from firmware.paxos.io.client import KvClient, KvSession, KvTimeout
+from firmware.paxos.io.process import write_site_configs
+from firmware.paxos.io.runner import ReplicaRunner
+from firmware.paxos.io.transport import MqttTransport
+from firmware.paxos.wire.codec import MAX_MESSAGE, Codec
 
 from .conftest import wait_for
 

@@ -17,12 +17,12 @@ from evnet.config import MqttConfig, load_config
 from evnet.config.site_key import site_key
 from evnet.mqtt import MqttLink
 from evnet.topics import SiteTopics
-from firmware.paxos.client import KvClient
-from firmware.paxos.codec import BUNDLE, MAX_MESSAGE, Codec
-from firmware.paxos.kv import KVMachine
-from firmware.paxos.localsite import LocalSite
-from firmware.paxos.process import write_site_configs
-from firmware.paxos.runner import ReplicaRunner
+from firmware.paxos.core.kv import KVMachine
+from firmware.paxos.io.client import KvClient
+from firmware.paxos.io.localsite import LocalSite
+from firmware.paxos.io.process import write_site_configs
+from firmware.paxos.io.runner import ReplicaRunner
+from firmware.paxos.wire.codec import BUNDLE, MAX_MESSAGE, Codec
 
 from .conftest import wait_for
 

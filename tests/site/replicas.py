@@ -7,8 +7,8 @@ import threading
 
 from evnet.config import load_config
 from evnet.config.site_key import site_key
-from firmware.paxos.process import write_site_configs
-from firmware.paxos.runner import ReplicaRunner
+from firmware.paxos.io.process import write_site_configs
+from firmware.paxos.io.runner import ReplicaRunner
 from firmware.site import SiteMachine, SiteSetup, member_command
 
 from ..paxos.conftest import wait_for

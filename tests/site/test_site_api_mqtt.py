@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from firmware.paxos.client import KvClient
+from firmware.paxos.io.client import KvClient
 from firmware.site import member_command, public_key_b64, signed_request
 from firmware.site.client import SiteClient, SiteRefused
 

@@ -87,7 +87,7 @@ def test_an_operator_adds_a_driver_who_requests_a_charge_and_the_operator_stops_
 
 
 def test_mistakes_are_one_line_with_status_2_and_silence_a_diagnosis_with_status_1(tmp_path, capsys, mosquitto):
-    from firmware.paxos.process import write_site_configs
+    from firmware.paxos.io.process import write_site_configs
 
     cfg = write_site_configs(str(tmp_path / "etc"), ["cp1"], mosquitto.url, site="nobody")["cp1"]
     code, _, err = run(capsys, "whoami")

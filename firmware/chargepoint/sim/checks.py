@@ -20,7 +20,7 @@ from collections import Counter
 from typing import Any
 
 from firmware.chargepoint.sim.faults import LEASE_S
-from firmware.paxos.ready import Applied
+from firmware.paxos.core.ready import Applied
 from firmware.paxos.sim.world import RunResult as PaxosRunResult
 
 Station = SiteWorld = Any  # world.py and station.py use this module: named by role, not imported (no cycle)

@@ -37,10 +37,10 @@ from firmware.chargepoint.sim.journal import SimJournal
 from firmware.engine.actions import Action, SessionOpened, SessionVoided, TicketClosed
 from firmware.engine.core import EngineCore, ReadMeter
 from firmware.engine.pilot_sm import SetContactor, SetPwm
-from firmware.paxos import messages as m
-from firmware.paxos.options import Options
-from firmware.paxos.ready import Applied
-from firmware.paxos.replica import Replica
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.options import Options
+from firmware.paxos.core.ready import Applied
+from firmware.paxos.core.replica import Replica
 from firmware.paxos.sim.world import SimNode
 from firmware.site import SiteMachine, SiteSetup
 from hal.pilot.conversions import current_for_duty

@@ -22,9 +22,9 @@ from firmware.chargepoint.sim.checks import RunResult, Watch, check_end
 from firmware.chargepoint.sim.faults import LEASE_S, SiteFaults, Visit
 from firmware.chargepoint.sim.station import Station
 from firmware.engine.metering import Ticket
-from firmware.paxos import messages as m
-from firmware.paxos.options import Options
-from firmware.paxos.ready import Applied
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.options import Options
+from firmware.paxos.core.ready import Applied
 from firmware.paxos.sim.network import Network
 from firmware.site import SiteSetup, member_command
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from firmware.paxos import messages as m
-from firmware.paxos.acceptor import Acceptor
-from firmware.paxos.replica import Replica
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.acceptor import Acceptor
+from firmware.paxos.core.replica import Replica
+from firmware.paxos.core.snapshots import Incoming
 from firmware.paxos.sim.replay import StaleLiveness
-from firmware.paxos.snapshots import Incoming
 
 
 class NoPromiseCheck(Acceptor):

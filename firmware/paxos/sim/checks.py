@@ -13,11 +13,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from firmware.paxos.batch import BatchError, decode_batch
-from firmware.paxos.types import ZERO_BALLOT, Accepted, Ballot
+from firmware.paxos.core.batch import BatchError, decode_batch
+from firmware.paxos.core.types import ZERO_BALLOT, Accepted, Ballot
 
 try:  # the storage engineer's WGL checker; until it lands, runs say it was not checked
-    from firmware.paxos.linearizability import check_kv_history
+    from firmware.paxos.sim.linearizability import check_kv_history
 except ImportError:  # pragma: no cover
     check_kv_history = None
 

@@ -11,7 +11,7 @@ import math
 import random
 from typing import Any
 
-from firmware.paxos import kv
+from firmware.paxos.core import kv
 
 
 class SimClient:

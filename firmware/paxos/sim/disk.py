@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
-from firmware.paxos.types import Accepted, Ballot, DurableState
+from firmware.paxos.core.types import Accepted, Ballot, DurableState
 
 
 class SimDisk:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import random
 
-from firmware.paxos import messages as m
-from firmware.paxos.replica import Replica
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.replica import Replica
 
 
 class Replayer:

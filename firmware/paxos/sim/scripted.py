@@ -11,11 +11,11 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from firmware.paxos import messages as m
-from firmware.paxos.kv import KVMachine
-from firmware.paxos.options import Options
-from firmware.paxos.ready import Applied
-from firmware.paxos.replica import Replica
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.kv import KVMachine
+from firmware.paxos.core.options import Options
+from firmware.paxos.core.ready import Applied
+from firmware.paxos.core.replica import Replica
 from firmware.paxos.sim.disk import SimDisk
 
 SITE = "test"

@@ -16,11 +16,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from firmware.paxos import messages as m
-from firmware.paxos.kv import KVMachine
-from firmware.paxos.options import Options
-from firmware.paxos.ready import Partition, Ready
-from firmware.paxos.replica import Replica
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.kv import KVMachine
+from firmware.paxos.core.options import Options
+from firmware.paxos.core.ready import Partition, Ready
+from firmware.paxos.core.replica import Replica
 from firmware.paxos.sim.bugs import NoPromiseCheck, replica_class
 from firmware.paxos.sim.checks import Observer, check_end
 from firmware.paxos.sim.clients import SimClient

@@ -13,14 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from evnet.logs import EventLogger, FoldedLog
-from firmware.paxos import messages as m
-from firmware.paxos.acceptor import Acceptor
-from firmware.paxos.batch import Command
-from firmware.paxos.leadership import Leadership
-from firmware.paxos.learner import Learner
-from firmware.paxos.options import Options
-from firmware.paxos.ready import Ready
-from firmware.paxos.types import Ballot
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.acceptor import Acceptor
+from firmware.paxos.core.batch import Command
+from firmware.paxos.core.leadership import Leadership
+from firmware.paxos.core.learner import Learner
+from firmware.paxos.core.options import Options
+from firmware.paxos.core.ready import Ready
+from firmware.paxos.core.types import Ballot
 
 NO_STAMP = (0, 0)  # a stamp is (epoch, seq); this one echoes nothing: epochs start at 1
 Stamp = tuple[int, int]

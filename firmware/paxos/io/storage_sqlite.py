@@ -11,7 +11,7 @@ import os
 import sqlite3
 from collections.abc import Sequence
 
-from firmware.paxos.types import Accepted, Ballot, DurableState
+from firmware.paxos.core.types import Accepted, Ballot, DurableState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS promise (id INTEGER PRIMARY KEY CHECK (id = 0), round INTEGER NOT NULL, node TEXT NOT NULL);

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from firmware.paxos.sizes import MAX_SLOT_VALUE, MAX_SNAPSHOT, MAX_VALUE, SNAPSHOT_CHUNK, batch_bytes
+from firmware.paxos.core.sizes import MAX_SLOT_VALUE, MAX_SNAPSHOT, MAX_VALUE, SNAPSHOT_CHUNK, batch_bytes
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import json
 from collections.abc import Sequence
 from typing import Protocol
 
-from firmware.paxos.batch import Command, Stamp
-from firmware.paxos.canonical import dumps
-from firmware.paxos.context import Context
+from firmware.paxos.core.batch import Command, Stamp
+from firmware.paxos.core.canonical import dumps
+from firmware.paxos.core.context import Context
 
 
 class StateMachine(Protocol):

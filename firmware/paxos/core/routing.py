@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from firmware.paxos import messages as m
-from firmware.paxos.batch import Command
-from firmware.paxos.leadership import FOLLOWER, LEADER
-from firmware.paxos.replica_state import ReplicaState
-from firmware.paxos.sizes import MAX_CLIENT_ID, MAX_COMMAND
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.batch import Command
+from firmware.paxos.core.leadership import FOLLOWER, LEADER
+from firmware.paxos.core.replica_state import ReplicaState
+from firmware.paxos.core.sizes import MAX_CLIENT_ID, MAX_COMMAND
 
 Admit = Callable[[str, bytes], "str | None"]
 """`admit(client, command)`: None to let an open request in, else the refusal (the machine's error JSON)."""

@@ -34,17 +34,17 @@ from evnet.logs import FoldedLog, event_logger
 from evnet.mqtt import MqttLink
 from evnet.mqtt.pump import LinkPump
 from evnet.topics import SiteTopics
-from firmware.paxos import messages as m
-from firmware.paxos.codec import Codec
-from firmware.paxos.datadir import DataDir
-from firmware.paxos.dedup import StateMachine
-from firmware.paxos.options import Options
-from firmware.paxos.ready import Applied, Ready
-from firmware.paxos.replica import Replica
-from firmware.paxos.routing import Admit
-from firmware.paxos.storage import DEFAULT_KIND, open_storage
-from firmware.paxos.transport import MqttTransport
-from firmware.paxos.types import Storage
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.dedup import StateMachine
+from firmware.paxos.core.options import Options
+from firmware.paxos.core.ready import Applied, Ready
+from firmware.paxos.core.replica import Replica
+from firmware.paxos.core.routing import Admit
+from firmware.paxos.core.types import Storage
+from firmware.paxos.io.datadir import DataDir
+from firmware.paxos.io.storage import DEFAULT_KIND, open_storage
+from firmware.paxos.io.transport import MqttTransport
+from firmware.paxos.wire.codec import Codec
 
 
 class ReplicaRunner:

@@ -29,10 +29,10 @@ comes back. Nothing is written or noted for a PreVote: granting one binds to not
 
 from __future__ import annotations
 
-from firmware.paxos import messages as m
-from firmware.paxos.leadership import FOLLOWER, LEADER
-from firmware.paxos.replica_state import NO_STAMP, PreVoting, ReplicaState, Stamp
-from firmware.paxos.types import Ballot
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.leadership import FOLLOWER, LEADER
+from firmware.paxos.core.replica_state import NO_STAMP, PreVoting, ReplicaState, Stamp
+from firmware.paxos.core.types import Ballot
 
 
 class Liveness(ReplicaState):

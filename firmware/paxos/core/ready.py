@@ -24,9 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from firmware.paxos import messages as m
-from firmware.paxos.messages import ClientReply, Message
-from firmware.paxos.types import Accepted, Ballot, Storage
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.messages import ClientReply, Message
+from firmware.paxos.core.types import Accepted, Ballot, Storage
 
 # Messages that promise nothing about the sender's durable state: they may leave before any fsync.
 FREE = (m.Prepare, m.Heartbeat, m.CatchUpRequest, m.Forward, m.PreVote, m.PreVoteReply, m.SnapshotRequest)

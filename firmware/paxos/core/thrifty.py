@@ -19,9 +19,9 @@ a dead fast follower costs at most `lazy_delay` per slot until the fast set chan
 
 from __future__ import annotations
 
-from firmware.paxos import messages as m
-from firmware.paxos.replica_state import ReplicaState
-from firmware.paxos.sizes import entry_size, value_groups
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.replica_state import ReplicaState
+from firmware.paxos.core.sizes import entry_size, value_groups
 
 
 class Thrifty(ReplicaState):

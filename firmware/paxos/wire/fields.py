@@ -16,8 +16,8 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from firmware.paxos import messages as m
-from firmware.paxos.types import Accepted, Ballot
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.types import Accepted, Ballot
 
 U8, U16, U32, U64 = struct.Struct(">B"), struct.Struct(">H"), struct.Struct(">I"), struct.Struct(">Q")
 # The largest integer taken from outside: slots, ballot rounds and request ids far below it, and

@@ -46,11 +46,11 @@ import re
 import struct
 from typing import Any
 
-from firmware.paxos import messages as m
-from firmware.paxos.canonical import dumps
-from firmware.paxos.fields import MAX_UINT, U16, U32, In, Out, plan
-from firmware.paxos.mac import Mac
-from firmware.paxos.sizes import MAC_SIZE, MAX_BODY, MAX_COMMAND, MAX_MESSAGE
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.canonical import dumps
+from firmware.paxos.core.sizes import MAC_SIZE, MAX_BODY, MAX_COMMAND, MAX_MESSAGE
+from firmware.paxos.wire.fields import MAX_UINT, U16, U32, In, Out, plan
+from firmware.paxos.wire.mac import Mac
 
 VERSION = 1
 BUNDLE = 0xB2  # first byte of a message that carries several bodies (a frame starts with VERSION)

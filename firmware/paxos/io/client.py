@@ -43,8 +43,8 @@ from evnet.logs import FoldedLog, event_logger
 from evnet.mqtt import MqttLink
 from evnet.mqtt.pump import LinkPump
 from evnet.topics import SiteTopics
-from firmware.paxos.canonical import dumps
-from firmware.paxos.codec import Codec, CodecError
+from firmware.paxos.core.canonical import dumps
+from firmware.paxos.wire.codec import Codec, CodecError
 
 LINGER = 0.001  # s a woken thread's next request may wait for those of the others woken with it
 

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from evnet.mqtt import MAX_PAYLOAD
-from firmware.paxos.messages import Entry
-from firmware.paxos.types import Accepted
+from firmware.paxos.core.messages import Entry
+from firmware.paxos.core.types import Accepted
 
 MAX_MESSAGE = MAX_PAYLOAD
 MAC_SIZE = 32

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from firmware.paxos.types import ZERO_BALLOT, Accepted, Ballot, DurableState
+from firmware.paxos.core.types import ZERO_BALLOT, Accepted, Ballot, DurableState
 
 
 class Acceptor:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from firmware.paxos.canonical import dumps as _dumps
-from firmware.paxos.context import Context
+from firmware.paxos.core.canonical import dumps as _dumps
+from firmware.paxos.core.context import Context
 
 OK = _dumps("ok")
 

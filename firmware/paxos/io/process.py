@@ -10,10 +10,10 @@ import sys
 
 from evnet.config import load_config
 from evnet.logs import event_logger, setup_logging
-from firmware.paxos.datadir import DataDirLockedError
-from firmware.paxos.kv import KVMachine
-from firmware.paxos.options import Options
-from firmware.paxos.storage import DEFAULT_KIND, KINDS, StorageCorruptError
+from firmware.paxos.core.kv import KVMachine
+from firmware.paxos.core.options import Options
+from firmware.paxos.io.datadir import DataDirLockedError
+from firmware.paxos.io.storage import DEFAULT_KIND, KINDS, StorageCorruptError
 
 MIB = 1024 * 1024
 
@@ -51,7 +51,7 @@ def replica_main(argv: list[str]) -> int:
     args = replica_parser().parse_args(argv)
     setup_logging(args.log_level)
     cfg = load_config(args.config)
-    from firmware.paxos.runner import ReplicaRunner
+    from firmware.paxos.io.runner import ReplicaRunner
 
     log = event_logger("paxos.replica", cp=cfg.cp_id, site=cfg.site_id)
     try:
@@ -122,7 +122,7 @@ def kv_main(argv: list[str]) -> int:
     setup_logging(args.log_level)
     cfg = load_config(args.config)
     from evnet.config.site_key import site_key
-    from firmware.paxos.client import KvClient, KvTimeout
+    from firmware.paxos.io.client import KvClient, KvTimeout
 
     params = {k: getattr(args, k) for k in ("key", "value", "expect") if hasattr(args, k)}
     try:

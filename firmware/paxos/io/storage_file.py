@@ -27,7 +27,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 
-from firmware.paxos.types import Accepted, Ballot, DurableState
+from firmware.paxos.core.types import Accepted, Ballot, DurableState
 
 MAGIC = b"EVPXLOG1"
 _HEAD = struct.Struct(">III")  # payload length, crc32(payload), crc32(length and payload crc)

@@ -23,21 +23,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from evnet.logs import FoldedLog, event_logger
-from firmware.paxos import messages as m
-from firmware.paxos.acceptor import Acceptor
-from firmware.paxos.batch import Command
-from firmware.paxos.catchup import CatchUp
-from firmware.paxos.dedup import Deduplicated, StateMachine
-from firmware.paxos.leadership import CANDIDATE, FOLLOWER, LEADER, Leadership, gather, next_part, recover
-from firmware.paxos.learner import Learner
-from firmware.paxos.liveness import Liveness
-from firmware.paxos.options import Options
-from firmware.paxos.ready import Ready
-from firmware.paxos.routing import Admit, ClientRouting
-from firmware.paxos.sizes import MAX_SLOT_VALUE, accepted_size, entry_size, value_groups
-from firmware.paxos.snapshots import Offer, Snapshots
-from firmware.paxos.thrifty import Thrifty
-from firmware.paxos.types import ZERO_BALLOT, Ballot, DurableState
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.acceptor import Acceptor
+from firmware.paxos.core.batch import Command
+from firmware.paxos.core.catchup import CatchUp
+from firmware.paxos.core.dedup import Deduplicated, StateMachine
+from firmware.paxos.core.leadership import CANDIDATE, FOLLOWER, LEADER, Leadership, gather, next_part, recover
+from firmware.paxos.core.learner import Learner
+from firmware.paxos.core.liveness import Liveness
+from firmware.paxos.core.options import Options
+from firmware.paxos.core.ready import Ready
+from firmware.paxos.core.routing import Admit, ClientRouting
+from firmware.paxos.core.sizes import MAX_SLOT_VALUE, accepted_size, entry_size, value_groups
+from firmware.paxos.core.snapshots import Offer, Snapshots
+from firmware.paxos.core.thrifty import Thrifty
+from firmware.paxos.core.types import ZERO_BALLOT, Ballot, DurableState
 
 LOG_EVERY = 5.0  # seconds: repeats of an election or pre-vote line within this are folded into one
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from firmware.paxos.types import Accepted, Ballot
+from firmware.paxos.core.types import Accepted, Ballot
 
 
 class Entry(NamedTuple):

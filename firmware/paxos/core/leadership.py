@@ -16,9 +16,9 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import replace
 
-from firmware.paxos.batch import NOOP, Command, Stamp, encode_batch
-from firmware.paxos.messages import Entry, Promise
-from firmware.paxos.types import Accepted, Ballot
+from firmware.paxos.core.batch import NOOP, Command, Stamp, encode_batch
+from firmware.paxos.core.messages import Entry, Promise
+from firmware.paxos.core.types import Accepted, Ballot
 
 FOLLOWER, CANDIDATE, LEADER = "follower", "candidate", "leader"
 

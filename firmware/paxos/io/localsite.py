@@ -13,8 +13,8 @@ from pathlib import Path
 
 from evnet.config import Config, load_config
 from evnet.config.site_key import site_key
-from firmware.paxos.client import KvClient
-from firmware.paxos.process import write_site_configs
+from firmware.paxos.io.client import KvClient
+from firmware.paxos.io.process import write_site_configs
 
 
 class LocalSite:

@@ -9,10 +9,10 @@ snapshot, in chunks, if they were compacted away (snapshots.py).
 
 from __future__ import annotations
 
-from firmware.paxos import messages as m
-from firmware.paxos.leadership import LEADER
-from firmware.paxos.ready import Applied
-from firmware.paxos.replica_state import ReplicaState
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.leadership import LEADER
+from firmware.paxos.core.ready import Applied
+from firmware.paxos.core.replica_state import ReplicaState
 
 
 class CatchUp(ReplicaState):

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from firmware.paxos.batch import BatchError, decode_batch
-from firmware.paxos.dedup import Deduplicated
-from firmware.paxos.messages import Entry
-from firmware.paxos.ready import Applied
-from firmware.paxos.sizes import entry_size, value_groups
+from firmware.paxos.core.batch import BatchError, decode_batch
+from firmware.paxos.core.dedup import Deduplicated
+from firmware.paxos.core.messages import Entry
+from firmware.paxos.core.ready import Applied
+from firmware.paxos.core.sizes import entry_size, value_groups
 
 
 class Learner:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from firmware.paxos.storage_file import FileStorage, StorageCorruptError
-from firmware.paxos.storage_sqlite import SqliteStorage
-from firmware.paxos.types import Storage
+from firmware.paxos.core.types import Storage
+from firmware.paxos.io.storage_file import FileStorage, StorageCorruptError
+from firmware.paxos.io.storage_sqlite import SqliteStorage
 
 KINDS = {"file": ("acceptor.log", FileStorage), "sqlite": ("acceptor.sqlite", SqliteStorage)}
 DEFAULT_KIND = "file"

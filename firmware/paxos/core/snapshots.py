@@ -23,8 +23,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from firmware.paxos import messages as m
-from firmware.paxos.replica_state import ReplicaState
+from firmware.paxos.core import messages as m
+from firmware.paxos.core.replica_state import ReplicaState
 
 DIGEST_SIZE = 32  # SHA-256
 

@@ -32,8 +32,8 @@ from evnet.clock import Clock, RealClock
 from evnet.logs import FoldedLog, event_logger
 from evnet.mqtt import MqttLink
 from evnet.topics import SiteTopics
-from firmware.paxos import messages as m
-from firmware.paxos.codec import REQUESTS, Codec, CodecError
+from firmware.paxos.core import messages as m
+from firmware.paxos.wire.codec import REQUESTS, Codec, CodecError
 
 QOS = 0
 REQUESTS_BYTE = bytes((REQUESTS,))
