@@ -36,7 +36,7 @@ from firmware.chargepoint.sim.cable import Cable
 from firmware.chargepoint.sim.journal import SimJournal
 from firmware.engine.actions import Action, SessionOpened, SessionVoided, TicketClosed
 from firmware.engine.core import EngineCore, ReadMeter
-from firmware.engine.pilot_sm import SetContactor, SetPwm
+from firmware.engine.pilot_sm import SetContactor, SetPilotError, SetPwm
 from firmware.paxos.core import messages as m
 from firmware.paxos.core.options import Options
 from firmware.paxos.core.ready import Applied
@@ -214,6 +214,9 @@ class Station:
                 case SetPwm(duty):
                     amps = 0.0 if duty is None else current_for_duty(duty) or 0.0
                     self.cable.offer(amps, world.now)
+                    world.ev_follows(self)
+                case SetPilotError():  # -12 V, no duty: nothing offered until a duty is set again
+                    self.cable.offer(0.0, world.now)
                     world.ev_follows(self)
                 case ReadMeter(token):
                     self.cable.advance(world.now)
