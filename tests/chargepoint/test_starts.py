@@ -40,7 +40,7 @@ def test_a_drivers_request_starts_a_session_whose_contactor_closes_only_once_the
     assert r.of(Authorize) == [Authorize("D1")]  # the replica's view shows the request waiting here
     (opened,) = r.opened()  # journaled with its first reading before anything else
     assert r.proposed("start_session") == [{"cp": "cp1", "session": opened.session_id, "meter_wh": 100_000,
-                                            "driver": "D1"}]
+                                            "driver": None}]  # the site's authorization names the driver
     r.advance(0.15)
     assert not r.contactor and r.engine.session.started  # the session is open; its energy waits for the site
     assert r.of(ConfirmStart) == [] and not r.engine.session.confirmed
@@ -49,6 +49,27 @@ def test_a_drivers_request_starts_a_session_whose_contactor_closes_only_once_the
     assert r.site.view("cp1").session.driver == "D1" and r.site.view("cp1").authorization is None
     r.advance(3.0)
     assert r.draw_a == 32.0  # the site's grant reached the engine: 32 A of 63 A, nobody else charging
+
+
+def test_a_request_withdrawn_before_the_start_commits_gives_no_energy_to_the_ev_plugged_in(rig):
+    """D6's request was redirected here and an EV (anyone's) plugged in: the engine is authorized for D6. D6
+    withdraws before the start is chosen: the site refuses it, and nobody charges on D6's account (site
+    simulation seed 37: the start named D6, the site took it for a manual start, D6 was billed for
+    another driver's energy)."""
+    r = rig(latency=0.5)
+    r.running()
+    r.add_driver("D6")
+    r.plug_in()
+    r.ask_for_energy()
+    r.signed("D6", "request_charge", at="cp1")
+    assert r.of(Authorize) == [Authorize("D6")]
+    (opened,) = r.opened()
+    assert r.signed("D6", "stop_charge") == {"ok": True, "withdrawn": "cp1"}
+    r.advance(1.0)
+    assert r.results("start_session")[0]["error"] == "not_authorized"
+    assert r.of(RefuseStart) == [RefuseStart(opened.session_id, "not_authorized")]
+    r.advance(30.0)
+    assert not r.ever_closed() and r.engine_tickets() == [] and r.site_tickets() == {}
 
 
 def test_a_start_the_site_refuses_gets_no_energy_and_no_ticket(rig):
