@@ -14,9 +14,9 @@ from firmware.chargepoint.sim.world import run_seed
 from firmware.paxos.sim.__main__ import parse_seeds
 
 
-def _run(args: tuple[int, frozenset[str], int | None, bool]) -> object:
+def _run(args: tuple[int, frozenset[str], int | None, bool, bool]) -> object:
     logging.getLogger("evnet").setLevel(logging.CRITICAL)
-    return run_seed(args[0], args[1], args[2], quiet=args[3])
+    return run_seed(args[0], args[1], args[2], quiet=args[3], short=args[4])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="charge points per site (default: 3 to 7, drawn from the seed)")
     p.add_argument("--bug", default="", help=f"switch on deliberate bugs (comma-separated: {', '.join(BUGS)})")
     p.add_argument("--quiet", action="store_true", help="no faults: EVs come and go on a clean network")
+    p.add_argument("--short", action="store_true", help="40 s of faults, not 90; the same checks (CI's bulk)")
     p.add_argument("--verbose", action="store_true", help="trace the run's events and log lines (with --seed)")
     p.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
     a = p.parse_args(argv)
@@ -39,13 +40,13 @@ def main(argv: list[str] | None = None) -> int:
             logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
         else:
             logging.getLogger("evnet").setLevel(logging.CRITICAL)
-        r = run_seed(a.seed, bugs, a.cps, verbose=a.verbose, quiet=a.quiet)
+        r = run_seed(a.seed, bugs, a.cps, verbose=a.verbose, quiet=a.quiet, short=a.short)
         print(f"seed {r.seed}: {'ok' if r.ok else 'VIOLATION'} {r.stats}")
         for v in r.violations:
             print(f"  {v}")
         return 0 if r.ok else 1
     started = time.perf_counter()
-    jobs = [(s, bugs, a.cps, a.quiet) for s in parse_seeds(a.seeds)]
+    jobs = [(s, bugs, a.cps, a.quiet, a.short) for s in parse_seeds(a.seeds)]
     if a.jobs > 1:
         with multiprocessing.get_context("fork").Pool(a.jobs) as pool:
             results = pool.map(_run, jobs, chunksize=4)

@@ -43,6 +43,7 @@ class Cable:
     offers: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 0.0)])  # (from, amps) on the duty
     draw_a: float = 0.0
     lawful_a: float = 0.0              # what the EV would draw if it followed every duty (the rule counts this)
+    changed: bool = True               # draw_a or lawful_a changed since the checks last looked
     closures: list[Closure] = field(default_factory=list)
     visit_wh: dict[str, float] = field(default_factory=dict)  # driver -> energy drawn in the visit
 
@@ -82,15 +83,15 @@ class Cable:
     def update(self, t: float, running: bool) -> None:
         """The current drawn from `t` on (call after every change and at each reaction time)."""
         self.advance(t)
-        ev = self.ev
+        draw, lawful, ev = self.draw_a, self.lawful_a, self.ev
         if ev is None or not self.contactor or not running or self.pilot != "C":
             self.draw_a = self.lawful_a = 0.0
-            return
-        self.lawful_a = min(ev.wants_a, self.seen(t))
-        if ev.stubborn:  # follows a higher duty, never a lower one
-            self.draw_a = max(self.draw_a, self.lawful_a)
         else:
-            self.draw_a = self.lawful_a
+            self.lawful_a = min(ev.wants_a, self.seen(t))
+            # a stubborn EV follows a higher duty, never a lower one
+            self.draw_a = max(self.draw_a, self.lawful_a) if ev.stubborn else self.lawful_a
+        if (draw, lawful) != (self.draw_a, self.lawful_a):
+            self.changed = True
 
     def close(self, closed: bool, session: str | None, t: float) -> None:
         self.advance(t)

@@ -19,7 +19,7 @@ from typing import Any
 from firmware.chargepoint import BridgeSettings
 from firmware.chargepoint.sim.apps import RETRY_S, App, key_from
 from firmware.chargepoint.sim.checks import RunResult, Watch, check_end
-from firmware.chargepoint.sim.faults import LEASE_S, SiteFaults, Visit
+from firmware.chargepoint.sim.faults import LEASE_S, LONG, SHORT, SiteFaults, Visit
 from firmware.chargepoint.sim.station import Station
 from firmware.engine.metering import Ticket
 from firmware.paxos.core import messages as m
@@ -128,6 +128,7 @@ class SiteWorld:
             self.watch.after_event()
         for handler in logging.getLogger().handlers:
             handler.removeFilter(stamp)
+        self.watch.finish()
         violations = self.watch.violations + check_end(self)
         stats = {"cps": len(self.faults.cps), "limit_a": self.faults.limit_a, "fallback_a": self.faults.fallback_a,
                  "visits": len(self.faults.visits), "events": self.events, "sim_time": self.now,
@@ -308,10 +309,10 @@ class _SimTime(logging.Filter):
 
 
 def run_seed(seed: int, bugs: frozenset[str] = frozenset(), cps: int | None = None, verbose: bool = False,
-             quiet: bool = False) -> RunResult:
-    """One run: the site and its faults drawn from the seed (bugs switched on as given), every check made."""
-    faults = SiteFaults.draw(random.Random(seed), cps, bugs, quiet)
+             quiet: bool = False, short: bool = False) -> RunResult:
+    """One run: the site and its faults drawn from the seed (bugs switched on as given), every check made;
+    `short`: 40 s of faults instead of 90 (faults.py, SHORT)."""
+    faults = SiteFaults.draw(random.Random(seed), cps, bugs, quiet, SHORT if short else LONG)
     result = SiteWorld(seed, faults, verbose).run()
-    result.stats["cps_arg"] = cps
-    result.stats["quiet"] = quiet
+    result.stats.update(cps_arg=cps, quiet=quiet, short=short)
     return result
