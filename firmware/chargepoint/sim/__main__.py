@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import sys
 import time
 
 from firmware.chargepoint.sim.faults import BUGS
+from firmware.chargepoint.sim.runs import run_seeds
 from firmware.chargepoint.sim.world import run_seed
 from firmware.paxos.sim.__main__ import parse_seeds
-
-
-def _run(args: tuple[int, frozenset[str], int | None, bool, bool]) -> object:
-    logging.getLogger("evnet").setLevel(logging.CRITICAL)
-    return run_seed(args[0], args[1], args[2], quiet=args[3], short=args[4])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,12 +41,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {v}")
         return 0 if r.ok else 1
     started = time.perf_counter()
-    jobs = [(s, bugs, a.cps, a.quiet, a.short) for s in parse_seeds(a.seeds)]
-    if a.jobs > 1:
-        with multiprocessing.get_context("fork").Pool(a.jobs) as pool:
-            results = pool.map(_run, jobs, chunksize=4)
-    else:
-        results = [_run(j) for j in jobs]
+    results = run_seeds(parse_seeds(a.seeds), bugs, a.cps, a.quiet, a.short, a.jobs)
     failed = [r for r in results if not r.ok]
     for r in failed:
         print(f"seed {r.seed}: {r.violations[0]}")

@@ -36,14 +36,17 @@ class Timeline:
     kill_from: float   # kills mid-session from here to heal - kill_before
     kill_before: float
     down_max: float    # a killed charge point is down this long at most
+    sizes: tuple[int, int] = (3, 7)  # charge points of a site drawn from the seed: from, to
 
 
 # The long run (the first of this simulation) and the short one that lets CI run thousands of seeds: the same
-# faults and checks, squeezed into 40 s of faults instead of 90 (after the heal, the same 45 s to settle).
+# faults and checks on sites of 3 to 5, squeezed into 35 s of faults instead of 90 (then the same 45 s to settle).
+# A seed's cost is the commands its replicas apply (each charge point applies every one): it grows with the
+# time simulated and faster than linearly with the size of the site.
 LONG = Timeline(heal=90.0, settle=45.0, end=200.0, arrive_by=40.0, min_stay=20.0, late_gap=15.0, fault_from=10.0,
                 cut_max=40.0, outage_max=25.0, kill_from=15.0, kill_before=30.0, down_max=20.0)
-SHORT = Timeline(heal=40.0, settle=45.0, end=120.0, arrive_by=15.0, min_stay=10.0, late_gap=5.0, fault_from=5.0,
-                 cut_max=15.0, outage_max=12.0, kill_from=10.0, kill_before=15.0, down_max=12.0)
+SHORT = Timeline(heal=35.0, settle=45.0, end=110.0, arrive_by=12.0, min_stay=10.0, late_gap=5.0, fault_from=5.0,
+                 cut_max=12.0, outage_max=10.0, kill_from=8.0, kill_before=10.0, down_max=10.0, sizes=(3, 5))
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class SiteFaults:
              quiet: bool = False, timeline: Timeline = LONG) -> SiteFaults:
         """A random site and mix of faults; `quiet`: no faults at all (EVs come and go on a clean network)."""
         tl = timeline
-        n = cps if cps is not None else rng.randint(3, 7)
+        n = cps if cps is not None else rng.randint(*tl.sizes)
         ids = tuple(f"cp{i + 1}" for i in range(n))
         fallback = rng.choice((0.0, 6.0))
         limit = float(rng.choice([x for x in (32, 40, 50, 63, 80, 100) if x >= max(6 * n, fallback * n + 6)]))

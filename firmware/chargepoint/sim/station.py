@@ -73,6 +73,7 @@ class Station:
         self._stale = True  # the engine or the bridge had an input since their deadlines were read
         self._engine_at: float | None = None
         self._bridge_at: float | None = None
+        self._own_at = 0.0  # the earliest of those two and the next meter poll
 
     @property
     def up(self) -> bool:
@@ -152,6 +153,7 @@ class Station:
             self.replica.tick(now)
         if now >= self.next_poll:
             self.next_poll = now + POLL_S
+            self._stale = True
             reading = self.cable.reading(now)
             self.engine_do(self.engine.meter_reading(reading, now))
             self.do(self.bridge.meter(reading, now))
@@ -168,7 +170,8 @@ class Station:
         deadline is a moment, not a countdown: it changes only with their state)."""
         if self._stale and self.engine is not None and self.bridge is not None:
             self._stale = False
-            self._engine_at, self._bridge_at = self.engine.next_deadline(), self.bridge.next_deadline()
+            e, b = self._engine_at, self._bridge_at = self.engine.next_deadline(), self.bridge.next_deadline()
+            self._own_at = min(t for t in (e, b, self.next_poll) if t is not None)
         return self._engine_at, self._bridge_at
 
     def pilot(self, state: str) -> None:
@@ -259,6 +262,9 @@ class Station:
             return
         ready = r.ready()
         self.replica_deadline = ready.deadline
+        if ready.is_empty():  # most heartbeats and their replies: nothing to write, send or apply
+            self.set_timer()
+            return
         parts = ready.partition()
         early, after = list(parts.free), list(parts.votes)
         (early if ready.promised is None else after).extend(parts.accepts)
@@ -307,11 +313,15 @@ class Station:
     def set_timer(self) -> None:
         if self.engine is None or self.bridge is None:
             return
-        moments = [self.replica_deadline, *self._deadlines(), self.next_poll]
-        local = min(t for t in moments if t is not None)
-        at = max(self.node.to_global(local) + 1e-9, self.world.now + 1e-6)
-        node = self.node
-        if node.timer_at is not None and self.world.now < node.timer_at <= at:
+        self._deadlines()
+        local, replica = self._own_at, self.replica_deadline
+        if replica is not None and replica < local:
+            local = replica
+        node, now = self.node, self.world.now
+        at = node.to_global(local) + 1e-9
+        if at < now + 1e-6:
+            at = now + 1e-6
+        if node.timer_at is not None and now < node.timer_at <= at:
             return
         node.timer_gen += 1
         node.timer_at = at
