@@ -3,8 +3,9 @@
 The Paxos-level faults (loss, duplication, slow messages, partitions, crashes) are the Paxos
 simulator's `Faults`; the site adds its own: a charge point cut off from the site, a broker outage,
 a leader killed while a rebalancing waits, an EV that does not follow a lower duty, a charge point
-killed mid-session and restarted. Clock drift stays within the site's bound (`SiteParams.drift_ppm`,
-0.1 %): a lease is only as safe as that bound, so a run beyond it would test the assumption, not the code.
+killed mid-session and restarted, an operator's stop of a charge point and its resume. Clock drift
+stays within the site's bound (`SiteParams.drift_ppm`, 0.1 %): a lease is only as safe as that bound,
+so a run beyond it would test the assumption, not the code.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class SiteFaults:
     outages: tuple[tuple[float, float], ...] = ()        # (from, to): the broker is down
     kills: tuple[tuple[str, float, float], ...] = ()     # (cp, at, down for): killed mid-session, restarted
     leader_kill: float | None = None  # kill the leader this long after a rebalancing starts waiting (once)
+    stops: tuple[tuple[str, float, float], ...] = ()     # (cp, from, to): the operator stops it, then resumes it
     bugs: frozenset[str] = frozenset()
 
     @property
@@ -129,5 +131,7 @@ class SiteFaults:
         kills = tuple((rng.choice(ids), rng.uniform(tl.kill_from, heal - tl.kill_before), rng.uniform(2, tl.down_max))
                       for _ in range(rng.choice((0, 0, 1, 2))))
         leader_kill = rng.uniform(0.0, 1.0) if rng.random() < 0.4 else None
+        stop_starts = [rng.uniform(tl.fault_from, heal - tl.cut_max - 5) for _ in range(rng.random() < 0.25)]
+        stops = tuple((rng.choice(ids), t, t + rng.uniform(3, tl.cut_max)) for t in stop_starts)
         return cls(ids, limit, fallback, max_a, tuple(visits), net, drift=rng.choice(DRIFTS), timeline=tl,
-                   cutoffs=cutoffs, outages=outages, kills=kills, leader_kill=leader_kill, bugs=bugs)
+                   cutoffs=cutoffs, outages=outages, kills=kills, leader_kill=leader_kill, stops=stops, bugs=bugs)

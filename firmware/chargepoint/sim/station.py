@@ -234,6 +234,8 @@ class Station:
             now = self.local()
             match action:
                 case SetContactor(closed, _):
+                    if closed and bridge is not None and not bridge.available:
+                        world.watch.fail(f"stopped: {self.id} closed its contactor while the operator's stop holds")
                     self.cable.close(closed, engine.session.session_id, world.now)
                 case SetPwm(duty):
                     amps = 0.0 if duty is None else current_for_duty(duty) or 0.0

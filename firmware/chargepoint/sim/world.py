@@ -96,6 +96,9 @@ class SiteWorld:
             self.push(t1, self.OUTAGE, False, None)
         for cp, t0, down in f.kills:
             self.push(t0, self.KILL, self.stations[cp], down)
+        for cp, t0, t1 in f.stops:  # the operator's stop and resume (the operator sends one request at a time)
+            self.push(t0, self.APP, self.operator, ("stop_cp", {"cp": cp}))
+            self.push(t1, self.APP, self.operator, ("resume_cp", {"cp": cp}))
         for _ in range(f.net.crashes):  # a power cut anywhere, session or not
             self.push(rng.uniform(5, f.heal - 10), self.KILL, self.stations[rng.choice(f.cps)], -rng.uniform(1, 15))
         self.push(f.heal, self.CUT, frozenset(), "heal")
@@ -162,6 +165,8 @@ class SiteWorld:
             case self.EV:
                 self._ev(a, *b)
             case self.APP:
+                if b is not None:
+                    a.queue.append(b)
                 sent = a.next(self.now)
                 if sent is not None:
                     self._send_request(a, sent.req)
