@@ -36,7 +36,7 @@ def _failures(results: list) -> str:
 @pytest.mark.parametrize("shard", range(SHARDS))
 def test_short_sites_with_faults_pass_every_check(shard: int) -> None:
     per = BULK // SHARDS
-    results = run_seeds(range(shard * per, (shard + 1) * per), short=True, jobs=JOBS)
+    results = list(run_seeds(range(shard * per, (shard + 1) * per), short=True, jobs=JOBS))
     assert len(results) == per and all(r.stats["visits"] for r in results)
     assert all(r.ok for r in results), _failures(results)
 
@@ -44,12 +44,12 @@ def test_short_sites_with_faults_pass_every_check(shard: int) -> None:
 @pytest.mark.parametrize("seeds", [LONG_SEEDS[i:i + 10] for i in range(0, len(LONG_SEEDS), 10)],
                          ids=lambda s: f"{s[0]}-{s[-1]}")
 def test_long_sites_with_faults_pass_every_check(seeds: range) -> None:
-    results = run_seeds(seeds, jobs=JOBS)
+    results = list(run_seeds(seeds, jobs=JOBS))
     assert all(r.ok for r in results), _failures(results)
 
 
 def test_quiet_sites_pass_every_check() -> None:
-    results = run_seeds(QUIET_SEEDS, cps=3, quiet=True, jobs=JOBS)
+    results = list(run_seeds(QUIET_SEEDS, cps=3, quiet=True, jobs=JOBS))
     assert all(r.ok for r in results), _failures(results)
     for r in results:
         assert r.stats["tickets"] >= r.stats["visits"] - 1, r.replay()  # sessions did happen and were billed

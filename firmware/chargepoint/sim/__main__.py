@@ -41,11 +41,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {v}")
         return 0 if r.ok else 1
     started = time.perf_counter()
-    results = run_seeds(parse_seeds(a.seeds), bugs, a.cps, a.quiet, a.short, a.jobs)
-    failed = [r for r in results if not r.ok]
-    for r in failed:
-        print(f"seed {r.seed}: {r.violations[0]}")
-        print(f"  replay: {r.replay()}")
+    results, failed = [], []
+    for r in run_seeds(parse_seeds(a.seeds), bugs, a.cps, a.quiet, a.short, a.jobs):
+        results.append(r)
+        if not r.ok:
+            failed.append(r)
+            print(f"seed {r.seed}: {r.violations[0]}")
+            print(f"  replay: {r.replay()}", flush=True)
     wall = time.perf_counter() - started
     print(f"{len(results)} seeds, {len(failed)} failed; {sum(r.stats['visits'] for r in results)} EV visits, "
           f"{sum(r.stats['tickets'] for r in results)} tickets, {sum(r.stats['events'] for r in results)} events, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from firmware.chargepoint.sim.checks import RunResult
 from firmware.chargepoint.sim.world import run_seed
@@ -19,10 +19,12 @@ def _run(job: Job) -> RunResult:
 
 
 def run_seeds(seeds: Iterable[int], bugs: frozenset[str] = frozenset(), cps: int | None = None, quiet: bool = False,
-              short: bool = False, jobs: int = 2) -> list[RunResult]:
-    """Each seed's run, `jobs` at a time (forked processes; 1: in this one)."""
+              short: bool = False, jobs: int = 2) -> Iterator[RunResult]:
+    """Each seed's run, `jobs` at a time (forked processes; 1: in this one), yielded in the seeds' order as
+    each is done (a long batch shows its failures as it goes)."""
     work = [(seed, bugs, cps, quiet, short) for seed in seeds]
     if jobs <= 1 or len(work) <= 1:
-        return [_run(job) for job in work]
+        yield from map(_run, work)
+        return
     with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        return pool.map(_run, work, chunksize=2)
+        yield from pool.imap(_run, work, chunksize=2)
