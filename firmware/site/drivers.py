@@ -68,7 +68,7 @@ def request_charge(st: SiteState, cmd: RequestCharge, driver: str) -> dict[str, 
             redirect = {"redirected_from": cmd.at, "redirect_reason": why}
     if (old := st.authorization_of(driver)) is not None:
         del st.authorizations[old.cp]
-    st.authorizations[cp] = Authorization(cp, driver, st.now + st.params.authorization_ms)
+    st.authorizations[cp] = Authorization(cp, driver, st.now + st.params.authorization_ms, bool(redirect))
     return {"cp": cp, "expires_in_ms": st.params.authorization_ms, **redirect}
 
 

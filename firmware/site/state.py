@@ -69,6 +69,7 @@ class Authorization:
     cp: str
     driver: str
     expires: int
+    redirected: bool = False  # the driver asked for another point: meant for an EV that plugs in after it
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,31 @@ def test_a_request_withdrawn_before_the_start_commits_gives_no_energy_to_the_ev_
     assert not r.ever_closed() and r.engine_tickets() == [] and r.site_tickets() == {}
 
 
+def test_a_request_redirected_here_is_not_for_the_ev_already_plugged_in(rig):
+    """D2 asked for cp2 (not registered): the site redirects to cp1, which it believes empty, its plug-in report
+    lost. The EV there is someone else's: it does not charge on D2's account; an EV plugged in after the
+    redirect does (site simulation short seeds 136, 221: D4 billed for D3's energy)."""
+    r = rig()
+    r.running()
+    r.add_driver("D2")
+    r.site_up = False  # the report of the plug-in is lost
+    r.plug_in()
+    r.ask_for_energy()
+    r.site_up = True
+    assert not r.site.view("cp1").authorization and not r.site.state.cps["cp1"].plugged
+    answer = r.signed("D2", "request_charge", at="cp2")
+    assert answer["cp"] == "cp1" and answer["redirected_from"] == "cp2" and r.site.view("cp1").redirected
+    r.advance(5.0)
+    assert r.of(Authorize) == [] and r.opened() == [] and not r.ever_closed()
+    r.stop_asking()
+    r.unplug()
+    r.plug_in()  # D2 came: a plug-in after the redirect
+    r.ask_for_energy()
+    assert r.of(Authorize) == [Authorize("D2")]
+    r.advance(1.0)
+    assert r.contactor and r.site.view("cp1").session.driver == "D2"
+
+
 def test_a_start_the_site_refuses_gets_no_energy_and_no_ticket(rig):
     r = rig(latency=0.5)
     r.running()
