@@ -46,7 +46,7 @@ class Timeline:
 # time simulated and faster than linearly with the size of the site.
 LONG = Timeline(heal=90.0, settle=45.0, end=200.0, arrive_by=40.0, min_stay=20.0, late_gap=15.0, fault_from=10.0,
                 cut_max=40.0, outage_max=25.0, kill_from=15.0, kill_before=30.0, down_max=20.0)
-SHORT = Timeline(heal=30.0, settle=35.0, end=90.0, arrive_by=10.0, min_stay=10.0, late_gap=5.0, fault_from=5.0,
+SHORT = Timeline(heal=30.0, settle=45.0, end=100.0, arrive_by=10.0, min_stay=10.0, late_gap=3.0, fault_from=5.0,
                  cut_max=10.0, outage_max=8.0, kill_from=8.0, kill_before=8.0, down_max=10.0, sizes=(3, 4))
 
 
