@@ -218,6 +218,9 @@ class SiteWorld:
             self.trace(f"{v.driver}'s EV leaves {st.id}")
             st.pilot("B")
             self.push(self.now + UNPLUG_S, self.EV, st, ("unplug", v))
+            app = self.drivers[v.driver]  # a request still on its way must not wait there for the next EV
+            app.queue.append(("stop_charge", {}))
+            self.push(self.now, self.APP, app, None)
         elif what == "unplug":
             st.pilot("A")
             cable.advance(self.now)
