@@ -13,7 +13,9 @@ are real time, scaled onto that clock in settings.py; see there.
   (grants.py); sessions (sessions.py) and reports (reports.py) as their modules say.
 - A session starts when the site commits it: a driver's request waiting here (the replica's view
   shows it) with an EV plugged in -> `Authorize(driver)`; the button (`button`) or a private point's
-  standing driver -> `Authorize` too, and the local list decides if the site does not answer.
+  standing driver -> `Authorize` too, and the local list decides if the site does not answer. A request
+  the site redirected here (the driver asked for another point) waits for an EV plugged in after it was
+  seen: one already here is someone else's, whose plug-in the site had not heard of yet.
 - The replica's view (`site_view`, after each command it applied) gives the grant, OUT_OF_ORDER
   (`SetAvailable`) and the stops the site asked for.
 - A session the site holds at this charge point that this bridge does not know (its start was
@@ -69,6 +71,8 @@ class Bridge:
         self.plugged = False
         self._authorized: str | None = None       # the driver the engine was authorized for (this plug-in)
         self._local_ok_driver: str | None = None  # a driver the button or the standing driver asked for
+        self._redirected: str | None = None       # the driver of a request the site redirected here ...
+        self._plugged_before = False              # ... first seen with an EV already plugged in (not theirs)
         self._orphan: tuple[str, float] | None = None  # (session, first seen) at the site, unknown here
         self._acked: dict[Tag, int] = {}          # ack_grant proposals -> the grant seq they acknowledge
         self._report: Tag | None = None           # the report in flight
@@ -102,6 +106,7 @@ class Bridge:
                 out += self._authorize()
             case PlugChanged(present):
                 self.plugged = present
+                self._plugged_before = False  # a new plug-in (or none): a redirected driver's EV may be this one
                 self.reports.update(plugged=present)
                 if not present:
                     self._authorized = self._local_ok_driver = None
@@ -165,6 +170,9 @@ class Bridge:
         """This charge point's view of the state the replica has just applied (`SiteMachine.view(cp)`)."""
         self._now = now
         self.view = view
+        redirected = view.authorization if view.redirected else None
+        if redirected != self._redirected:
+            self._redirected, self._plugged_before = redirected, self.plugged and redirected is not None
         out = self.lease.learned(view.grant, now)
         if view.available != self.available:
             self.available = view.available
@@ -293,6 +301,8 @@ class Bridge:
         if not self.plugged or self.sessions.live is not None:
             return []
         driver = self.view.authorization if self.view is not None else None
+        if driver is not None and driver == self._redirected and self._plugged_before:
+            driver = None  # redirected here: not for the EV that was here before
         standing = self.settings.standing_driver
         if driver is None and standing is not None and self._may_not_start(standing) is None:
             driver = self._local_ok_driver = standing

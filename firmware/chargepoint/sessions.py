@@ -227,7 +227,12 @@ class Sessions:
         return proposal
 
     def _propose_start(self, t: Tracked, now: float) -> list[Output]:
-        return [self._propose(t, "start_session", {"meter_wh": t.first_wh, "driver": t.driver}, now)]
+        """A start on the site's authorization names no driver: the site takes the one still waiting here, or
+        refuses if it was withdrawn meanwhile. Naming one is a manual start (the button, a standing driver, a
+        late report), which the site takes for any known driver: another EV would charge on the account of a
+        driver who had withdrawn (site simulation seed 37)."""
+        driver = t.driver if t.local_ok or t.late_report else None
+        return [self._propose(t, "start_session", {"meter_wh": t.first_wh, "driver": driver}, now)]
 
     def _propose_stop(self, t: Tracked, now: float) -> list[Output]:
         return [self._propose(t, "stop_session", {"meter_wh": t.end_wh, "reason": site_reason(t.end_reason)}, now)]

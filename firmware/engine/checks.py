@@ -2,7 +2,9 @@
 and every contactor command, and raises the fault a check returns. docs/engine-checks.md has the why.
 
 - `over_current`: a phase draws more than (offer + noise) x (1 + tolerance) for `overcurrent_delay_s`
-  (`evnet.config.schema.SafetyConfig`, EVerest's defaults). Retried like a pilot fault.
+  (`evnet.config.schema.SafetyConfig`, EVerest's defaults), where the offer is the highest of the last
+  REACTION_S: IEC 61851-1 gives an EV 5 s to follow each lower offer, so under successive lowerings a
+  compliant EV stays above the latest one for longer than the delay. Retried like a pilot fault.
 - `relay_welded`: current flows while the contactor has been commanded open: WELD_READINGS readings
   in a row, each taken WELD_GRACE_S or more after the command (a contactor takes tens of ms to open,
   a meter's registers lag its measurement), each with a phase at FLOW_A or more. Latched: the
@@ -19,6 +21,7 @@ and every contactor command, and raises the fault a check returns. docs/engine-c
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Protocol
 
 from evnet.config.schema import SafetyConfig
@@ -30,6 +33,7 @@ WELD_READINGS = 2  # readings in a row that must show it
 RESOLUTION_KWH = 0.01  # the import register's resolution as an SDM630 shows it
 STUCK_STEPS = 5  # steps of resolution that must have flowed, unseen, before the register is called stuck
 MAX_INTERVAL_S = 10.0  # a longer gap between readings counts as this long (current may have stopped)
+REACTION_S = 5.0  # IEC 61851-1: an EV follows a lower offer within this; until then it may draw the old one
 
 OVER_CURRENT = "over_current"
 RELAY_WELDED = "relay_welded"
@@ -62,6 +66,7 @@ class MeterChecks:
         self.limits = limits or SafetyConfig()
         self.log = log or event_logger("engine")
         self._over_since: float | None = None
+        self._offers: deque[tuple[float, float]] = deque([(-math.inf, 0.0)])  # (from, amps), oldest first
         self._open_since: float | None = None  # when the contactor was commanded open (None: closed/unknown)
         self._closed = False
         self._weld_seen = 0
@@ -74,6 +79,18 @@ class MeterChecks:
         lim = self.limits
         return (offered_a + lim.overcurrent_noise_a) * (1.0 + lim.overcurrent_tolerance_pct / 100.0)
 
+    def offer(self, amps: float, now: float) -> None:
+        """The current offered to the EV changed (its pilot's duty or its ISO 15118 limit)."""
+        self._offers.append((now, amps))
+        self.owed_a(now)
+
+    def owed_a(self, now: float) -> float:
+        """What a compliant EV may still draw at `now`: the highest offer of the last REACTION_S."""
+        offers = self._offers
+        while len(offers) > 1 and offers[1][0] <= now - REACTION_S:
+            offers.popleft()  # superseded before the window began
+        return max(amps for _, amps in offers)
+
     def contactor(self, closed: bool, now: float) -> None:
         """The engine commanded the contactor."""
         self._closed = closed
@@ -81,11 +98,12 @@ class MeterChecks:
         self._weld_seen = 0
         self._over_since = None
 
-    def reading(self, reading: Reading, offered_a: float, now: float) -> str | None:
+    def reading(self, reading: Reading, now: float) -> str | None:
         """Take a good reading; the code of a fault it shows, if any."""
-        return self._weld(reading, now) or self._stuck(reading, now) or self._over_current(reading, offered_a, now)
+        return self._weld(reading, now) or self._stuck(reading, now) or self._over_current(reading, now)
 
-    def _over_current(self, reading: Reading, offered_a: float, now: float) -> str | None:
+    def _over_current(self, reading: Reading, now: float) -> str | None:
+        offered_a = self.owed_a(now)
         if not self._closed or max(reading.current_a) <= self.over_limit_a(offered_a):
             self._over_since = None
             return None

@@ -223,7 +223,7 @@ class EngineCore:
             actions += self._close_ticket(self._pending_close, reading)
             if recovered:
                 actions += self.clear_fault("recovery", now)
-        code = self.checks.reading(reading, self.allowed_a, now)  # firmware/engine/checks.py
+        code = self.checks.reading(reading, now)  # firmware/engine/checks.py
         if code is not None:
             actions += self.fault(code, now)
         return actions
@@ -408,6 +408,7 @@ class EngineCore:
             return []
         self.log.info("engine.allowed_current", amps=amps, lease_expired=self.lease.expired(now))
         self.allowed_a = amps
+        self.checks.offer(amps, now)
         out = self._pilot(self.pilot.set_current(amps, now), now)
         return out + self._session(self.session.set_current(amps, now), now)
 

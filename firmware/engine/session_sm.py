@@ -6,7 +6,8 @@ Charging -> EndSession -> WaitingEV, plus RestartingSession (paused) and Failure
 The EV asks, the SECC answers: every request gets exactly one response (`Send`), and every
 awaited request has a deadline (`sequence_timeout_s`, ISO's V2G_SECC_Sequence_Timeout); a
 missed deadline, a request out of sequence or for another session leads to Failure, which
-withdraws the energy and holds until the EV is unplugged.
+withdraws the energy and holds until the EV is unplugged (a start the site refused, or a charge without
+profile the EVSE stopped, also ends with a new authorization: `authorize`).
 
 An EV that says nothing within `hlc_wait_s` of plugging in has no high-level communication:
 it charges "without profile" on the PWM duty alone (`UseMode(Mode.PWM)`), once authorized.
@@ -186,11 +187,26 @@ class SessionMachine:
         """A driver is authorized (by the app, later the site) to charge here."""
         if not driver_id:
             return [Refused("authorize", "empty driver id")]
+        actions = self._start_over(now) if self._over() else []
         if self.driver is not None:
             return [Refused("authorize", f"session already authorized for {self.driver}")]
         self.pending_driver = driver_id
         self.pending_deadline = None if self.plugged else now + self.connection_timeout_s
-        return self._maybe_start(now)
+        return actions + self._maybe_start(now)
+
+    def _over(self) -> bool:
+        """The EV is still plugged in, its session over without a fault: the site refused its start, or the
+        EVSE stopped a charge without profile (an operator's stop, a driver's). A new authorization then starts
+        over as after a replug: the driver whose request the site accepted is not told to unplug first."""
+        if not self.plugged or self.started:
+            return False
+        refused = self.state is SessionState.FAILURE and (self.failure or "").startswith("refused:")
+        return refused or (self.state is SessionState.END_SESSION and not self.hlc)
+
+    def _start_over(self, now: float) -> list[Action]:
+        self.failure = None
+        self._enter(SessionState.WAITING_EV, now)
+        return self.plugged_in(now)
 
     def manual_start(self, now: float, driver_id: str | None = None) -> list[Action]:
         """The manual-start button: a plain press charges to the first local driver (the point's
@@ -213,7 +229,8 @@ class SessionMachine:
         return []
 
     def refuse(self, session_id: str, why: str, now: float) -> list[Action]:
-        """The site refused the start of `session_id`: it ends in Failure, without energy (until unplugged)."""
+        """The site refused the start of `session_id`: it ends in Failure, without energy (until unplugged or
+        authorized again)."""
         if not self.started or session_id != self.session_id or self.confirmed:
             return []
         return self._fail(f"refused:{why}", now)

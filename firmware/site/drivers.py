@@ -60,6 +60,10 @@ def request_charge(st: SiteState, cmd: RequestCharge, driver: str) -> dict[str, 
         known_cp(st, cmd.at, registered=False)
         why = unavailable(st, cmd.at, driver)
         cp = cmd.at
+        if why is not None and st.cps[cmd.at].plugged and st.session_at(cmd.at) is None:
+            # an EV waits there with no session: most likely the driver's own, which cannot go elsewhere (and
+            # an authorization sent elsewhere would wait for whichever EV plugs in there next)
+            raise SiteError("no_free_charge_point", f"{cmd.at} {WHY[why]} and an EV waits there", why=why)
         if why is not None:
             cp = _first_free(st, driver)
             if cp is None:
@@ -68,7 +72,7 @@ def request_charge(st: SiteState, cmd: RequestCharge, driver: str) -> dict[str, 
             redirect = {"redirected_from": cmd.at, "redirect_reason": why}
     if (old := st.authorization_of(driver)) is not None:
         del st.authorizations[old.cp]
-    st.authorizations[cp] = Authorization(cp, driver, st.now + st.params.authorization_ms)
+    st.authorizations[cp] = Authorization(cp, driver, st.now + st.params.authorization_ms, bool(redirect))
     return {"cp": cp, "expires_in_ms": st.params.authorization_ms, **redirect}
 
 

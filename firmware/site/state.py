@@ -70,6 +70,7 @@ class Authorization:
     cp: str
     driver: str
     expires: int
+    redirected: bool = False  # the driver asked for another point: meant for an EV that plugs in after it
 
 
 @dataclass(frozen=True)

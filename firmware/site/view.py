@@ -68,6 +68,7 @@ class CpView:
     session: SessionView | None
     grant: GrantView
     lease_held: bool               # in the site's view (its lease is longer than the charge point's)
+    redirected: bool = False       # the authorization was redirected here: for an EV that plugs in after it
 
 
 def view(st: SiteState, cp: str) -> CpView:
@@ -78,4 +79,5 @@ def view(st: SiteState, cp: str) -> CpView:
     return CpView(cp=cp, now_ms=st.now, status=status_of(st, rec), registered=rec.registered, available=rec.available,
                   fault=rec.fault, authorization=None if auth is None else auth.driver,
                   reservation=None if reservation is None else reservation.driver, session=session,
-                  grant=GrantView.of(grant_view(st, cp)), lease_held=st.budget.lease_held(cp, st.now))
+                  grant=GrantView.of(grant_view(st, cp)), lease_held=st.budget.lease_held(cp, st.now),
+                  redirected=auth is not None and auth.redirected)

@@ -40,7 +40,7 @@ def test_a_drivers_request_starts_a_session_whose_contactor_closes_only_once_the
     assert r.of(Authorize) == [Authorize("D1")]  # the replica's view shows the request waiting here
     (opened,) = r.opened()  # journaled with its first reading before anything else
     assert r.proposed("start_session") == [{"cp": "cp1", "session": opened.session_id, "meter_wh": 100_000,
-                                            "driver": "D1"}]
+                                            "driver": None}]  # the site's authorization names the driver
     r.advance(0.15)
     assert not r.contactor and r.engine.session.started  # the session is open; its energy waits for the site
     assert r.of(ConfirmStart) == [] and not r.engine.session.confirmed
@@ -49,6 +49,52 @@ def test_a_drivers_request_starts_a_session_whose_contactor_closes_only_once_the
     assert r.site.view("cp1").session.driver == "D1" and r.site.view("cp1").authorization is None
     r.advance(3.0)
     assert r.draw_a == 32.0  # the site's grant reached the engine: 32 A of 63 A, nobody else charging
+
+
+def test_a_request_withdrawn_before_the_start_commits_gives_no_energy_to_the_ev_plugged_in(rig):
+    """D6's request was redirected here and an EV (anyone's) plugged in: the engine is authorized for D6. D6
+    withdraws before the start is chosen: the site refuses it, and nobody charges on D6's account (site
+    simulation seed 37: the start named D6, the site took it for a manual start, D6 was billed for
+    another driver's energy)."""
+    r = rig(latency=0.5)
+    r.running()
+    r.add_driver("D6")
+    r.plug_in()
+    r.ask_for_energy()
+    r.signed("D6", "request_charge", at="cp1")
+    assert r.of(Authorize) == [Authorize("D6")]
+    (opened,) = r.opened()
+    assert r.signed("D6", "stop_charge") == {"ok": True, "withdrawn": "cp1"}
+    r.advance(1.0)
+    assert r.results("start_session")[0]["error"] == "not_authorized"
+    assert r.of(RefuseStart) == [RefuseStart(opened.session_id, "not_authorized")]
+    r.advance(30.0)
+    assert not r.ever_closed() and r.engine_tickets() == [] and r.site_tickets() == {}
+
+
+def test_a_request_redirected_here_is_not_for_the_ev_already_plugged_in(rig):
+    """D2 asked for cp2 (not registered): the site redirects to cp1, which it believes empty, its plug-in report
+    lost. The EV there is someone else's: it does not charge on D2's account; an EV plugged in after the
+    redirect does (site simulation short seeds 136, 221: D4 billed for D3's energy)."""
+    r = rig()
+    r.running()
+    r.add_driver("D2")
+    r.site_up = False  # the report of the plug-in is lost
+    r.plug_in()
+    r.ask_for_energy()
+    r.site_up = True
+    assert not r.site.view("cp1").authorization and not r.site.state.cps["cp1"].plugged
+    answer = r.signed("D2", "request_charge", at="cp2")
+    assert answer["cp"] == "cp1" and answer["redirected_from"] == "cp2" and r.site.view("cp1").redirected
+    r.advance(5.0)
+    assert r.of(Authorize) == [] and r.opened() == [] and not r.ever_closed()
+    r.stop_asking()
+    r.unplug()
+    r.plug_in()  # D2 came: a plug-in after the redirect
+    r.ask_for_energy()
+    assert r.of(Authorize) == [Authorize("D2")]
+    r.advance(1.0)
+    assert r.contactor and r.site.view("cp1").session.driver == "D2"
 
 
 def test_a_start_the_site_refuses_gets_no_energy_and_no_ticket(rig):

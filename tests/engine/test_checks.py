@@ -30,23 +30,23 @@ def reading(kwh: float, amps: float | tuple[float, float, float], volts: float =
 def test_current_while_the_contactor_is_commanded_open_is_a_welded_relay() -> None:
     checks = MeterChecks()
     checks.contactor(True, 0.0)
-    assert checks.reading(reading(100.0, 16.0), 16, 1.0) is None
+    assert checks.reading(reading(100.0, 16.0), 1.0) is None
     checks.contactor(False, 10.0)  # opened; the meter still shows the current a moment
-    assert checks.reading(reading(100.1, 16.0), 16, 10.05) is None
-    assert checks.reading(reading(100.1, 16.0), 16, 11.9) is None  # within the grace
-    assert checks.reading(reading(100.1, 16.0), 16, 12.5) is None  # the first reading that shows it ...
-    assert checks.reading(reading(100.1, 16.0), 16, 13.5) == RELAY_WELDED  # ... and the next
+    assert checks.reading(reading(100.1, 16.0), 10.05) is None
+    assert checks.reading(reading(100.1, 16.0), 11.9) is None  # within the grace
+    assert checks.reading(reading(100.1, 16.0), 12.5) is None  # the first reading that shows it ...
+    assert checks.reading(reading(100.1, 16.0), 13.5) == RELAY_WELDED  # ... and the next
 
 
 def test_an_open_contactor_with_no_current_or_noise_is_not_welded() -> None:
     checks = MeterChecks()  # at start: open, and no command seen yet
     for t in range(0, 600, 1):
-        assert checks.reading(reading(100.0, FLOW_A - 0.01), 16, float(t)) is None
+        assert checks.reading(reading(100.0, FLOW_A - 0.01), float(t)) is None
     checks.contactor(True, 600.0)
     checks.contactor(False, 700.0)
-    assert checks.reading(reading(100.0, 16.0), 16, 702.5) is None  # one reading is not yet a weld
-    assert checks.reading(reading(100.0, 0.0), 16, 703.5) is None  # and the next says it was a lag
-    assert checks.reading(reading(100.0, 16.0), 16, 704.5) is None
+    assert checks.reading(reading(100.0, 16.0), 702.5) is None  # one reading is not yet a weld
+    assert checks.reading(reading(100.0, 0.0), 703.5) is None  # and the next says it was a lag
+    assert checks.reading(reading(100.0, 16.0), 704.5) is None
 
 
 # ---- the stuck import register ----
@@ -54,9 +54,10 @@ def test_an_open_contactor_with_no_current_or_noise_is_not_welded() -> None:
 def test_a_register_that_does_not_move_while_current_flows_is_stuck() -> None:
     checks = MeterChecks()
     checks.contactor(True, 0.0)
+    checks.offer(16, 0.0)
     power_kw = 3 * 230 * 16 / 1000  # 11.04 kW
     due = STUCK_STEPS * 0.01 / power_kw * 3600  # 16.3 s of 16 A on three phases
-    results = {t: checks.reading(reading(100.0, 16.0), 16, float(t)) for t in range(0, 40)}
+    results = {t: checks.reading(reading(100.0, 16.0), float(t)) for t in range(0, 40)}
     (tripped,) = [t for t, code in results.items() if code == METER_STUCK][:1]
     assert due <= tripped <= due + 1
 
@@ -64,8 +65,9 @@ def test_a_register_that_does_not_move_while_current_flows_is_stuck() -> None:
 def test_current_below_the_flow_threshold_never_makes_a_register_stuck() -> None:
     checks = MeterChecks()
     checks.contactor(True, 0.0)
+    checks.offer(16, 0.0)
     for t in range(0, 48 * 3600, 5):  # two days of 0.9 A: meter noise, not energy
-        assert checks.reading(reading(100.0, FLOW_A - 0.1), 16, float(t)) is None
+        assert checks.reading(reading(100.0, FLOW_A - 0.1), float(t)) is None
 
 
 def test_the_register_step_follows_float32_for_large_registers() -> None:
@@ -87,7 +89,7 @@ def test_a_working_meter_never_trips_the_stuck_check(amps, interval_s, start_kwh
         now = i * interval_s
         step = register_step_kwh(true_kwh)
         shown = math.floor(true_kwh / step) * step
-        assert checks.reading(reading(shown, amps), 0.0, now) != METER_STUCK
+        assert checks.reading(reading(shown, amps), now) != METER_STUCK
         true_kwh += 230.0 * sum(amps) * power_factor * interval_s / 3_600_000.0
 
 
@@ -98,14 +100,47 @@ def test_a_working_meter_never_trips_the_stuck_check(amps, interval_s, start_kwh
 def test_over_current_limit_is_everests(offer: float, drawn: float, trips: bool) -> None:
     checks = MeterChecks()
     checks.contactor(True, 0.0)
+    checks.offer(offer, 0.0)
     kwh = 100.0
     codes = []
     for t in range(0, 9):
         kwh += 0.02
-        codes.append(checks.reading(reading(kwh, drawn), offer, float(t)))
+        codes.append(checks.reading(reading(kwh, drawn), float(t)))
     assert ("over_current" in codes) is trips
     if trips:
         assert codes.index("over_current") == 7  # 7 s after it first read over the limit
+
+
+def _draws(checks: MeterChecks, offers: dict[int, float], drawn: dict[int, float], seconds: int) -> list[str | None]:
+    """Readings every second: the offer changes at the keys of `offers`, the draw at those of `drawn`."""
+    checks.contactor(True, 0.0)
+    kwh, amps, codes = 100.0, 0.0, []
+    for t in range(seconds):
+        if t in offers:
+            checks.offer(offers[t], float(t))
+        amps = drawn.get(t, amps)
+        kwh += amps * 690.0 / 3_600_000.0
+        codes.append(checks.reading(reading(round(kwh, 2), amps), float(t) + 0.5))
+    return codes
+
+
+def test_an_ev_that_follows_successive_lowerings_within_5_s_each_is_never_over_current() -> None:
+    """32 A, then a lowering every 3 s (the site sharing with EVs that arrive): an EV that takes each
+    new offer in 5 s later (IEC 61851-1's limit) is above the latest offer for 14 s, and is compliant."""
+    offers = {0: 32.0, 10: 24.0, 13: 16.0, 16: 10.0, 19: 6.0}
+    drawn = {0: 32.0} | {t + 5: a for t, a in offers.items() if t}
+    assert set(_draws(MeterChecks(), offers, drawn, 60)) == {None}
+
+
+def test_an_ev_that_ignores_a_lower_offer_is_cut_off_after_its_5_s_and_the_delay() -> None:
+    codes = _draws(MeterChecks(), {0: 32.0, 10: 16.0}, {0: 32.0}, 60)
+    assert codes.index("over_current") == 10 + 5 + 7  # 5 s to follow, then 7 s over
+
+
+def test_a_raise_ends_an_over_current_at_once() -> None:
+    """An EV drawing 32 A on a lowered 16 A: offered 32 A again, it draws what it is offered."""
+    codes = _draws(MeterChecks(), {0: 32.0, 10: 16.0, 20: 32.0, 30: 16.0}, {0: 32.0}, 60)
+    assert codes.index("over_current") == 30 + 5 + 7
 
 
 def test_the_safety_section_is_read_checked_and_reaches_the_engine(tmp_path) -> None:

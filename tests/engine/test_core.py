@@ -367,6 +367,21 @@ def test_an_ev_that_follows_a_lower_offer_in_time_is_fine():
     assert rig.contactor() is True and rig.core.status == "CHARGING"
 
 
+def test_an_ev_that_follows_successive_lowerings_in_5_s_each_keeps_charging():
+    """The site lowers a grant three times, 2 s apart; the EV takes each in 5 s after it (IEC 61851-1's
+    limit), so it is above the latest offer for 9 s: compliant, not over-current (site simulation seed 24)."""
+    rig = Rig(max_current_a=32)
+    charging_at(rig, 32)
+    kwh = draw(rig, 32.0, start=10, seconds=10)
+    for t, offer in ((20, 24), (22, 16), (24, 8)):
+        rig.do(rig.core.grant(offer, math.inf, float(t)))
+    kwh = draw(rig, 32.0, start=21, seconds=4, kwh=kwh)  # the 32 A offer's 5 s
+    kwh = draw(rig, 24.0, start=26, seconds=1, kwh=kwh)
+    kwh = draw(rig, 16.0, start=28, seconds=1, kwh=kwh)
+    draw(rig, 8.0, start=30, seconds=30, kwh=kwh)
+    assert rig.contactor() is True and rig.core.status == "CHARGING"
+
+
 def test_pending_end_read_names_the_read_a_ticket_waits_for():
     rig = Rig()
     assert rig.core.pending_end_read() is None

@@ -123,6 +123,42 @@ def test_a_refused_start_ends_without_energy_and_without_a_ticket() -> None:
     assert not rig.contactor()
 
 
+def test_a_refused_start_with_the_ev_still_plugged_in_starts_over_on_the_next_authorization() -> None:
+    """The site refused a start (the point was out of order, the request withdrawn): once a driver's request is
+    accepted again, that EV charges without being unplugged (the site simulation's seeds 29, 54, 56, 71: the
+    site said yes and the point refused every authorization until the EV left)."""
+    rig = Rig()
+    sid = rig.pwm_session()
+    rig.do(rig.core.refuse_start(sid, "cp_unavailable", 9.0))
+    rig.answer_reads(100.0, 9.5)
+    rig.do(rig.core.authorize("alice", 20.0))
+    assert not [a for a in rig.actions if getattr(a, "what", "") == "authorize"]  # not refused
+    rig.do(rig.core.tick(25.1))  # the wait for ISO 15118 again, as after a replug: PWM
+    rig.answer_reads(100.0, 25.2)
+    new = [o for o in rig.of(SessionOpened) if o.session_id != sid]
+    assert len(new) == 1 and new[0].driver == "alice"
+    rig.do(rig.core.confirm_start(new[0].session_id, 26.0))
+    assert rig.contactor() and rig.core.status == "CHARGING"
+
+
+def test_a_charge_the_operator_stopped_starts_over_on_the_next_authorization() -> None:
+    rig = Rig()
+    sid = rig.pwm_session()
+    rig.do(rig.core.confirm_start(sid, 9.0))
+    assert rig.contactor()
+    rig.do(rig.core.stop("operator", 10.0, sid))
+    rig.do(rig.core.pilot_reading("B", 10.5))  # the PWM stopped: the EV stops asking
+    rig.answer_reads(100.5, 10.6)
+    assert not rig.contactor() and len(rig.of(TicketClosed)) == 1
+    rig.do(rig.core.authorize("alice", 30.0))
+    rig.do(rig.core.tick(35.1))
+    rig.answer_reads(100.5, 35.2)
+    (new,) = [o for o in rig.of(SessionOpened) if o.session_id != sid]
+    rig.do(rig.core.confirm_start(new.session_id, 36.0))
+    rig.do(rig.core.pilot_reading("C", 37.0))  # it asks again on the new duty
+    assert rig.contactor()
+
+
 def test_a_refused_iso15118_ev_gets_a_failed_answer() -> None:
     rig = Rig()
     rig.hlc_authorized()

@@ -46,6 +46,16 @@ def test_an_out_of_order_point_redirects(ready: Any) -> None:
     assert result["cp"] == "cp2" and result["redirect_reason"] == "out_of_order"
 
 
+def test_a_request_at_a_stopped_point_where_an_ev_waits_is_not_redirected(ready: Any) -> None:
+    """The EV waiting there is most likely the driver's own: sent elsewhere, the authorization would wait for
+    whichever EV plugs in there next (the site simulation's short seed 1441: D1 billed for D2's EV)."""
+    ready.member("cp1", "report", cp="cp1", plugged=True, drawn_a=0)
+    ready.signed("op1", "stop_cp", cp="cp1")
+    result = ready.signed("D1", "request_charge", at="cp1")
+    assert result["error"] == "no_free_charge_point" and result["why"] == "out_of_order"
+    assert ready.m.summary()["waiting"] == []
+
+
 def test_a_point_not_heard_from_redirects(ready: Any) -> None:
     ready.tick(ready.setup.params.site_lease_ms)
     ready.member("cp3", "renew", cp="cp3")

@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import sys
 import time
 
 from firmware.chargepoint.sim.faults import BUGS
+from firmware.chargepoint.sim.runs import run_seeds
 from firmware.chargepoint.sim.world import run_seed
 from firmware.paxos.sim.__main__ import parse_seeds
-
-
-def _run(args: tuple[int, frozenset[str], int | None, bool]) -> object:
-    logging.getLogger("evnet").setLevel(logging.CRITICAL)
-    return run_seed(args[0], args[1], args[2], quiet=args[3])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="charge points per site (default: 3 to 7, drawn from the seed)")
     p.add_argument("--bug", default="", help=f"switch on deliberate bugs (comma-separated: {', '.join(BUGS)})")
     p.add_argument("--quiet", action="store_true", help="no faults: EVs come and go on a clean network")
+    p.add_argument("--short", action="store_true", help="40 s of faults, not 90; the same checks (CI's bulk)")
     p.add_argument("--verbose", action="store_true", help="trace the run's events and log lines (with --seed)")
     p.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
     a = p.parse_args(argv)
@@ -39,22 +35,19 @@ def main(argv: list[str] | None = None) -> int:
             logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
         else:
             logging.getLogger("evnet").setLevel(logging.CRITICAL)
-        r = run_seed(a.seed, bugs, a.cps, verbose=a.verbose, quiet=a.quiet)
+        r = run_seed(a.seed, bugs, a.cps, verbose=a.verbose, quiet=a.quiet, short=a.short)
         print(f"seed {r.seed}: {'ok' if r.ok else 'VIOLATION'} {r.stats}")
         for v in r.violations:
             print(f"  {v}")
         return 0 if r.ok else 1
     started = time.perf_counter()
-    jobs = [(s, bugs, a.cps, a.quiet) for s in parse_seeds(a.seeds)]
-    if a.jobs > 1:
-        with multiprocessing.get_context("fork").Pool(a.jobs) as pool:
-            results = pool.map(_run, jobs, chunksize=4)
-    else:
-        results = [_run(j) for j in jobs]
-    failed = [r for r in results if not r.ok]
-    for r in failed:
-        print(f"seed {r.seed}: {r.violations[0]}")
-        print(f"  replay: {r.replay()}")
+    results, failed = [], []
+    for r in run_seeds(parse_seeds(a.seeds), bugs, a.cps, a.quiet, a.short, a.jobs):
+        results.append(r)
+        if not r.ok:
+            failed.append(r)
+            print(f"seed {r.seed}: {r.violations[0]}")
+            print(f"  replay: {r.replay()}", flush=True)
     wall = time.perf_counter() - started
     print(f"{len(results)} seeds, {len(failed)} failed; {sum(r.stats['visits'] for r in results)} EV visits, "
           f"{sum(r.stats['tickets'] for r in results)} tickets, {sum(r.stats['events'] for r in results)} events, "

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from firmware.chargepoint.sim.faults import Visit
+from firmware.engine.checks import REACTION_S
 from hal.meter.reading import MeterReading
 
 VOLTS = 230.0
@@ -42,6 +43,7 @@ class Cable:
     offers: list[tuple[float, float]] = field(default_factory=lambda: [(0.0, 0.0)])  # (from, amps) on the duty
     draw_a: float = 0.0
     lawful_a: float = 0.0              # what the EV would draw if it followed every duty (the rule counts this)
+    changed: bool = True               # draw_a or lawful_a changed since the checks last looked
     closures: list[Closure] = field(default_factory=list)
     visit_wh: dict[str, float] = field(default_factory=dict)  # driver -> energy drawn in the visit
 
@@ -67,18 +69,29 @@ class Cable:
         seen = [a for at, a in self.offers if at <= t - lag]
         return seen[-1] if seen else 0.0
 
+    def owed(self, t: float) -> float:
+        """The most a compliant EV may draw at `t`: the highest duty of the last REACTION_S (IEC 61851-1)."""
+        ev = self.ev
+        if ev is None or not self.contactor or self.pilot != "C":
+            return 0.0
+        start = 0
+        for i, (at, _) in enumerate(self.offers):
+            if at <= t - REACTION_S:
+                start = i  # the duty in force when the window began
+        return min(ev.wants_a, max(a for _, a in self.offers[start:]))
+
     def update(self, t: float, running: bool) -> None:
         """The current drawn from `t` on (call after every change and at each reaction time)."""
         self.advance(t)
-        ev = self.ev
+        draw, lawful, ev = self.draw_a, self.lawful_a, self.ev
         if ev is None or not self.contactor or not running or self.pilot != "C":
             self.draw_a = self.lawful_a = 0.0
-            return
-        self.lawful_a = min(ev.wants_a, self.seen(t))
-        if ev.stubborn:  # follows a higher duty, never a lower one
-            self.draw_a = max(self.draw_a, self.lawful_a)
         else:
-            self.draw_a = self.lawful_a
+            self.lawful_a = min(ev.wants_a, self.seen(t))
+            # a stubborn EV follows a higher duty, never a lower one
+            self.draw_a = max(self.draw_a, self.lawful_a) if ev.stubborn else self.lawful_a
+        if (draw, lawful) != (self.draw_a, self.lawful_a):
+            self.changed = True
 
     def close(self, closed: bool, session: str | None, t: float) -> None:
         self.advance(t)

@@ -36,7 +36,7 @@ from firmware.chargepoint.sim.cable import Cable
 from firmware.chargepoint.sim.journal import SimJournal
 from firmware.engine.actions import Action, SessionOpened, SessionVoided, TicketClosed
 from firmware.engine.core import EngineCore, ReadMeter
-from firmware.engine.pilot_sm import SetContactor, SetPwm
+from firmware.engine.pilot_sm import SetContactor, SetPilotError, SetPwm
 from firmware.paxos.core import messages as m
 from firmware.paxos.core.options import Options
 from firmware.paxos.core.ready import Applied
@@ -69,6 +69,11 @@ class Station:
         self.replica_deadline: float | None = None
         self.next_poll = 0.0
         self.sessions = 0
+        self.members = frozenset(setup.fallbacks_da)
+        self._stale = True  # the engine or the bridge had an input since their deadlines were read
+        self._engine_at: float | None = None
+        self._bridge_at: float | None = None
+        self._own_at = 0.0  # the earliest of those two and the next meter poll
 
     @property
     def up(self) -> bool:
@@ -95,6 +100,7 @@ class Station:
         self.engine = EngineCore(self.id, price_eur_kwh=s.price_eur_kwh, max_current_a=s.max_current_a,
                                  fallback_a=s.fallback_a, new_session_id=self._new_id, confirm_starts=True)
         self.bridge = bridge_for(world.faults.bugs, s)
+        self._stale = True
         now = self.local()
         self.cable.offers = [(world.now, 0.0)]
         self.engine_do(self.engine.start(now))
@@ -114,6 +120,7 @@ class Station:
         if self.replica is None:
             return
         self.world.trace(f"kill {self.id}")
+        self.world.watch.offered(self, 0.0)  # whatever the duty does now, no engine stands behind it
         self.node.disk.crash()
         self.node.epoch += 1
         self.node.timer_gen += 1
@@ -146,16 +153,26 @@ class Station:
             self.replica.tick(now)
         if now >= self.next_poll:
             self.next_poll = now + POLL_S
+            self._stale = True
             reading = self.cable.reading(now)
             self.engine_do(self.engine.meter_reading(reading, now))
             self.do(self.bridge.meter(reading, now))
-        deadline = self.engine.next_deadline()
+        deadline = self._deadlines()[0]
         if deadline is not None and now >= deadline:
             self.engine_do(self.engine.tick(now))
-        deadline = self.bridge.next_deadline()
+        deadline = self._deadlines()[1]
         if deadline is not None and now >= deadline:
             self.do(self.bridge.tick(now))
         self.carry_out()
+
+    def _deadlines(self) -> tuple[float | None, float | None]:
+        """The engine's and the bridge's next deadlines, read again only after either had an input (a
+        deadline is a moment, not a countdown: it changes only with their state)."""
+        if self._stale and self.engine is not None and self.bridge is not None:
+            self._stale = False
+            e, b = self._engine_at, self._bridge_at = self.engine.next_deadline(), self.bridge.next_deadline()
+            self._own_at = min(t for t in (e, b, self.next_poll) if t is not None)
+        return self._engine_at, self._bridge_at
 
     def pilot(self, state: str) -> None:
         """The EV moved the pilot (A: unplugged, B: plugged, C: asking for energy)."""
@@ -176,6 +193,7 @@ class Station:
 
     def do(self, outputs: list[Output]) -> None:
         """Carry out what the bridge says, as `evnet cp` does."""
+        self._stale = True
         engine, now = self.engine, self.local()
         assert engine is not None and self.replica is not None
         for out in outputs:
@@ -202,19 +220,28 @@ class Station:
                     self.journal.taken(session)
                     self.world.settled(self.id, session, outcome)
 
+    def offer(self, amps: float) -> None:
+        self.cable.offer(amps, self.world.now)
+        self.world.watch.offered(self, amps)
+        self.world.ev_follows(self)
+
     def engine_do(self, actions: list[Action]) -> None:
         """Carry out what the engine core says, journal first, and show the bridge each action."""
+        self._stale = True
         engine, bridge, world = self.engine, self.bridge, self.world
         assert engine is not None
         for action in actions:
             now = self.local()
             match action:
                 case SetContactor(closed, _):
+                    if closed and bridge is not None and not bridge.available:
+                        world.watch.fail(f"stopped: {self.id} closed its contactor while the operator's stop holds")
                     self.cable.close(closed, engine.session.session_id, world.now)
                 case SetPwm(duty):
                     amps = 0.0 if duty is None else current_for_duty(duty) or 0.0
-                    self.cable.offer(amps, world.now)
-                    world.ev_follows(self)
+                    self.offer(amps)
+                case SetPilotError():  # -12 V, no duty: nothing offered until a duty is set again
+                    self.offer(0.0)
                 case ReadMeter(token):
                     self.cable.advance(world.now)
                     self.engine_do(engine.meter_reading(self.cable.reading(now), now, token=token))
@@ -237,6 +264,9 @@ class Station:
             return
         ready = r.ready()
         self.replica_deadline = ready.deadline
+        if ready.is_empty():  # most heartbeats and their replies: nothing to write, send or apply
+            self.set_timer()
+            return
         parts = ready.partition()
         early, after = list(parts.free), list(parts.votes)
         (early if ready.promised is None else after).extend(parts.accepts)
@@ -268,7 +298,7 @@ class Station:
         world = self.world
         world.send_all(self.id, messages)
         for reply in replies:
-            if reply.client not in self.settings_members():
+            if reply.client not in self.members:
                 world.send_reply(self.id, reply)
         if applied and self.bridge is not None and self.machine is not None:
             now = self.local()
@@ -282,17 +312,18 @@ class Station:
             self.do(self.bridge.site_view(self.machine.view(self.id), now))
             self.carry_out()
 
-    def settings_members(self) -> frozenset[str]:
-        return frozenset(self.setup.fallbacks_da)
-
     def set_timer(self) -> None:
         if self.engine is None or self.bridge is None:
             return
-        moments = [self.replica_deadline, self.engine.next_deadline(), self.bridge.next_deadline(), self.next_poll]
-        local = min(t for t in moments if t is not None)
-        at = max(self.node.to_global(local) + 1e-9, self.world.now + 1e-6)
-        node = self.node
-        if node.timer_at is not None and self.world.now < node.timer_at <= at:
+        self._deadlines()
+        local, replica = self._own_at, self.replica_deadline
+        if replica is not None and replica < local:
+            local = replica
+        node, now = self.node, self.world.now
+        at = node.to_global(local) + 1e-9
+        if at < now + 1e-6:
+            at = now + 1e-6
+        if node.timer_at is not None and now < node.timer_at <= at:
             return
         node.timer_gen += 1
         node.timer_at = at

@@ -10,6 +10,7 @@ the checks (checks.py) watch every event and look at the end.
 from __future__ import annotations
 
 import heapq
+import logging
 import random
 import time
 from collections import Counter
@@ -18,7 +19,7 @@ from typing import Any
 from firmware.chargepoint import BridgeSettings
 from firmware.chargepoint.sim.apps import RETRY_S, App, key_from
 from firmware.chargepoint.sim.checks import RunResult, Watch, check_end
-from firmware.chargepoint.sim.faults import LEASE_S, SiteFaults, Visit
+from firmware.chargepoint.sim.faults import LEASE_S, LONG, SHORT, SiteFaults, Visit
 from firmware.chargepoint.sim.station import Station
 from firmware.engine.metering import Ticket
 from firmware.paxos.core import messages as m
@@ -95,6 +96,9 @@ class SiteWorld:
             self.push(t1, self.OUTAGE, False, None)
         for cp, t0, down in f.kills:
             self.push(t0, self.KILL, self.stations[cp], down)
+        for cp, t0, t1 in f.stops:  # the operator's stop and resume (the operator sends one request at a time)
+            self.push(t0, self.APP, self.operator, ("stop_cp", {"cp": cp}))
+            self.push(t1, self.APP, self.operator, ("resume_cp", {"cp": cp}))
         for _ in range(f.net.crashes):  # a power cut anywhere, session or not
             self.push(rng.uniform(5, f.heal - 10), self.KILL, self.stations[rng.choice(f.cps)], -rng.uniform(1, 15))
         self.push(f.heal, self.CUT, frozenset(), "heal")
@@ -110,6 +114,9 @@ class SiteWorld:
     def run(self) -> RunResult:
         started = time.perf_counter()
         queue = self._queue
+        stamp = _SimTime(self)
+        for handler in logging.getLogger().handlers if self.verbose else ():
+            handler.addFilter(stamp)  # the firmware's log lines carry the simulated time, as the trace does
         while queue and queue[0][0] <= self.faults.end:
             t, _, kind, a, b = heapq.heappop(queue)
             self.now = t
@@ -122,6 +129,9 @@ class SiteWorld:
                     raise
                 break
             self.watch.after_event()
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(stamp)
+        self.watch.finish()
         violations = self.watch.violations + check_end(self)
         stats = {"cps": len(self.faults.cps), "limit_a": self.faults.limit_a, "fallback_a": self.faults.fallback_a,
                  "visits": len(self.faults.visits), "events": self.events, "sim_time": self.now,
@@ -155,6 +165,8 @@ class SiteWorld:
             case self.EV:
                 self._ev(a, *b)
             case self.APP:
+                if b is not None:
+                    a.queue.append(b)
                 sent = a.next(self.now)
                 if sent is not None:
                     self._send_request(a, sent.req)
@@ -206,6 +218,9 @@ class SiteWorld:
             self.trace(f"{v.driver}'s EV leaves {st.id}")
             st.pilot("B")
             self.push(self.now + UNPLUG_S, self.EV, st, ("unplug", v))
+            app = self.drivers[v.driver]  # a request still on its way must not wait there for the next EV
+            app.queue.append(("stop_charge", {}))
+            self.push(self.now, self.APP, app, None)
         elif what == "unplug":
             st.pilot("A")
             cable.advance(self.now)
@@ -291,11 +306,21 @@ class SiteWorld:
             print(f"{self.now:10.4f}  {text}")
 
 
+class _SimTime(logging.Filter):
+    def __init__(self, world: SiteWorld) -> None:
+        super().__init__()
+        self.world = world
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = f"{self.world.now:10.4f}  {record.msg}"
+        return True
+
+
 def run_seed(seed: int, bugs: frozenset[str] = frozenset(), cps: int | None = None, verbose: bool = False,
-             quiet: bool = False) -> RunResult:
-    """One run: the site and its faults drawn from the seed (bugs switched on as given), every check made."""
-    faults = SiteFaults.draw(random.Random(seed), cps, bugs, quiet)
+             quiet: bool = False, short: bool = False) -> RunResult:
+    """One run: the site and its faults drawn from the seed (bugs switched on as given), every check made;
+    `short`: 40 s of faults instead of 90 (faults.py, SHORT)."""
+    faults = SiteFaults.draw(random.Random(seed), cps, bugs, quiet, SHORT if short else LONG)
     result = SiteWorld(seed, faults, verbose).run()
-    result.stats["cps_arg"] = cps
-    result.stats["quiet"] = quiet
+    result.stats.update(cps_arg=cps, quiet=quiet, short=short)
     return result
