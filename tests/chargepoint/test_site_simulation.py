@@ -2,12 +2,13 @@
 caught by the check it breaks, and a seed replays to the same run.
 
 CI runs thousands of seeds: BULK short ones (35 s of faults on sites of 3 to 5, then the same checks) in
-SHARDS tests of two processes each, LONG_SEEDS long ones (90 s of faults on sites of 3 to 7) and QUIET_SEEDS
+SHARDS tests of a process per core each, LONG_SEEDS long ones (90 s of faults on sites of 3 to 7) and QUIET_SEEDS
 without faults. A failing shard names each failing seed with the command that replays it."""
 
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 
@@ -18,7 +19,7 @@ from firmware.chargepoint.sim.runs import run_seeds
 BULK, SHARDS = 2000, 40        # short seeds 0..BULK-1 with faults, in SHARDS tests
 LONG_SEEDS = range(0, 40)      # 3 to 7 charge points with the seed's faults, the long timeline
 QUIET_SEEDS = range(10)        # 3 charge points, EVs coming and going, no faults
-JOBS = 2
+JOBS = max(2, os.cpu_count() or 2)  # a seed is one process's work: a CI machine's every core
 # bug -> (seed, cps, quiet, short, the check that catches it), a long run and a short one each
 CAUGHT = {"raise_before_lower": [(4, 3, True, False, "fuse:"), (3, None, False, True, "fuse:")],
           "lease_from_receipt": [(0, None, False, False, "lease:"), (4, None, False, True, "lease:")]}
