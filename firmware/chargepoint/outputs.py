@@ -1,14 +1,25 @@
 """What the bridge asks of the rest of `evnet cp`: one type per thing to do, dispatched with `match`.
 
 To the site (the Paxos plumbing): `Propose`. Its result comes back as `Bridge.site_result(tag, ...)`.
-To the engine (`Evse`'s thread-safe inputs): `Authorize`, `Grant`, `ConfirmStart`, `RefuseStart`,
-`StopSession`, `SetAvailable`, `TicketSettled`. Times are on the engine's clock (its `monotonic()`).
+To the engine: its own commands (`firmware/engine/commands.py`: `Authorize`, `Grant`, `ConfirmStart`,
+`RefuseStart`, `StopSession`, `SetAvailable`; `Evse.command` or `apply_command`), and `TicketSettled`
+(its journal may forget a ticket). Times are on the engine's clock (its `monotonic()`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from firmware.engine.commands import (
+    Authorize,
+    ConfirmStart,
+    EngineCommand,
+    Grant,
+    RefuseStart,
+    SetAvailable,
+    StopSession,
+)
 
 
 @dataclass(frozen=True)
@@ -30,53 +41,6 @@ class Propose:
     command: bytes
 
 
-@dataclass(frozen=True)
-class Authorize:
-    """`Evse.authorize(driver)`: a session for this driver may open (its start still waits for the site)."""
-
-    driver: str
-
-
-@dataclass(frozen=True)
-class Grant:
-    """`Evse.set_limit(amps, until, reason)`: offer up to `amps` until `until` (engine clock), then the fallback;
-    `reason` is the site's `limit_reason` (why this much), for the charge point's telemetry."""
-
-    amps: float
-    until: float
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class ConfirmStart:
-    """`Evse.confirm_start(session_id)`: the site committed its start (or the local list allowed it)."""
-
-    session_id: str
-
-
-@dataclass(frozen=True)
-class RefuseStart:
-    """`Evse.refuse_start(session_id, why)`: the start was refused; it ends without energy and without a ticket."""
-
-    session_id: str
-    why: str
-
-
-@dataclass(frozen=True)
-class StopSession:
-    """`Evse.request_stop(reason, session_id)`: the site decided this session ends (operator, driver, ...)."""
-
-    session_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class SetAvailable:
-    """`Evse.set_available(available)`: OUT_OF_ORDER by the site's operator (False), or back in service."""
-
-    available: bool
-
-
 # How a ticket was settled with the site (`TicketSettled.outcome`).
 BILLED = "billed"            # the site made its ticket from this charge point's stop (the same energy)
 SITE_TICKET = "site_ticket"  # the site had closed the session itself (`close_lost`): its ticket is the one
@@ -93,4 +57,7 @@ class TicketSettled:
     site_ticket: dict[str, Any] | None
 
 
-Output = Propose | Authorize | Grant | ConfirmStart | RefuseStart | StopSession | SetAvailable | TicketSettled
+Output = Propose | EngineCommand | TicketSettled
+
+__all__ = ["BILLED", "NOT_AT_SITE", "SITE_TICKET", "Authorize", "ConfirmStart", "EngineCommand", "Grant", "Output",
+           "Propose", "RefuseStart", "SetAvailable", "StopSession", "Tag", "TicketSettled"]

@@ -39,14 +39,8 @@ from firmware.chargepoint.console import HELP as CONSOLE_HELP
 from firmware.chargepoint.console import Console
 from firmware.chargepoint.housekeeping import Housekeeping
 from firmware.chargepoint.outputs import (
-    Authorize,
-    ConfirmStart,
-    Grant,
     Output,
     Propose,
-    RefuseStart,
-    SetAvailable,
-    StopSession,
     Tag,
     TicketSettled,
 )
@@ -262,25 +256,14 @@ class ChargePoint:
         return []
 
     def _carry_out(self, outputs: Sequence[Output]) -> None:
-        evse = self.evse
         for out in outputs:
             match out:
                 case Propose(tag, command):
                     self._propose(command, tag)
-                case Authorize(driver):
-                    evse.authorize(driver)
-                case Grant(amps, until, reason):
-                    evse.set_limit(amps, until, reason)
-                case ConfirmStart(session_id):
-                    evse.confirm_start(session_id)
-                case RefuseStart(session_id, why):
-                    evse.refuse_start(session_id, why)
-                case StopSession(session_id, reason):
-                    evse.request_stop(reason, session_id)
-                case SetAvailable(available):
-                    evse.set_available(available)
                 case TicketSettled(session_id, _outcome, _site_ticket):
-                    evse.ticket_taken(session_id)
+                    self.evse.ticket_taken(session_id)
+                case _:
+                    self.evse.command(out)
 
 
 def _decoded(result: bytes) -> Any:

@@ -38,6 +38,16 @@ from evnet.serve import serve
 from evnet.systemd import SystemdNotifier
 from firmware.engine import core as c
 from firmware.engine import pilot_sm as p
+from firmware.engine.commands import (
+    Authorize,
+    ConfirmStart,
+    EngineCommand,
+    Grant,
+    RefuseStart,
+    SetAvailable,
+    StopSession,
+    apply_command,
+)
 from firmware.engine.journal import Journal, JournalError, boot_id, close_reason, default_dir
 from firmware.engine.ledger import Ledger
 from firmware.engine.meter_poller import MeterPoller
@@ -202,29 +212,33 @@ class Evse:
 
     # ------------------------------------------------------------------ inputs from other threads
 
+    def command(self, command: EngineCommand) -> None:
+        """What the site asks (firmware/engine/commands.py), carried out on the control loop's next turn."""
+        self.events.put(("command", command))
+
     def authorize(self, driver_id: str) -> None:
-        self.events.put(("authorize", driver_id))
+        self.command(Authorize(driver_id))
 
     def request_stop(self, reason: str = "driver_stop", session_id: str | None = None) -> None:
         """End the running session (only if it is `session_id`, when given)."""
-        self.events.put(("stop", reason, session_id))
+        self.command(StopSession(session_id, reason))
 
     def set_limit(self, amps: float, lease_until: float, reason: str = "") -> None:
         """A grant of `amps` until `lease_until` (the engine clock's monotonic): the site's, through its bridge;
         `reason` is the site's `limit_reason` (telemetry)."""
-        self.events.put(("grant", amps, lease_until, reason))
+        self.command(Grant(amps, lease_until, reason))
 
     def confirm_start(self, session_id: str) -> None:
         """The site committed the start of `session_id`: its contactor may close."""
-        self.events.put(("confirm_start", session_id))
+        self.command(ConfirmStart(session_id))
 
     def refuse_start(self, session_id: str, why: str) -> None:
         """The site refused the start of `session_id`: it ends without energy and without a ticket."""
-        self.events.put(("refuse_start", session_id, why))
+        self.command(RefuseStart(session_id, why))
 
     def set_available(self, available: bool) -> None:
         """OUT_OF_ORDER (False) by the site's operator, or back in service."""
-        self.events.put(("available", available))
+        self.command(SetAvailable(available))
 
     def ticket_taken(self, session_id: str) -> None:
         """The site has the ticket of `session_id`: the journal may forget it."""
@@ -320,18 +334,8 @@ class Evse:
                 self._do(core.manual_start(now), now)
         elif kind == "estop":
             self._do(core.emergency_stop(event[1], now), now)
-        elif kind == "authorize":
-            self._do(core.authorize(event[1], now), now)
-        elif kind == "stop":
-            self._do(core.stop(event[1], now, event[2]), now)
-        elif kind == "grant":
-            self._do(core.set_limit(event[1], event[2], now, event[3]), now)
-        elif kind == "confirm_start":
-            self._do(core.confirm_start(event[1], now), now)
-        elif kind == "refuse_start":
-            self._do(core.refuse_start(event[1], event[2], now), now)
-        elif kind == "available":
-            self._do(core.set_available(event[1], now), now)
+        elif kind == "command":
+            self._do(apply_command(core, event[1], now), now)
         elif kind == "taken":
             self.ledger.taken(event[1])
 

@@ -15,18 +15,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from evnet.clock import ManualClock
 from firmware.chargepoint import (
-    Authorize,
     Bridge,
     BridgeSettings,
-    ConfirmStart,
-    Grant,
     Output,
     Propose,
-    RefuseStart,
-    SetAvailable,
-    StopSession,
     TicketSettled,
 )
+from firmware.engine.commands import apply_command
 from firmware.engine.core import EngineCore, ReadMeter, SessionOpened, TicketClosed
 from firmware.engine.pilot_sm import SetContactor
 from firmware.site import Context, SiteMachine, SiteSetup, member_command, public_key_b64, signed_request
@@ -128,20 +123,10 @@ class Rig:
                         self.wire.append((now + self.latency, out))
                     else:
                         self.lost.append(out)
-                case Authorize(driver):
-                    self.engine_do(self.engine.authorize(driver, now))
-                case Grant(amps, until, reason):
-                    self.engine_do(self.engine.set_limit(amps, until, now, reason))
-                case ConfirmStart(session):
-                    self.engine_do(self.engine.confirm_start(session, now))
-                case RefuseStart(session, why):
-                    self.engine_do(self.engine.refuse_start(session, why, now))
-                case StopSession(session, reason):
-                    self.engine_do(self.engine.stop(reason, now, session))
-                case SetAvailable(available):
-                    self.engine_do(self.engine.set_available(available, now))
                 case TicketSettled():
                     pass
+                case _:
+                    self.engine_do(apply_command(self.engine, out, now))
 
     def engine_do(self, actions: list[Any]) -> None:
         """Carry out what the engine core says, and show the bridge each action (evse.py's site_observer)."""

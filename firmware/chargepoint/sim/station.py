@@ -18,16 +18,10 @@ import random
 from typing import Any
 
 from firmware.chargepoint import (
-    Authorize,
     Bridge,
     BridgeSettings,
-    ConfirmStart,
-    Grant,
     Output,
     Propose,
-    RefuseStart,
-    SetAvailable,
-    StopSession,
     Tag,
     TicketSettled,
 )
@@ -35,6 +29,7 @@ from firmware.chargepoint.sim.bugs import bridge_for, machine_for
 from firmware.chargepoint.sim.cable import Cable
 from firmware.chargepoint.sim.journal import SimJournal
 from firmware.engine.actions import Action, SessionOpened, SessionVoided, TicketClosed
+from firmware.engine.commands import apply_command
 from firmware.engine.core import EngineCore, ReadMeter
 from firmware.engine.pilot_sm import SetContactor, SetPilotError, SetPwm
 from firmware.paxos.core import messages as m
@@ -204,21 +199,11 @@ class Station:
                     if tag.op == "renew":
                         self.sent[self.req] = self.world.now
                     self.replica.propose(self.id, self.req, command, now)
-                case Authorize(driver):
-                    self.engine_do(engine.authorize(driver, now))
-                case Grant(amps, until):
-                    self.engine_do(engine.set_limit(amps, until, now))
-                case ConfirmStart(session):
-                    self.engine_do(engine.confirm_start(session, now))
-                case RefuseStart(session, why):
-                    self.engine_do(engine.refuse_start(session, why, now))
-                case StopSession(session, reason):
-                    self.engine_do(engine.stop(reason, now, session))
-                case SetAvailable(available):
-                    self.engine_do(engine.set_available(available, now))
                 case TicketSettled(session, outcome, _):
                     self.journal.taken(session)
                     self.world.settled(self.id, session, outcome)
+                case _:
+                    self.engine_do(apply_command(engine, out, now))
 
     def offer(self, amps: float) -> None:
         self.cable.offer(amps, self.world.now)
