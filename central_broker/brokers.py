@@ -194,3 +194,16 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def start_local_broker(kind: str, port: int = 0, host: str = "127.0.0.1",
+                       extra_conf: str = "") -> tuple[MosquittoBroker | EmbeddedBroker, str]:
+    """`kind` "mosquitto", "embedded" or "auto" (Mosquitto where installed, else amqtt), started; and the MQTT
+    version its clients must speak ("3.1.1" for amqtt, which has no MQTT 5)."""
+    if kind in ("mosquitto", "auto"):
+        try:
+            return MosquittoBroker(port, host, extra_conf=extra_conf).start(), "5"
+        except BrokerError as exc:
+            if kind == "mosquitto" or "not installed" not in str(exc):
+                raise
+    return EmbeddedBroker(port, host).start(), "3.1.1"

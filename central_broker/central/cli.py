@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any
 
-from central_broker.brokers import BrokerError, EmbeddedBroker, MosquittoBroker
+from central_broker.brokers import BrokerError, EmbeddedBroker, MosquittoBroker, start_local_broker
 from central_broker.central.app import Central
 from central_broker.web import StreamHub, WebServer
 from evnet.config import CentralFile, ConfigError, load_central_config
@@ -38,14 +38,10 @@ def start_broker(cfg: CentralFile) -> tuple[MosquittoBroker | EmbeddedBroker | N
     if kind == "external":
         return None, cfg
     addr = parse_url(cfg.mqtt.url)
-    if kind in ("mosquitto", "auto"):
-        try:
-            return MosquittoBroker(addr.port, addr.host, extra_conf=BROKER_LIMITS).start(), cfg
-        except BrokerError as exc:
-            if kind == "mosquitto" or "not installed" not in str(exc):
-                raise
-    broker = EmbeddedBroker(addr.port, addr.host).start()
-    return broker, dataclasses.replace(cfg, mqtt=dataclasses.replace(cfg.mqtt, version="3.1.1"))
+    broker, version = start_local_broker(kind, addr.port, addr.host, extra_conf=BROKER_LIMITS)
+    if version == "3.1.1":  # amqtt: whatever the file says, 3.1.1 is all it speaks
+        return broker, dataclasses.replace(cfg, mqtt=dataclasses.replace(cfg.mqtt, version=version))
+    return broker, cfg
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from central_broker.brokers import EmbeddedBroker, MosquittoBroker
+from central_broker.brokers import start_local_broker
 from central_broker.demo.checks import longest_break, verdicts
 from central_broker.demo.run import Scenario
 from central_broker.demo.site import LIMIT_A, SiteProcesses
@@ -42,12 +42,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _broker(kind: str) -> MosquittoBroker | EmbeddedBroker:
-    if kind == "mosquitto" or (kind == "auto" and (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists())):
-        return MosquittoBroker()
-    return EmbeddedBroker()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not 1 <= args.speed <= 600:
@@ -68,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             print(line, flush=True)
 
     done = False
-    broker = _broker(args.broker).start()
-    say(f"broker: {type(broker).__name__} at {broker.url}; logs in {root}")
-    site = SiteProcesses(root, broker.url, args.speed, site="demo", supervised=True)
+    broker, version = start_local_broker(args.broker)
+    say(f"broker: {type(broker).__name__} (MQTT {version}) at {broker.url}; logs in {root}")
+    site = SiteProcesses(root, broker.url, args.speed, site="demo", supervised=True, mqtt_version=version)
     scenario = Scenario(site, broker.restart, say, chaos=args.chaos)
     try:
         if not args.no_central:

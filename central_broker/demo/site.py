@@ -82,6 +82,7 @@ serial_url = "socket://127.0.0.1:{monitor}"
 CENTRAL = """\
 [mqtt]
 url = "{url}"
+version = "{version}"
 
 [central]
 broker = "external"
@@ -279,7 +280,8 @@ class SiteProcesses:
         """`evnet central` on the site's broker with an operator key of its own (`central_key()`, for the site
         to add); with `tui`, its terminal dashboard takes this terminal. Returns its web dashboard's URL."""
         port = free_port()
-        (self.root / "central.toml").write_text(CENTRAL.format(url=self.broker_url, site=self.site, web=port))
+        central = CENTRAL.format(url=self.broker_url, version=self.mqtt_version, site=self.site, web=port)
+        (self.root / "central.toml").write_text(central)
         key = new_private_key()
         pem = self.root / "central.pem"
         pem.write_bytes(private_key_pem(key))
