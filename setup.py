@@ -17,6 +17,8 @@ setup(
         "pyserial==3.5",
         "cryptography>=41",  # Ed25519: drivers' and operators' signed site requests
         "rich>=13",          # Central's terminal dashboard
+        "ocpp==2.1.0",       # OCPP 1.6J and 2.0.1 messages and their JSON schemas (firmware/ocpp)
+        "websockets>=13,<16",  # OCPP's transport
     ],
     package_data={"central_broker.web": ["static/*"]},
     extras_require={
