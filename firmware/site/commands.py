@@ -86,6 +86,48 @@ class ForgetQuiet:
     quiet_ms: int
 
 
+# -- a charge point's back office (OCPP), at that charge point: the member vouches for the CSMS -----
+
+@dataclass(frozen=True)
+class RemoteStart:
+    """RemoteStartTransaction / RequestStartTransaction: `token` waits here for an EV, never redirected."""
+
+    cp: str
+    token: str
+    timeout_ms: int | None    # None: the site's authorization_ms (ConnectionTimeOut)
+
+
+@dataclass(frozen=True)
+class RemoteStop:
+    """RemoteStopTransaction / RequestStopTransaction of the session at this charge point."""
+
+    cp: str
+    session: str
+
+
+@dataclass(frozen=True)
+class RemoteReserve:
+    cp: str
+    token: str
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class RemoteCancelReservation:
+    cp: str
+
+
+@dataclass(frozen=True)
+class ChargingLimits:
+    """The charging profiles in force now: this point's maximum, the default cap of its sessions and the running
+    session's own cap (None: no profile of that purpose)."""
+
+    cp: str
+    max_da: int | None
+    default_da: int | None
+    session_da: int | None
+
+
 # -- drivers ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -164,6 +206,7 @@ class WhoAmI:
 
 Command = (Register | Report | ClearFault | Renew | AckGrant | StartSession | Checkpoint | StopSession
            | CloseLost | Expire | ForgetQuiet | RequestCharge | Reserve | CancelReservation | StopCharge
+           | RemoteStart | RemoteStop | RemoteReserve | RemoteCancelReservation | ChargingLimits
            | StopCp | ResumeCp | SetLimit | SetPriority | SetCpMax | AddPrincipal | RemovePrincipal | AckTickets
            | WhoAmI)
 
@@ -172,16 +215,20 @@ ROLES = (DRIVER, OPERATOR)
 
 ALLOWED: dict[type, frozenset[str]] = {
     **{c: frozenset({MEMBER}) for c in (Register, Report, ClearFault, Renew, AckGrant, StartSession,
-                                        Checkpoint, StopSession, CloseLost, Expire, ForgetQuiet)},
+                                        Checkpoint, StopSession, CloseLost, Expire, ForgetQuiet, RemoteStart,
+                                        RemoteStop, RemoteReserve, RemoteCancelReservation, ChargingLimits)},
     **{c: frozenset({DRIVER}) for c in (RequestCharge, Reserve, CancelReservation, StopCharge)},
-    **{c: frozenset({OPERATOR}) for c in (StopCp, ResumeCp, SetLimit, SetPriority, SetCpMax, AckTickets)},
+    **{c: frozenset({OPERATOR}) for c in (SetLimit, SetPriority, SetCpMax, AckTickets)},
+    StopCp: frozenset({OPERATOR, MEMBER}),           # a member for its own charge point only (OCPP's
+    ResumeCp: frozenset({OPERATOR, MEMBER}),         # ChangeAvailability)
     AddPrincipal: frozenset({OPERATOR, MEMBER}),     # a member adds operators only
     RemovePrincipal: frozenset({OPERATOR, MEMBER}),
     WhoAmI: frozenset({DRIVER, OPERATOR}),
 }
 
 # Commands a member sends about its own charge point: `cp` must be its Paxos client id.
-OWN_CP = (Register, Report, ClearFault, Renew, AckGrant, StartSession, Checkpoint, StopSession)
+OWN_CP = (Register, Report, ClearFault, Renew, AckGrant, StartSession, Checkpoint, StopSession, RemoteStart,
+          RemoteStop, RemoteReserve, RemoteCancelReservation, ChargingLimits)
 
-STOP_REASONS = ("ev", "unplugged", "driver", "operator", "fault", "local", "power_loss", "other")
+STOP_REASONS = ("ev", "unplugged", "driver", "operator", "remote", "fault", "local", "power_loss", "other")
 CP_LOST = "cp_lost"  # the reason of a session the site closed itself

@@ -76,7 +76,8 @@ def request_charge(st: SiteState, cmd: RequestCharge, driver: str) -> dict[str, 
     return {"cp": cp, "expires_in_ms": st.params.authorization_ms, **redirect}
 
 
-def reserve(st: SiteState, cmd: Reserve, driver: str) -> dict[str, Any]:
+def reserve(st: SiteState, cmd: Reserve, driver: str, max_ms: int | None = None) -> dict[str, Any]:
+    """`max_ms`: the longest reservation allowed (None: the site's `max_reservation_ms`, for drivers)."""
     _not_charging(st, driver)
     if (held := st.reservation_of(driver)) is not None:
         raise SiteError("already_reserved", f"{driver} holds a reservation at {held.cp}", cp=held.cp)
@@ -89,8 +90,9 @@ def reserve(st: SiteState, cmd: Reserve, driver: str) -> dict[str, Any]:
     if why is not None:
         raise SiteError("cp_unavailable", f"{cmd.at} {WHY[why]}", why=why)
     duration = st.params.reservation_ms if cmd.duration_ms is None else cmd.duration_ms
-    if duration > st.params.max_reservation_ms:
-        raise SiteError("bad_field", f"duration_s: at most {st.params.max_reservation_ms // 1000} s",
+    longest = st.params.max_reservation_ms if max_ms is None else max_ms
+    if duration > longest:
+        raise SiteError("bad_field", f"duration_s: at most {longest // 1000} s",
                         field="duration_s")
     st.reservations[cmd.at] = Reservation(cmd.at, driver, st.now + duration)
     return {"cp": cmd.at, "expires_in_ms": duration}

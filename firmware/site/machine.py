@@ -14,13 +14,14 @@ from typing import Any
 
 from firmware.paxos.core.canonical import dumps
 from firmware.paxos.core.context import Context
-from firmware.site import admission, chargepoints, drivers, principals, sessions
+from firmware.site import admission, backoffice, chargepoints, drivers, principals, sessions
 from firmware.site import snapshot as snapshots
 from firmware.site.commands import (
     AckGrant,
     AckTickets,
     AddPrincipal,
     CancelReservation,
+    ChargingLimits,
     Checkpoint,
     ClearFault,
     CloseLost,
@@ -28,6 +29,10 @@ from firmware.site.commands import (
     Expire,
     ForgetQuiet,
     Register,
+    RemoteCancelReservation,
+    RemoteReserve,
+    RemoteStart,
+    RemoteStop,
     RemovePrincipal,
     Renew,
     Report,
@@ -139,6 +144,16 @@ def _dispatch(st: SiteState, cmd: Command, role: str, by: str) -> dict[str, Any]
             return drivers.expire(st, cmd)
         case ForgetQuiet():
             return principals.forget_quiet(st, cmd)
+        case RemoteStart():
+            return backoffice.remote_start(st, cmd)
+        case RemoteStop():
+            return backoffice.remote_stop(st, cmd)
+        case RemoteReserve():
+            return backoffice.remote_reserve(st, cmd)
+        case RemoteCancelReservation():
+            return backoffice.remote_cancel_reservation(st, cmd)
+        case ChargingLimits():
+            return backoffice.charging_limits(st, cmd)
         case RequestCharge():
             return drivers.request_charge(st, cmd, by)
         case Reserve():
@@ -172,7 +187,7 @@ def _dispatch(st: SiteState, cmd: Command, role: str, by: str) -> dict[str, Any]
 def _after(st: SiteState, cmd: Command) -> dict[str, Any]:
     """Result fields that depend on the split made after the command."""
     match cmd:
-        case Register() | Report() | Renew() | AckGrant():
+        case Register() | Report() | Renew() | AckGrant() | ChargingLimits():
             return chargepoints.grant_view(st, cmd.cp)
         case SetLimit():
             return {"in_force_a": amps(st.budget.in_force(st.now))}

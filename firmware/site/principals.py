@@ -21,6 +21,8 @@ from firmware.site.commands import (
     AddPrincipal,
     ForgetQuiet,
     RemovePrincipal,
+    ResumeCp,
+    StopCp,
 )
 from firmware.site.credentials import public_key, signature_valid
 from firmware.site.decode import Decoded
@@ -52,6 +54,8 @@ def authenticate(st: SiteState, decoded: Decoded, ctx: Context) -> tuple[str, Pr
         raise SiteError("wrong_role", f"a {role} may not {type(cmd).__name__}", role=role)
     if role == MEMBER and isinstance(cmd, OWN_CP) and cmd.cp != ctx.client:
         raise SiteError("not_your_charge_point", f"{ctx.client} may not act for {cmd.cp}")
+    if role == MEMBER and isinstance(cmd, StopCp | ResumeCp) and cmd.cps != (ctx.client,):
+        raise SiteError("not_your_charge_point", f"a member stops or resumes only itself ({ctx.client})")
     return role, principal
 
 

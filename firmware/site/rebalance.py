@@ -18,7 +18,7 @@ from firmware.site.state import ChargePoint, SiteState
 IDLE_REASON = {"not_registered": "not_registered", "faulted": "fault", "out_of_order": "operator"}
 
 
-def idle_reason(st: SiteState, rec: ChargePoint, cap_da: int) -> str | None:
+def idle_reason(st: SiteState, rec: ChargePoint, cap_da: int, cap_reason: str) -> str | None:
     """Why this charge point wants no current (split.REASONS), or None if its EV wants current."""
     why = rec.out_of_service()
     if why is not None:
@@ -31,14 +31,14 @@ def idle_reason(st: SiteState, rec: ChargePoint, cap_da: int) -> str | None:
     if not st.budget.lease_held(rec.id, st.now):
         return "no_lease"
     if cap_da < MIN_CHARGE_DA:
-        return "ev_max"
+        return "csms_profile" if cap_reason == "csms_profile" else "ev_max"
     return None
 
 
 def want_of(st: SiteState, rec: ChargePoint) -> Want:
-    cap, cap_reason = cap_of(rec.max_da, rec.cap_da, rec.ev_max_da, rec.usage_cap_da)
-    return Want(rec.id, idle_reason(st, rec, cap), cap, cap_reason, st.budget.allowances[rec.id].fallback_da,
-                rec.priority, rec.active, rec.turn_since)
+    cap, cap_reason = cap_of(rec.max_da, rec.cap_da, rec.ev_max_da, rec.usage_cap_da, rec.csms_cap_da())
+    return Want(rec.id, idle_reason(st, rec, cap, cap_reason), cap, cap_reason,
+                st.budget.allowances[rec.id].fallback_da, rec.priority, rec.active, rec.turn_since)
 
 
 def rebalance(st: SiteState) -> None:

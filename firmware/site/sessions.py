@@ -125,7 +125,7 @@ def close(st: SiteState, s: Session, meter_wh: int, end: int, reason: str) -> Ti
     del st.sessions[s.id]
     st.tickets[s.id] = ticket
     st.closed = (*st.closed, s.id)[-MAX_RECENT_CLOSED:]
-    st.cps[s.cp] = replace(st.cps[s.cp], usage_cap_da=None, low_since=None)
+    st.cps[s.cp] = replace(st.cps[s.cp], usage_cap_da=None, low_since=None, csms_session_da=None)  # TxProfile ends
     return ticket
 
 

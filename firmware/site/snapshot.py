@@ -14,8 +14,8 @@ from firmware.site.budget import Budget
 from firmware.site.params import SiteParams
 from firmware.site.state import RECORDS, SiteState, Totals, record_json
 
-VERSION = 2
-READS = (1, 2)  # 1: before the operator's cap (`cap_da`), whose absence is no cap
+VERSION = 3
+READS = (1, 2, 3)  # 1: before the operator's cap (`cap_da`); 2: before the back office's (`csms_*_da`): absent = none
 
 
 class SnapshotVersionError(ValueError):

@@ -31,6 +31,7 @@ REASONS = {
     "site_share": "its equal share of the site's current",
     "cp_max": "the charge point's own maximum",
     "operator_cap": "an operator's cap on the charge point (set_cp_max)",
+    "csms_profile": "a charging profile of the charge point's back office (OCPP; below 6 A: paused)",
     "ev_max": "the EV's own maximum (below 6 A: it cannot charge)",
     "ev_draws_less": "the EV draws less than its share; the rest went to the others",
     "paused_short": "current is short: paused, waiting its turn (priority, then rotation)",
@@ -67,11 +68,13 @@ class Share:
 
 
 def cap_of(max_da: int, operator_cap_da: int | None, ev_max_da: int | None,
-           usage_cap_da: int | None) -> tuple[int, str]:
+           usage_cap_da: int | None, csms_cap_da: int | None = None) -> tuple[int, str]:
     """The most an EV may get, and which limit it is."""
     cap, reason = max_da, "cp_max"
     if operator_cap_da is not None and operator_cap_da < cap:
         cap, reason = operator_cap_da, "operator_cap"
+    if csms_cap_da is not None and csms_cap_da < cap:
+        cap, reason = csms_cap_da, "csms_profile"
     if ev_max_da is not None and ev_max_da < cap:
         cap, reason = ev_max_da, "ev_max"
     if usage_cap_da is not None and usage_cap_da < cap:

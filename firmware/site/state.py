@@ -22,6 +22,9 @@ class ChargePoint:
     price_ueur_kwh: int = 0        # micro-euros per kWh
     max_da: int = 0                # what it registered (its configuration)
     cap_da: int | None = None      # an operator's cap (`set_cp_max`), kept apart so a new `register` keeps it
+    csms_max_da: int | None = None      # its back office's charging profiles in force (`charging_limits`):
+    csms_default_da: int | None = None  # the point's maximum, the default cap of sessions,
+    csms_session_da: int | None = None  # and the running session's own cap (which beats the default)
     phases: int = 3
     available: bool = True         # False: OUT_OF_ORDER by an operator
     priority: int = 0              # higher charges first when current is short
@@ -38,6 +41,12 @@ class ChargePoint:
     turn_since: int | None = None
     target_da: int = 0
     limit_reason: str = "not_registered"
+
+    def csms_cap_da(self) -> int | None:
+        """The lowest current the back office's profiles allow now (None: no profile in force)."""
+        session = self.csms_session_da if self.csms_session_da is not None else self.csms_default_da
+        caps = [c for c in (self.csms_max_da, session) if c is not None]
+        return min(caps) if caps else None
 
     def out_of_service(self) -> str | None:
         """Why no one may use it now, whatever else: "not_registered", "faulted", "out_of_order"; or None."""
