@@ -14,7 +14,7 @@ from evnet.config.schema import SPI0_CE, SPI0_PINS, CentralFile, Config, PinConf
 INTERNAL_FIELDS = {"path"}
 PATH_FIELDS = {("site", "key_file"), ("mqtt", "credentials_file"), ("mqtt", "tls_ca"),
                ("mqtt", "tls_cert"), ("mqtt", "tls_key"), ("charge_point", "journal_dir"),
-               ("central", "operator_key"), ("central", "registry")}
+               ("central", "operator_key"), ("central", "registry"), ("ocpp", "password_file"), ("ocpp", "tls_ca")}
 
 
 class ConfigError(Exception):

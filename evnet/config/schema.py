@@ -194,6 +194,22 @@ class SafetyConfig:
 
 
 @dataclass(frozen=True)
+class OcppConfig:
+    """[ocpp]: this charge point's back office (a CSMS), spoken to in OCPP 1.6J or 2.0.1 (docs/ocpp.md). Paths
+    are relative to the configuration file. No [ocpp] section: no CSMS, nothing changes."""
+
+    url: str = spec(check=lambda v: bool(re.match(r"^wss?://[^/\s]+(/[^\s]*)?$", v)),
+                    expect="ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH (the identity is appended)")
+    version: Literal["1.6", "2.0.1"] = "1.6"
+    identity: str = spec("", check=lambda v: v == "" or bool(re.match(r"^[A-Za-z0-9._-]{1,48}$", v)),
+                         expect="1-48 of A-Z a-z 0-9 . _ - (default: the charge point's id)")
+    password_file: str | None = None   # Basic authentication (security profiles 1 and 2): the password alone
+    tls_ca: str | None = None          # the CA that signed the CSMS's certificate (wss://); default: the system's
+    vendor: str = spec("evnet", check=lambda v: 1 <= len(v) <= 20, expect="1-20 characters")
+    model: str = spec("evnet-cp", check=lambda v: 1 <= len(v) <= 20, expect="1-20 characters")
+
+
+@dataclass(frozen=True)
 class Config:
     """One charge point's whole configuration, as read from `path`."""
 
@@ -204,6 +220,7 @@ class Config:
     mqtt: MqttConfig = spec(factory=MqttConfig)
     monitor: MonitorConfig = spec(factory=MonitorConfig)
     safety: SafetyConfig = spec(factory=SafetyConfig)
+    ocpp: OcppConfig | None = None
     path: str = ""
 
     @property
