@@ -1,8 +1,9 @@
 """The folders are the architecture: evnet <- hal <- firmware <- central_broker, and no import cycles.
 
 Inside firmware: the protocols two peers speak and Paxos import no other firmware part; the
-engine, the EV, the monitor and the site import only those two; only the charge point process
-(firmware.chargepoint) joins the engine and the site.
+engine, the EV, the monitor and the site import only those two; OCPP (the charge point's client of
+its back office) only the protocols; only the charge point process (firmware.chargepoint) joins the
+engine, the site and OCPP.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ FIRMWARE = {
     "ev": {"protocols", "paxos"},
     "monitor": {"protocols", "paxos"},
     "site": {"protocols", "paxos"},
-    "chargepoint": {"protocols", "paxos", "engine", "site"},
+    "ocpp": {"protocols"},  # the charge point's OCPP client: knows neither the engine nor the site
+    "chargepoint": {"protocols", "paxos", "engine", "site", "ocpp"},
 }
 
 
