@@ -11,7 +11,8 @@ from collections.abc import Callable
 def serve(name: str, start: Callable[[], object], dead: Callable[[], str | None], stop: Callable[[], None],
           poll_s: float = 0.5) -> int:
     """`start()`, then run until SIGINT or SIGTERM (exit 0) or until `dead()` names a part whose thread died
-    (exit 1, so that the service manager starts the process again); `stop()` in either case. The signals
+    (exit 1, so that the service manager starts the process again; "restart: WHY" is a start again asked for,
+    not a failure); `stop()` in either case. The signals
     are taken before `start()`: one that comes while it runs is a stop like any other, not a kill."""
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -21,7 +22,11 @@ def serve(name: str, start: Callable[[], object], dead: Callable[[], str | None]
         while not done.wait(poll_s):
             part = dead()
             if part is not None:
-                print(f"{name}: the {part} died; see the log", file=sys.stderr)
+                if part.startswith("restart: "):
+                    print(f"{name}: {part[len('restart: '):]}: ending, for the service manager to start it again",
+                          file=sys.stderr)
+                else:
+                    print(f"{name}: the {part} died; see the log", file=sys.stderr)
                 return 1
     finally:
         stop()

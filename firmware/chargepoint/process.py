@@ -34,6 +34,7 @@ from evnet.clock import RealClock
 from evnet.config import Config, load_config
 from evnet.logs import FoldedLog, event_logger, setup_logging
 from evnet.serve import serve
+from firmware.chargepoint.backoffice import BackOffice, OcppRef, data_dir_of
 from firmware.chargepoint.bridge import Bridge
 from firmware.chargepoint.console import HELP as CONSOLE_HELP
 from firmware.chargepoint.console import Console
@@ -75,9 +76,11 @@ class _Engine:
 
 @dataclass(frozen=True)
 class _Button:
-    """The manual-start button pressed on the console (`driver`: the one named, else the first local driver)."""
+    """The manual-start button pressed on the console (`driver`: the one named, else the first local driver).
+    With a back office, a named driver is an id token it authorizes first (`local`: it could not be asked)."""
 
     driver: str | None
+    local: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ class ChargePoint:
             self.runner.stop()
             raise
         self.clock = self.evse.clock
-        self._tags: dict[int, Tag] = {}  # request number -> the bridge's proposal
+        self._tags: dict[int, Tag | OcppRef] = {}  # request number -> the bridge's or the back office's proposal
         self._req = time.time_ns() // 1000  # grows across restarts: a restarted member never reuses one
         self._req_lock = threading.Lock()  # the bridge's thread and the replica's (housekeeping) propose
         self.housekeeping = Housekeeping()
@@ -132,6 +135,15 @@ class ChargePoint:
         self._thread = threading.Thread(target=self._run, name=f"bridge-{self.cp}", daemon=True)
         self.failures = 0  # inputs whose handling raised (a bug): counted, logged, the loop goes on
         self.console = None if console is None else Console(console, lambda d: self.inputs.put(_Button(d)), self.log)
+        self.backoffice = None
+        if cfg.ocpp is not None:
+            try:
+                self.backoffice = BackOffice(cfg, data_dir_of(data_dir), propose=self._propose, log=self.log,
+                                             local_start=lambda token: self.inputs.put(_Button(token, local=True)))
+            except BaseException:
+                self.evse.stop()
+                self.runner.stop()
+                raise
 
     # ------------------------------------------------------------------ life cycle
 
@@ -140,6 +152,8 @@ class ChargePoint:
         self._thread.start()
         self.runner.start(wait)
         self.evse.start()
+        if self.backoffice is not None:
+            self.backoffice.start()
         if self.console is not None:
             self.console.start()
         return self
@@ -149,6 +163,8 @@ class ChargePoint:
         self.inputs.put(_Wake())
         self.evse.stop()
         self._thread.join(5)
+        if self.backoffice is not None:
+            self.backoffice.stop()
         self.runner.stop()
 
     def dead_thread(self) -> str | None:
@@ -159,6 +175,11 @@ class ChargePoint:
             return "bridge's thread"
         if not self.runner.alive:
             return "replica's thread"
+        if self.backoffice is not None:
+            if not self.backoffice.alive:
+                return "back office's link"
+            if self.backoffice.restart is not None:
+                return f"restart: the back office asked for a reset ({self.backoffice.restart})"
         return None
 
     # ------------------------------------------------------------------ the replica's thread
@@ -195,7 +216,7 @@ class ChargePoint:
         if payload is not None:
             self.runner.publish(self.runner.topics.state, payload, qos=1, retain=True)
 
-    def _propose(self, command: bytes, tag: Tag | None = None) -> None:
+    def _propose(self, command: bytes, tag: Tag | OcppRef | None = None) -> None:
         """Propose `command` as this member (any thread); the bridge's result comes back by `tag`."""
         with self._req_lock:
             self._req += 1
@@ -240,20 +261,31 @@ class ChargePoint:
             case _Result(req, result):
                 with self._req_lock:
                     tag = self._tags.pop(req, None)
-                if tag is None:
+                if isinstance(tag, OcppRef) and self.backoffice is not None:
+                    self.backoffice.site_result(tag, _decoded(result))
+                if not isinstance(tag, Tag):
                     return []
                 return self.bridge.site_result(tag, _decoded(result), now)
             case _View(view):
+                if self.backoffice is not None:
+                    self.backoffice.view(view)
                 return self.bridge.site_view(view, now)
-            case _Engine(MeterReading() as reading):
-                return self.bridge.meter(reading, now)
-            case _Engine(ManualStartPressed()):
-                return self.bridge.button(now)
+            case _Button(driver, local) if driver is not None and not local and self.backoffice is not None:
+                self.backoffice.token(driver)
+                return []
             case _Button(driver):
                 return self.bridge.button(now, driver)
-            case _Engine(event):
+            case _Wake():
+                return []
+        if self.backoffice is not None:
+            self.backoffice.engine(item.event)
+        match item.event:
+            case MeterReading() as reading:
+                return self.bridge.meter(reading, now)
+            case ManualStartPressed():
+                return self.bridge.button(now)
+            case event:
                 return self.bridge.engine_action(event, now)
-        return []
 
     def _carry_out(self, outputs: Sequence[Output]) -> None:
         for out in outputs:
@@ -264,6 +296,8 @@ class ChargePoint:
                     self.evse.ticket_taken(session_id)
                 case _:
                     self.evse.command(out)
+                    if self.backoffice is not None:
+                        self.backoffice.bridge(out)
 
 
 def _decoded(result: bytes) -> Any:
