@@ -143,6 +143,8 @@ class SiteProcesses:
     monitors: bool = True
     supervised: bool = False
     mqtt_version: str = "5"  # "3.1.1" on the embedded amqtt broker
+    extra_config: str = ""   # appended to each charge point's file, `{cp}` replaced by its id (an [ocpp] section)
+    consoles: bool = False   # each `evnet cp` reads its console from a pipe (`press`: a token at its card reader)
     origin: float = field(default_factory=time.time)  # where the points' domain time meets wall time (restarts)
     points: dict[str, Point] = field(default_factory=dict)
     restarts: list[tuple[float, str, str]] = field(default_factory=list)  # (t, cp, why), by the supervisor
@@ -170,11 +172,12 @@ class SiteProcesses:
             self._supervisor.start()
         return self
 
-    def _spawn(self, args: list[str], log: Path, stdout: int | None = None) -> subprocess.Popen[bytes]:
+    def _spawn(self, args: list[str], log: Path, stdout: int | None = None,
+               stdin: int | None = None) -> subprocess.Popen[bytes]:
         """`python -u ARGS` from the repository's root, its output appended to `log` (stdout: or a pipe)."""
         with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
             return subprocess.Popen([sys.executable, "-u", *args], stdout=out if stdout is None else stdout,
-                                    stderr=out, stdin=subprocess.DEVNULL, cwd=REPO,
+                                    stderr=out, stdin=subprocess.DEVNULL if stdin is None else stdin, cwd=REPO,
                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def _add_point(self, cp: str) -> None:
@@ -195,7 +198,7 @@ class SiteProcesses:
                                       price=round(0.30 + 0.02 * (n - 1), 2), cp_max=CP_MAX_A, cable=engine_cable,
                                       meter=ready[2], mqtt=network.port, members=json.dumps(list(MEMBERS)),
                                       limit=LIMIT_A, fallback=FALLBACK_A, lease=LEASE_S, monitor=free_port(),
-                                      version=self.mqtt_version))
+                                      version=self.mqtt_version) + self.extra_config.replace("{cp}", cp))
         self.points[cp] = Point(cp, path, load_config(path), self.root / f"{cp}.log", ready[1], network,
                                 meter_box=box)
 
@@ -212,7 +215,8 @@ class SiteProcesses:
         p.proc = self._spawn(["-m", "evnet.cli", "cp", "--config", str(p.config), "--data-dir",
                               str(self.root / "replica" / cp), "--speed", f"{self.speed:g}",
                               "--clock-origin", f"{self.origin:.3f}",
-                              *([] if self.monitors else ["--no-monitor"])], p.log)
+                              *([] if self.monitors else ["--no-monitor"]), *(["--console"] if self.consoles else [])],
+                             p.log, stdin=subprocess.PIPE if self.consoles else None)
         p.started_at = time.monotonic()
         p.starts += 1
         wait_listening(*_host_port(p.cable), 30, p.proc)
@@ -232,6 +236,13 @@ class SiteProcesses:
                 ev.wait(10)
             except subprocess.TimeoutExpired:
                 ev.kill()
+
+    def press(self, cp: str, token: str) -> None:
+        """`s TOKEN` on `cp`'s console (with `consoles`): the button, with the token a card reader would read."""
+        proc = self.points[cp].proc
+        assert proc is not None and proc.stdin is not None, f"{cp} has no console pipe"
+        proc.stdin.write(f"s {token}\n".encode())
+        proc.stdin.flush()
 
     def signal(self, cp: str, sig: signal.Signals) -> None:
         proc = self.points[cp].proc

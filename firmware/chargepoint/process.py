@@ -323,6 +323,9 @@ def main(argv: list[str]) -> int:
                              "agree across restarts and charge points")
     parser.add_argument("--no-monitor", action="store_true", help="do not open the serial link to the monitor")
     parser.add_argument("--no-console", action="store_true", help="do not read keys from the terminal")
+    parser.add_argument("--console", action="store_true",
+                        help="read the console's keys from standard input even when it is not a terminal (a card "
+                             "reader's daemon, or a test, writing 's TOKEN' lines into a pipe)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     if not (args.speed > 0 and math.isfinite(args.speed)):
@@ -331,7 +334,8 @@ def main(argv: list[str]) -> int:
     cfg = load_config(args.config)
     data_dir = args.data_dir or replica_dir(cfg)
     try:
-        console = sys.stdin if not args.no_console and sys.stdin is not None and sys.stdin.isatty() else None
+        console = sys.stdin if not args.no_console and sys.stdin is not None and (args.console or sys.stdin.isatty()) \
+            else None
         cp = ChargePoint(cfg, data_dir, speed=args.speed, clock_origin=args.clock_origin,
                          monitor=not args.no_monitor, console=console)
     except DataDirLockedError as exc:
