@@ -118,7 +118,8 @@ class Csms:
         self.folder.mkdir(parents=True)
         self.tls = make_tls(self.folder / "tls") if tls else None
         self.log_file = self.folder / "stderr.log"
-        self._options = ["--version", version, "--state", str(self.folder / "state.json"), "--heartbeat", str(heartbeat)]
+        self._options = ["--version", version, "--state", str(self.folder / "state.json"),
+                         "--heartbeat", str(heartbeat)]
         if password is not None:
             (self.folder / "password").write_text(password + "\n")
             self._options += ["--password-file", str(self.folder / "password")]
@@ -130,7 +131,9 @@ class Csms:
         self._calls: list[dict[str, Any]] = []
         self.violations: list[dict[str, Any]] = []
         self._answers: dict[int, dict[str, Any]] = {}
-        self._connected: dict[str, dict[str, Any]] = {}  # cp -> its "connected" event, while connected
+        # cp -> (open links, its last "connected" event): a reconnection may be reported before the old link's end
+        self._connected: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._connections: list[dict[str, Any]] = []  # every "connected" event, across restarts
         self._refs = itertools.count(1)
         self._proc: subprocess.Popen[str] | None = None
         self.port = 0
@@ -172,9 +175,12 @@ class Csms:
                     case "listening":
                         self._listening = event["port"]
                     case "connected":
-                        self._connected[event["cp"]] = event
+                        self._connections.append(event)
+                        self._connected[event["cp"]] = (self._connected.get(event["cp"], (0, None))[0] + 1, event)
                     case "disconnected":
-                        self._connected.pop(event["cp"], None)
+                        links, last = self._connected.pop(event["cp"], (1, None))
+                        if links > 1:
+                            self._connected[event["cp"]] = (links - 1, last)
                     case "call":
                         event["seq"] = len(self._calls)
                         self._calls.append(event)
@@ -240,14 +246,24 @@ class Csms:
         with self._cond:
             return cp in self._connected
 
-    def wait_connected(self, cp: str, timeout: float = 10.0) -> dict[str, Any]:
-        """Until `cp` is connected; its "connected" event (`protocol`: the subprotocol agreed)."""
-        return self._await(lambda: self._connected.get(cp), timeout, f"connection of {cp}")
+    def connections(self, cp: str) -> int:
+        """How many times `cp` has connected (across restarts)."""
+        with self._cond:
+            return sum(1 for c in self._connections if c["cp"] == cp)
+
+    def wait_connected(self, cp: str, timeout: float = 10.0, count: int = 1) -> dict[str, Any]:
+        """Until `cp` is connected and has connected `count` times in all (a reconnection: `connections(cp) + 1`);
+        its last "connected" event (`protocol`: the subprotocol agreed)."""
+        def ready() -> dict[str, Any] | None:
+            event = self._connected.get(cp, (0, None))[1]
+            return event if event is not None and sum(1 for c in self._connections if c["cp"] == cp) >= count else None
+        return self._await(ready, timeout, f"connection {count} of {cp}")
 
     def calls(self, cp: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
         """Every call from charge points so far, in arrival order (across restarts): cp, id, action, payload, answer."""
         with self._cond:
-            return [c for c in self._calls if (cp is None or c["cp"] == cp) and (action is None or c["action"] == action)]
+            return [c for c in self._calls
+                    if (cp is None or c["cp"] == cp) and (action is None or c["action"] == action)]
 
     def wait_call(self, action: str, cp: str | None = None, where: Callable[[dict[str, Any]], bool] | None = None,
                   timeout: float = 10.0, since: int = 0) -> dict[str, Any]:
@@ -272,7 +288,11 @@ class Csms:
     def drop(self, cp: str, force: bool = False) -> None:
         """Close `cp`'s websocket (`force`: no close handshake, as a lost network would); returns once it is gone."""
         self._send({"cmd": "drop", "cp": cp, "force": force})
-        self._await(lambda: cp not in self._connected, 10, f"disconnection of {cp}")
+        self.wait_disconnected(cp)
+
+    def wait_disconnected(self, cp: str, timeout: float = 10.0) -> None:
+        """Until the CSMS has seen every link of `cp` end."""
+        self._await(lambda: cp not in self._connected, timeout, f"disconnection of {cp}")
 
     def take_violations(self, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Await `count` violations and take them all (those a test caused on purpose do not fail it)."""

@@ -117,6 +117,14 @@ class Answers:
                 return {}
 
 
+class CallRefusedError(Exception):
+    """The charge point answered a call of ours with a CALLERROR."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+
+
 class Link:
     """One charge point's websocket: its calls answered, the CSMS's calls to it matched to their results."""
 
@@ -224,14 +232,6 @@ class Link:
                 self.pending.pop(unique_id, None)
 
 
-class CallRefusedError(Exception):
-    """The charge point answered a call of ours with a CALLERROR."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-
-
 class Server:
     def __init__(self, args: argparse.Namespace) -> None:
         self.version: str = args.version
@@ -269,7 +269,7 @@ class Server:
         link = Link(cp, ws, self.version, self.answers)
         previous, self.links[cp] = self.links.get(cp), link
         if previous is not None:
-            await previous.ws.close(1001, "Replaced by a new connection")
+            previous.ws.transport.abort()  # as csms.js does: the old link of a reconnected charge point is dead
         emit({"event": "connected", "cp": cp, "protocol": ws.subprotocol})
         try:
             await link.serve()
@@ -278,6 +278,9 @@ class Server:
         finally:
             if self.links.get(cp) is link:
                 del self.links[cp]
+            for _, future in link.pending.values():
+                if not future.done():
+                    future.set_exception(CallRefusedError("Disconnected", f"{cp} disconnected"))
             emit({"event": "disconnected", "cp": cp})
 
     async def command(self, line: str) -> None:
@@ -335,7 +338,7 @@ async def run(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lines.put_nowait, None)
     ws_server = await serve(server.handle, "127.0.0.1", args.port, subprotocols=[server.protocol],
-                            process_request=server.check, ssl=tls, ping_interval=None)
+                            process_request=server.check, ssl=tls, ping_interval=30)
     port = next(iter(ws_server.sockets)).getsockname()[1]
     emit({"event": "listening", "port": port})
     log.info("event=listening port=%d protocol=%s tls=%s", port, server.protocol, tls is not None)

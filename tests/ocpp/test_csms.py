@@ -234,6 +234,24 @@ def test_a_restart_keeps_transaction_ids_increasing_and_a_drop_is_seen(kind: str
     assert [c["answer"]["transactionId"] for c in csms.calls(action="StartTransaction")] == ids
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_reconnecting_charge_point_replaces_its_old_link(kind: str, csms_factory: Callable[..., Csms]) -> None:
+    csms = csms_factory(kind, "1.6")
+    old = MiniCp(csms)
+    csms.wait_connected("cp1")
+    new = MiniCp(csms)
+    csms.wait_connected("cp1", count=2)
+    assert csms.call("cp1", "RemoteStartTransaction", {"idTag": "x"}) == {"status": "Accepted"}
+    assert (old.cp.remote_starts, new.cp.remote_starts) == ([], ["x"])
+    assert csms.connected("cp1")  # the old link's end does not hide the new one
+    new.close()
+    old.close()
+    csms.wait_disconnected("cp1")
+    with pytest.raises(CsmsError) as refused:
+        csms.call("cp1", "RemoteStartTransaction", {"idTag": "x"})
+    assert refused.value.code == "NotConnected"
+
+
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_ocpp_rpc_strict_client_finds_no_violation(kind: str, version: str, csms_factory: Callable[..., Csms]) -> None:

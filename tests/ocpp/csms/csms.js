@@ -10,7 +10,7 @@ const http = require('http');
 const https = require('https');
 const path = require('path');
 const readline = require('readline');
-const { RPCServer, createRPCError } = require('ocpp-rpc');
+const { RPCServer, TimeoutError, createRPCError } = require('ocpp-rpc');
 
 const CP_ACTIONS = {
     // What a charge point may send, per version, and what this CSMS answers ({} unless named).
@@ -219,8 +219,8 @@ function command(line, clients) {
     }
     client.call(cmd.action, cmd.payload ?? {}, { callTimeoutMs: CALL_TIMEOUT_MS }).then(
         payload => emit({ event: 'result', ref: cmd.ref, cp: cmd.cp, payload }),
-        err => emit({ event: 'error', ref: cmd.ref, cp: cmd.cp, code: err.rpcErrorCode ?? err.name,
-            detail: err.message }),
+        err => emit({ event: 'error', ref: cmd.ref, cp: cmd.cp, detail: err.message,
+            code: err.rpcErrorCode ?? (err instanceof TimeoutError ? 'Timeout' : 'Disconnected') }),
     );
 }
 
