@@ -150,6 +150,7 @@ class Csms:
 
     def _start(self) -> None:
         self._listening: int | None = None
+        self._ended = False
         with open(self.log_file, "a") as err:
             self._proc = subprocess.Popen([*self._command(), "--port", str(self.port), *self._options],
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
@@ -191,14 +192,18 @@ class Csms:
                 self._cond.notify_all()
         with self._cond:
             self._connected.clear()
+            self._ended = True
             self._cond.notify_all()
 
     def _await(self, ready: Callable[[], Any], timeout: float, what: str) -> Any:
         with self._cond:
-            if not (found := self._cond.wait_for(ready, timeout)):
-                raise TimeoutError(f"{self.kind} CSMS ({self.version}): no {what} within {timeout} s; "
-                                   f"stderr: {self.stderr_tail()}")
-            return found
+            self._cond.wait_for(lambda: ready() or self._ended, timeout)
+            if found := ready():
+                return found
+            if self._ended:
+                raise RuntimeError(f"{self.kind} CSMS ({self.version}) ended awaiting {what}: {self.stderr_tail()}")
+            raise TimeoutError(f"{self.kind} CSMS ({self.version}): no {what} within {timeout} s; "
+                               f"stderr: {self.stderr_tail()}")
 
     def _send(self, command: dict[str, Any]) -> None:
         assert self._proc is not None and self._proc.stdin is not None

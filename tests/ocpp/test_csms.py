@@ -174,16 +174,22 @@ def test_a_scripted_session_is_answered_and_recorded_in_order(csms: Csms) -> Non
     cp.close()
 
 
+BAD_FRAMES = ["this is not OCPP", "{}", "[]", '[9, "x"]', '[2, 5, "Heartbeat", {}]', '[2, "h", "Heartbeat"]',
+              '[3, "no call of ours", {}]', '[4, "no call of ours", "GenericError", "", {}]',
+              '[2, "u", "NoSuchAction", {}]']
+
+
 @pytest.mark.parametrize("csms", CSMS_MATRIX, indirect=True)
 def test_violations_are_reported_both_ways_and_the_csms_carries_on(csms: Csms) -> None:
     cp = MiniCp(csms)
     csms.wait_connected("cp1")
     boot = "BootNotification"
-    cp.send_raw("this is not OCPP")
+    for frame in BAD_FRAMES:
+        cp.send_raw(frame)
+        assert [v["direction"] for v in csms.take_violations()] == ["in"], frame
     cp.send_raw(json.dumps([2, "m1", boot, {"chargePointModel": 5} if csms.version == "1.6" else {"reason": "x"}]))
-    taken = csms.take_violations(2)
-    assert [v["direction"] for v in taken] == ["in", "in"]
-    assert taken[1]["action"] == boot and taken[1]["id"] == "m1"
+    taken = csms.take_violations()
+    assert (taken[0]["direction"], taken[0]["action"], taken[0]["id"]) == ("in", boot, "m1")
     with pytest.raises(CsmsError):  # a call the CSMS is told to make that breaks the schema is never sent
         csms.call("cp1", "RemoteStartTransaction" if csms.version == "1.6" else "RequestStartTransaction", {})
     assert [v["direction"] for v in csms.take_violations()] == ["out"]
