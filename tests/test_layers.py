@@ -67,7 +67,8 @@ FIRMWARE = {
     "ev": {"protocols", "paxos"},
     "monitor": {"protocols", "paxos"},
     "site": {"protocols", "paxos"},
-    "chargepoint": {"protocols", "paxos", "engine", "site"},
+    "ocpp": {"protocols"},
+    "chargepoint": {"protocols", "paxos", "engine", "site", "ocpp"},
 }
 
 
