@@ -47,7 +47,7 @@ class ProfileStore:
         self._profiles: dict[int, ChargingProfile] = self._load() if path is not None else {}
 
     def installed(self) -> list[ChargingProfile]:
-        return sorted(self._profiles.values(), key=lambda p: (p.purpose, p.stack_level, p.id))
+        return sorted(self._profiles.values(), key=lambda p: p.id)
 
     def install(self, profile: ChargingProfile, *, tx: TxInfo | None, now: float) -> tuple[bool, str]:
         """Take a decoded profile (SetChargingProfile, or the one a remote start carries): (accepted?, reason)."""

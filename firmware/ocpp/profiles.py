@@ -112,7 +112,7 @@ def from_v16(obj: Any, *, max_periods: int = 24) -> ChargingProfile:
                       transaction_id=None if tx is None else str(_int(tx, "transactionId")))
     schedule = _Fields(f.take("chargingSchedule"), "chargingSchedule")
     f.done()
-    return _with_schedule(profile, schedule, max_periods)
+    return replace(_with_schedule(profile, schedule, max_periods), raw=_copy(obj))
 
 
 def from_v201(obj: Any, *, max_periods: int = 24) -> ChargingProfile:
@@ -138,7 +138,7 @@ def from_v201(obj: Any, *, max_periods: int = 24) -> ChargingProfile:
     profile = _with_schedule(profile, schedule, max_periods)
     if profile.kind != "Relative" and profile.start is None:  # K01.FR.40
         raise ProfileError(f"chargingSchedule.startSchedule: required for an {profile.kind} profile")
-    return profile
+    return replace(profile, raw=_copy(obj))
 
 
 def _common(f: _Fields, purpose: Purpose, *, version: Version, transaction_id: str | None,
@@ -163,7 +163,7 @@ def _common(f: _Fields, purpose: Purpose, *, version: Version, transaction_id: s
         id=_int(f.take(id_key), id_key), stack_level=_int(f.take("stackLevel"), "stackLevel"),
         purpose=purpose, kind=kind, recurrency=recurrency, valid_from=valid_from, valid_to=valid_to,
         transaction_id=transaction_id, start=None, duration_s=None, unit="A", periods=(), min_rate=None,
-        raw=_copy(f.obj), version=version)
+        raw={}, version=version)
 
 
 def _with_schedule(profile: ChargingProfile, s: _Fields, max_periods: int) -> ChargingProfile:

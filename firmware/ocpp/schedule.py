@@ -153,9 +153,13 @@ def _edges(p: ChargingProfile, at: float, tx: TxInfo | None) -> Iterable[float]:
             yield b + end
 
 
+def _within(p: ChargingProfile, t: float) -> bool:
+    return (p.valid_from is None or t >= p.valid_from) and (p.valid_to is None or t <= p.valid_to)
+
+
 def next_change(profiles: Iterable[ChargingProfile], at: float, tx: TxInfo | None) -> float | None:
     """The first moment after `at` at which `limits` may answer differently; None: never (as things stand)."""
-    later = [t for p in profiles for t in _edges(p, at, tx) if t > at + EPS]
+    later = [t for p in profiles for t in _edges(p, at, tx) if t > at + EPS and _within(p, t)]
     return min(later, default=None)
 
 
