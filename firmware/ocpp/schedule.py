@@ -169,7 +169,7 @@ def composite(profiles: list[ChargingProfile], at: float, duration_s: float, uni
     charge point's own `max_current_a`; equal neighbours merged; limits rounded down to 0.1 (1.6's
     resolution). Periods start on whole seconds, so a change at a fraction of one shows from the next."""
     start = float(math.floor(at))
-    span = int(min(max(duration_s, 0.0), MAX_COMPOSITE_S))
+    span = int(min(max(duration_s, 0.0), MAX_COMPOSITE_S)) if math.isfinite(duration_s) else 0
     periods: list[Period] = []
     offset = 0
     while True:
