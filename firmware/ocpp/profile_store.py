@@ -93,7 +93,7 @@ class ProfileStore:
         return self._drop(matches, "ocpp.profile.cleared")
 
     def transaction_ended(self, transaction_id: str) -> bool:
-        """Its TxProfiles end with the transaction (OCPP 1.6 §3.13.4, 2.0.1 K01.FR.05)."""
+        """A TxProfile lives as long as its transaction."""
         return self._drop(lambda p: p.purpose == "tx" and p.transaction_id == transaction_id,
                           "ocpp.profile.transaction_ended")
 

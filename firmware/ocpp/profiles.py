@@ -135,10 +135,12 @@ def from_v201(obj: Any, *, max_periods: int = 24) -> ChargingProfile:
         raise ProfileError(f"chargingSchedule: {len(schedules)} schedules; only one per profile is supported")
     schedule = _Fields(schedules[0], "chargingSchedule", extra=("customData", "salesTariff"))
     _int(schedule.take("id"), "chargingSchedule.id")
-    profile = _with_schedule(profile, schedule, max_periods)
-    if profile.kind != "Relative" and profile.start is None:  # K01.FR.40
+    given = schedule.obj.get("startSchedule") is not None
+    if profile.kind != "Relative" and not given:  # K01.FR.40
         raise ProfileError(f"chargingSchedule.startSchedule: required for an {profile.kind} profile")
-    return replace(profile, raw=_copy(obj))
+    if profile.kind == "Relative" and given:  # K01.FR.41
+        raise ProfileError("chargingSchedule.startSchedule: not for a Relative profile")
+    return replace(_with_schedule(profile, schedule, max_periods), raw=_copy(obj))
 
 
 def _common(f: _Fields, purpose: Purpose, *, version: Version, transaction_id: str | None,
@@ -153,7 +155,7 @@ def _common(f: _Fields, purpose: Purpose, *, version: Version, transaction_id: s
         raise ProfileError(f"recurrencyKind: only for a Recurring profile, not {kind}")
     if transaction_id is not None and purpose != "tx":
         raise ProfileError("transactionId: only a TxProfile names a transaction")
-    if purpose == "cp_max" and kind == "Relative":
+    if purpose == "cp_max" and kind == "Relative":  # 2.0.1 K01.FR.38; 1.6 has no transaction for it either
         raise ProfileError("chargingProfileKind: a charge point's maximum cannot be Relative")
     valid_from = _opt_time(f.take("validFrom", required=False), "validFrom")
     valid_to = _opt_time(f.take("validTo", required=False), "validTo")

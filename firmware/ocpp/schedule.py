@@ -3,7 +3,7 @@
 Pure functions of the profiles, the time and the running transaction: the store calls them, and so
 may a test or a simulation. Three numbers come out (the charge point's maximum, the default cap of
 new sessions, the running session's cap), each in amps; within one purpose the valid profile with
-the highest stack level that has a period in force wins (OCPP 1.6 §3.13.2, 2.0.1 K01).
+the highest stack level that has a period in force wins, as both versions of OCPP specify.
 """
 
 from __future__ import annotations

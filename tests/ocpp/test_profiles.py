@@ -94,6 +94,9 @@ def _two_schedules() -> dict[str, Any]:
     ({**v201(), "chargingSchedule": [{**v201()["chargingSchedule"][0], "startSchedule": None}]}, "startSchedule"),
     ({**v201(), "chargingSchedule": []}, "chargingSchedule"),
     (v201(transactionId="x" * 37), "transactionId"),
+    (v201(chargingProfileKind="Relative"), "not for a Relative"),
+    ({**v201(validFrom="2026-03-01T00:00:00Z"),
+      "chargingSchedule": [{**v201()["chargingSchedule"][0], "startSchedule": None}]}, "required for an Absolute"),
 ])
 def test_v201_refusals(obj: dict[str, Any], reason: str) -> None:
     with pytest.raises(ProfileError, match=reason):
