@@ -64,12 +64,13 @@ class ProfileStore:
                 return self._refused(profile, f"transaction {profile.transaction_id} is not the running one")
         if profile.kind == "Absolute" and profile.start is None:
             profile = replace(profile, start=now)  # 1.6 lets an Absolute schedule start when it arrives
+        replaced = sorted(i for i, p in self._profiles.items()
+                          if i == profile.id or (p.purpose, p.stack_level) == (profile.purpose, profile.stack_level))
+        # Profiles past their validTo leave here, to make room: they can never apply again.
         kept = {i: p for i, p in self._profiles.items()
-                if i != profile.id and (p.purpose, p.stack_level) != (profile.purpose, profile.stack_level)
-                and not (p.valid_to is not None and p.valid_to <= now)}
+                if i not in replaced and not (p.valid_to is not None and p.valid_to <= now)}
         if len(kept) >= self.max_profiles:
             return self._refused(profile, f"{len(kept)} profiles installed, at most {self.max_profiles}")
-        replaced = sorted(set(self._profiles) - set(kept))
         kept[profile.id] = profile
         try:
             self._save(kept)

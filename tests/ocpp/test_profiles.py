@@ -186,7 +186,7 @@ def test_validity_window_bounds_a_profile_and_an_expired_one_leaves_at_the_next_
     s = store()
     put(s, v16(pid=1, validFrom=format_time(T0 + 100), validTo=format_time(T0 + 200), periods=((0, 8),)))
     assert [s.limits(T0 + t, None).tx_default_a for t in (99, 100, 199, 200)] == [None, 8, 8, None]
-    put(s, v16(pid=2, stack=1), now=T0 + 300)
+    assert put(s, v16(pid=2, stack=1), now=T0 + 300) == (True, "installed")
     assert [p.id for p in s.installed()] == [2]
 
 
