@@ -67,6 +67,7 @@ FIRMWARE = {
     "ev": {"protocols", "paxos"},
     "monitor": {"protocols", "paxos"},
     "site": {"protocols", "paxos"},
+    "ocpp": {"protocols"},
     "chargepoint": {"protocols", "paxos", "engine", "site"},
 }
 
