@@ -2,7 +2,8 @@
 
 Each record is one ASCII JSON object, `t` naming its kind:
 - `base`: the first record of a rewritten file: the next sequence number, the counters and the
-  live bindings (charge point transaction key -> CSMS transaction id), so none of them restarts;
+  live bindings (charge point transaction key -> CSMS transaction id; those of transactions that
+  ended with entries still queued are listed in `ended`), so none of them restarts;
 - `add`: an entry (sequence number, action, the charge point's transaction key, failed tries so
   far, the OCPP payload as wire JSON);
 - `ack`: the CSMS answered the head; for a StartTransaction with the CSMS's transaction id;
@@ -45,6 +46,7 @@ class Base:
     given_up: int = 0
     dropped: int = 0
     bindings: dict[str, TransactionId] = field(default_factory=dict)
+    ended: tuple[str, ...] = ()  # bound transactions whose end was answered while entries of theirs were queued
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def encode(record: Record) -> bytes:
         case Base():
             body = _dumps({"t": "base", "next": record.next_seq, "appended": record.appended,
                            "acked": record.acknowledged, "given_up": record.given_up,
-                           "dropped": record.dropped, "bindings": record.bindings})
+                           "dropped": record.dropped, "bindings": record.bindings, "ended": list(record.ended)})
         case Added(seq, action, tx, payload, attempts):
             head = _dumps({"t": "add", "seq": seq, "action": action, "tx": tx, "n": attempts})
             body = head[:-1] + b',"p":' + payload + b"}"
@@ -149,6 +151,12 @@ def _bindings(value: object) -> dict[str, TransactionId]:
     return {check_text(tx, "binding key", MAX_TX): transaction_id(tid, f"binding of {tx}") for tx, tid in value.items()}
 
 
+def _ended(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > MAX_BINDINGS:
+        raise JournalError(f"ended: expected a list of at most {MAX_BINDINGS} transactions")
+    return tuple(check_text(tx, "ended", MAX_TX) for tx in value)
+
+
 def decode(data: bytes) -> Record:
     """The record in one frame's payload; `JournalError` says what is wrong with it."""
     if len(data) > MAX_RECORD:
@@ -182,5 +190,6 @@ def decode(data: bytes) -> Record:
             return Dropped(tuple(_count({"seq": s}, "seq", 1) for s in seqs))
         case "base":
             return Base(_count(body, "next", 1), _count(body, "appended"), _count(body, "acked"),
-                        _count(body, "given_up"), _count(body, "dropped"), _bindings(body.get("bindings")))
+                        _count(body, "given_up"), _count(body, "dropped"), _bindings(body.get("bindings")),
+                        _ended(body.get("ended")))
     raise JournalError(f"unknown record type {str(body.get('t'))[:40]!r}")

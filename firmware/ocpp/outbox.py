@@ -32,10 +32,12 @@ core then logs it and stops reporting new sessions (the energy still flows).
 
 The file: see `journal.py`. Replay drops a torn last record (a kill -9 mid-write) and stops at
 the first damaged one with one log line naming the file and the offset; the damaged file is kept
-beside it (`.damaged`) for a person, and the queue goes on with what came before the damage.
+beside it (`.damaged`) for a person, and the queue goes on with what came before the damage
+(its sequence numbers skip past any the lost part could have held).
 The file is rewritten with only the live entries and bindings (temporary file, fsync, rename,
 fsync the directory) when the queue has emptied, or when it has grown past `compact_bytes` with
-more than half of it history.
+more than half of it history. A binding goes once its transaction's end (StopTransaction) was
+answered and nothing of that transaction is queued any more.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import fcntl
 import json
 import os
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
@@ -69,6 +71,7 @@ from firmware.ocpp.journal import (
 UNKNOWN_TRANSACTION_ID = -1
 COMPACT_EMPTY_BYTES = 4096  # an emptied queue whose file holds more history than this is rewritten
 COMPACT_BYTES = 1024 * 1024
+BINDINGS_KEPT = 10_000  # at most this many CSMS ids of transactions with nothing queued
 THIN_LOG_EVERY = 1000  # appends between two lines about thinning (folded by count: no clock here)
 
 
@@ -268,8 +271,10 @@ class Outbox:
     def _reset(self, base: Base) -> None:
         self._n = _Counters(base.next_seq, base.appended, base.acknowledged, base.given_up, base.dropped)
         self._bindings: dict[str, TransactionId] = dict(base.bindings)
-        self._ended: set[str] = set()  # transactions whose end was answered: their bindings may go
+        self._ended: set[str] = set(base.ended)  # answered ends: the binding goes with the last entry
+        self._tx_live: Counter[str] = Counter()  # queued entries of each transaction
         self._live: OrderedDict[int, _Live] = OrderedDict()
+        self._last_added = 0  # entries are numbered in the order they were added
         self._meters = 0
         self._live_bytes = 0
 
@@ -277,6 +282,12 @@ class Outbox:
         live = self._live.pop(seq)
         self._meters -= live.kind is Kind.METER
         self._live_bytes -= live.size
+        if (tx := live.record.tx) is not None:
+            self._tx_live[tx] -= 1
+            if not self._tx_live[tx]:
+                del self._tx_live[tx]
+                if tx in self._ended:
+                    self._forget(tx)
         return live
 
     def _head(self, seq: int) -> _Live:
@@ -294,13 +305,16 @@ class Outbox:
         """Change the state by `record`; `JournalError` (nothing changed) if it does not fit the state."""
         match record:
             case Added(seq, action, _, payload):
-                if seq < self._n.next_seq:
-                    raise JournalError(f"entry {seq} added after {self._n.next_seq - 1}")
+                if seq <= self._last_added:
+                    raise JournalError(f"entry {seq} added after {self._last_added}")
                 kind = kind_of(action, json.loads(payload))
                 self._live[seq] = _Live(record, kind, size)
+                if record.tx is not None:
+                    self._tx_live[record.tx] += 1
                 self._meters += kind is Kind.METER
                 self._live_bytes += size
-                self._n.next_seq = seq + 1
+                self._last_added = seq
+                self._n.next_seq = max(self._n.next_seq, seq + 1)
                 self._n.appended += 1
             case Acked(seq, transaction_id):
                 live = self._head(seq)
@@ -335,8 +349,19 @@ class Outbox:
         if live.kind is Kind.START and transaction_id is not None:
             self._bindings[tx] = transaction_id
             self._ended.discard(tx)
+            if len(self._bindings) > BINDINGS_KEPT:  # starts whose stop never came: keep the newest
+                old = next((t for t in self._bindings if t not in self._tx_live), None)
+                if old is not None:
+                    self._forget(old)
         elif live.kind is Kind.END:
             self._ended.add(tx)
+            if tx not in self._tx_live:
+                self._forget(tx)
+
+    def _forget(self, tx: str) -> None:
+        """The transaction `tx` is over and none of its entries is queued: its CSMS id is needed no more."""
+        self._bindings.pop(tx, None)
+        self._ended.discard(tx)
 
     def _thinnable(self) -> list[int]:
         """Every other one of the older half of the queued meter values (never the head); one if only one."""
@@ -369,6 +394,8 @@ class Outbox:
             self.log.info("outbox.torn_tail", offset=offset, dropped_bytes=len(data) - offset, kept=kept)
         else:
             aside = self._keep_aside(data)
+            # Entries after the damage may have been reported; their numbers are never given again.
+            self._n.next_seq += (len(data) - offset) // (HEADER.size + 1) + 1
             self.log.error("outbox.damaged", offset=offset, problem=problem, kept=kept,
                            lost_bytes=len(data) - offset, kept_aside=aside)
         self._compact()
@@ -432,10 +459,10 @@ class Outbox:
 
     def _compact(self) -> None:
         """Rewrite the file with only what is live: the counters, the bindings still needed, the entries."""
-        needed = {live.record.tx for live in self._live.values()}
-        bindings = {tx: tid for tx, tid in self._bindings.items() if tx not in self._ended or tx in needed}
         n = self._n
-        base = Base(n.next_seq, n.appended, n.acknowledged, n.given_up, n.dropped, bindings)
+        self._ended &= set(self._tx_live)  # (the entries written after the base count themselves again)
+        base = Base(n.next_seq, n.appended - len(self._live), n.acknowledged, n.given_up, n.dropped, dict(self._bindings),
+                    tuple(sorted(self._ended)))
         parts = [MAGIC, journal.encode(base)]
         for live in self._live.values():
             framed = journal.encode(live.record)
@@ -448,6 +475,4 @@ class Outbox:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         self._size = len(data)
         self._live_bytes = sum(live.size for live in self._live.values())
-        self._bindings = bindings
-        self._ended &= needed
         self.log.debug("outbox.compacted", bytes=self._size, pending=len(self._live))
