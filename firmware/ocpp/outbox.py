@@ -43,12 +43,9 @@ answered and nothing of that transaction is queued any more.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import threading
-from collections import Counter, OrderedDict
-from dataclasses import dataclass, replace
-from enum import Enum
+from dataclasses import dataclass
 from typing import Any
 
 from evnet.durable import replace_file
@@ -67,11 +64,12 @@ from firmware.ocpp.journal import (
     TransactionId,
     Tried,
 )
+from firmware.ocpp.queue import UNKNOWN_TRANSACTION_ID, Entry, Kind, Live, Queue
 
-UNKNOWN_TRANSACTION_ID = -1
+__all__ = ["Entry", "Outbox", "OutboxError", "OutboxFull", "OutboxStats", "UNKNOWN_TRANSACTION_ID"]
+
 COMPACT_EMPTY_BYTES = 4096  # an emptied queue whose file holds more history than this is rewritten
 COMPACT_BYTES = 1024 * 1024
-BINDINGS_KEPT = 10_000  # at most this many CSMS ids of transactions with nothing queued
 THIN_LOG_EVERY = 1000  # appends between two lines about thinning (folded by count: no clock here)
 
 
@@ -83,41 +81,6 @@ class OutboxFull(Exception):  # noqa: N818 - reads as what it is: the queue is f
     """The queue holds `max_entries` entries and none of them is a meter value that could be thinned."""
 
 
-class Kind(Enum):
-    START = "start"  # 1.6 StartTransaction: its answer binds tx
-    END = "end"  # 1.6 StopTransaction, 2.0.1 TransactionEvent Ended: its answer ends tx
-    METER = "meter"  # may be thinned
-    OTHER = "other"
-
-
-CARRIES_CSMS_ID = frozenset({"StopTransaction", "MeterValues"})  # 1.6: the transactionId the CSMS gave
-_METER_TRIGGERS = frozenset({"MeterValuePeriodic", "MeterValueClock"})
-
-
-def kind_of(action: str, payload: dict[str, Any]) -> Kind:
-    match action, payload.get("eventType"):
-        case "StartTransaction", _:
-            return Kind.START
-        case ("StopTransaction", _) | ("TransactionEvent", "Ended"):
-            return Kind.END
-        case "MeterValues", _:
-            return Kind.METER
-        case "TransactionEvent", "Updated" if payload.get("triggerReason") in _METER_TRIGGERS:
-            return Kind.METER
-    return Kind.OTHER
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One queued message as it goes on the wire: `payload` is a fresh dict, with its CSMS transaction id."""
-
-    seq: int
-    action: str
-    payload: dict[str, Any]
-    tx: str | None
-    attempts: int
-
-
 @dataclass(frozen=True)
 class OutboxStats:
     pending: int
@@ -126,22 +89,6 @@ class OutboxStats:
     given_up: int
     dropped: int
     bytes_on_disk: int
-
-
-@dataclass
-class _Counters:
-    next_seq: int
-    appended: int
-    acknowledged: int
-    given_up: int
-    dropped: int
-
-
-@dataclass
-class _Live:
-    record: Added
-    kind: Kind
-    size: int  # bytes of its record on disk
 
 
 class Outbox:
@@ -157,8 +104,8 @@ class Outbox:
         self.log = (log or event_logger("ocpp")).bind(outbox=path)
         self._mutex = threading.Lock()
         self._fd = self._lock_fd = -1
-        self._reset(Base())
-        self._thin_log = FoldedLog(self.log, every=THIN_LOG_EVERY, monotonic=lambda: self._n.appended)
+        self._q = Queue()
+        self._thin_log = FoldedLog(self.log, every=THIN_LOG_EVERY, monotonic=lambda: self._q.n.appended)
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
             self._lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -182,33 +129,21 @@ class Outbox:
         text = journal.payload_text(payload)
         with self._mutex:
             thinned: list[int] = []
-            if len(self._live) >= self.max_entries:
-                thinned = self._thinnable()
+            if len(self._q) >= self.max_entries:
+                thinned = self._q.thinnable()
                 if not thinned:
-                    raise OutboxFull(f"outbox {self.path}: {len(self._live)} entries, none of them meter values")
-            added = Added(self._n.next_seq, action, tx, text)
+                    raise OutboxFull(f"outbox {self.path}: {len(self._q)} entries, none of them meter values")
+            added = Added(self._q.n.next_seq, action, tx, text)
             self._write([Dropped(tuple(thinned)), added] if thinned else [added])
             if thinned:
-                self._thin_log.warning("outbox.thinned", dropped=len(thinned), pending=len(self._live),
-                                       dropped_total=self._n.dropped)
+                self._thin_log.warning("outbox.thinned", dropped=len(thinned), pending=len(self._q),
+                                       dropped_total=self._q.n.dropped)
             return added.seq
 
     def head(self) -> Entry | None:
         """The oldest entry not yet acknowledged nor given up, ready to send (see the placeholder rule)."""
         with self._mutex:
-            if not self._live:
-                return None
-            added = next(iter(self._live.values())).record
-            payload = json.loads(added.payload)
-            if added.tx is not None and added.action in CARRIES_CSMS_ID:
-                bound = self._bindings.get(added.tx)
-                if bound is not None:
-                    payload["transactionId"] = bound
-                elif added.action == "StopTransaction":
-                    payload["transactionId"] = UNKNOWN_TRANSACTION_ID
-                else:
-                    payload.pop("transactionId", None)
-            return Entry(added.seq, added.action, payload, added.tx, added.attempts)
+            return self._q.wire()
 
     def acknowledged(self, seq: int, *, transaction_id: TransactionId | None = None) -> None:
         """The CSMS answered the head `seq`; a StartTransaction's answer binds its `tx` to `transaction_id`."""
@@ -225,7 +160,7 @@ class Outbox:
         with self._mutex:
             self._head_or_raise(seq, "count a try of")
             self._write([Tried(seq)])
-            return self._live[seq].record.attempts
+            return self._q.live[seq].record.attempts
 
     def give_up(self, seq: int) -> None:
         """Drop the head `seq` unsent after its tries: on disk, counted and logged, never silent."""
@@ -233,26 +168,32 @@ class Outbox:
             live = self._head_or_raise(seq, "give up")
             self._write([GivenUp(seq)])
             self.log.warning("outbox.given_up", seq=seq, action=live.record.action, tx=live.record.tx,
-                             attempts=live.record.attempts, given_up_total=self._n.given_up)
+                             attempts=live.record.attempts, given_up_total=self._q.n.given_up)
 
     def bound(self, tx: str) -> TransactionId | None:
         """The CSMS's id of the charge point's transaction `tx`, once its StartTransaction was answered."""
         with self._mutex:
-            return self._bindings.get(tx)
+            return self._q.bindings.get(tx)
 
     def pending_meter_values(self) -> int:
         """How many queued entries are meter values (those the queue may thin)."""
         with self._mutex:
-            return self._meters
+            return self._q.meters
 
     def stats(self) -> OutboxStats:
         with self._mutex:
-            n = self._n
-            return OutboxStats(len(self._live), n.appended, n.acknowledged, n.given_up, n.dropped, self._size)
+            n = self._q.n
+            return OutboxStats(len(self._q), n.appended, n.acknowledged, n.given_up, n.dropped, self._size)
 
     def __len__(self) -> int:
         with self._mutex:
-            return len(self._live)
+            return len(self._q)
+
+    def _head_or_raise(self, seq: int, what: str) -> Live:
+        try:
+            return self._q.head(seq)
+        except JournalError as exc:
+            raise ValueError(f"cannot {what} {seq}: {exc}; order is the contract") from None
 
     def close(self) -> None:
         for fd in (self._fd, self._lock_fd):
@@ -265,112 +206,6 @@ class Outbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # ------------------------------------------------------------ state (the same for replay and for calls)
-
-    def _reset(self, base: Base) -> None:
-        self._n = _Counters(base.next_seq, base.appended, base.acknowledged, base.given_up, base.dropped)
-        self._bindings: dict[str, TransactionId] = dict(base.bindings)
-        self._ended: set[str] = set(base.ended)  # answered ends: the binding goes with the last entry
-        self._tx_live: Counter[str] = Counter()  # queued entries of each transaction
-        self._live: OrderedDict[int, _Live] = OrderedDict()
-        self._last_added = 0  # entries are numbered in the order they were added
-        self._meters = 0
-        self._live_bytes = 0
-
-    def _remove(self, seq: int) -> _Live:
-        live = self._live.pop(seq)
-        self._meters -= live.kind is Kind.METER
-        self._live_bytes -= live.size
-        if (tx := live.record.tx) is not None:
-            self._tx_live[tx] -= 1
-            if not self._tx_live[tx]:
-                del self._tx_live[tx]
-                if tx in self._ended:
-                    self._forget(tx)
-        return live
-
-    def _head(self, seq: int) -> _Live:
-        if not self._live or next(iter(self._live)) != seq:
-            raise JournalError(f"entry {seq} is not the head ({next(iter(self._live), None)})")
-        return self._live[seq]
-
-    def _head_or_raise(self, seq: int, what: str) -> _Live:
-        try:
-            return self._head(seq)
-        except JournalError as exc:
-            raise ValueError(f"cannot {what} {seq}: {exc}; order is the contract") from None
-
-    def _apply(self, record: Record, size: int) -> None:
-        """Change the state by `record`; `JournalError` (nothing changed) if it does not fit the state."""
-        match record:
-            case Added(seq, action, _, payload):
-                if seq <= self._last_added:
-                    raise JournalError(f"entry {seq} added after {self._last_added}")
-                kind = kind_of(action, json.loads(payload))
-                self._live[seq] = _Live(record, kind, size)
-                if record.tx is not None:
-                    self._tx_live[record.tx] += 1
-                self._meters += kind is Kind.METER
-                self._live_bytes += size
-                self._last_added = seq
-                self._n.next_seq = max(self._n.next_seq, seq + 1)
-                self._n.appended += 1
-            case Acked(seq, transaction_id):
-                live = self._head(seq)
-                if transaction_id is not None and live.kind is not Kind.START:
-                    raise JournalError(f"a transaction id for {live.record.action} {seq}")
-                self._settle(self._remove(seq), transaction_id)
-                self._n.acknowledged += 1
-            case GivenUp(seq):
-                self._head(seq)
-                self._settle(self._remove(seq), None)
-                self._n.given_up += 1
-            case Tried(seq):
-                live = self._head(seq)
-                live.record = replace(live.record, attempts=live.record.attempts + 1)
-            case Dropped(seqs):
-                head = next(iter(self._live), None)
-                if len(set(seqs)) != len(seqs) or any(s == head or s not in self._live
-                                                      or self._live[s].kind is not Kind.METER for s in seqs):
-                    raise JournalError(f"dropping entries that are not queued meter values: {list(seqs)[:5]}")
-                for s in seqs:
-                    self._remove(s)
-                self._n.dropped += len(seqs)
-            case Base():
-                raise JournalError("a base record after the first")
-        if not self._live:
-            self._thin_log.reset("outbox.thinned")
-
-    def _settle(self, live: _Live, transaction_id: TransactionId | None) -> None:
-        tx = live.record.tx
-        if tx is None:
-            return
-        if live.kind is Kind.START and transaction_id is not None:
-            self._bindings[tx] = transaction_id
-            self._ended.discard(tx)
-            if len(self._bindings) > BINDINGS_KEPT:  # starts whose stop never came: keep the newest
-                old = next((t for t in self._bindings if t not in self._tx_live), None)
-                if old is not None:
-                    self._forget(old)
-        elif live.kind is Kind.END:
-            self._ended.add(tx)
-            if tx not in self._tx_live:
-                self._forget(tx)
-
-    def _forget(self, tx: str) -> None:
-        """The transaction `tx` is over and none of its entries is queued: its CSMS id is needed no more."""
-        self._bindings.pop(tx, None)
-        self._ended.discard(tx)
-
-    def _thinnable(self) -> list[int]:
-        """Every other one of the older half of the queued meter values (never the head); one if only one."""
-        meters = [seq for seq, live in self._live.items() if live.kind is Kind.METER]
-        if meters and meters[0] == next(iter(self._live)):
-            meters = meters[1:]
-        if len(meters) <= 1:
-            return meters
-        return meters[:max(2, (len(meters) + 1) // 2)][1::2]
 
     # ------------------------------------------------------------ the file
 
@@ -395,7 +230,7 @@ class Outbox:
         else:
             aside = self._keep_aside(data)
             # Entries after the damage may have been reported; their numbers are never given again.
-            self._n.next_seq += (len(data) - offset) // (HEADER.size + 1) + 1
+            self._q.n.next_seq += (len(data) - offset) // (HEADER.size + 1) + 1
             self.log.error("outbox.damaged", offset=offset, problem=problem, kept=kept,
                            lost_bytes=len(data) - offset, kept_aside=aside)
         self._compact()
@@ -411,9 +246,9 @@ class Outbox:
                 if isinstance(record, Base):
                     if n:
                         raise JournalError("a base record after the first")
-                    self._reset(record)
+                    self._q = Queue(record)
                 else:
-                    self._apply(record, len(payload) + HEADER.size)
+                    self._q.apply(record, len(payload) + HEADER.size)
             except JournalError as exc:
                 return n, (offset, f"{exc}"[:160], False)
         if read.damage is None:
@@ -446,25 +281,23 @@ class Outbox:
             raise OutboxError(f"outbox {self.path}: {exc.strerror or exc}") from exc
         self._size += len(data)
         for record, bytes_ in zip(records, framed, strict=True):
-            self._apply(record, len(bytes_))
+            self._q.apply(record, len(bytes_))
+        if not self._q:
+            self._thin_log.reset("outbox.thinned")
         try:
             self._maybe_compact()
         except OSError as exc:  # the records are on disk; the old file stands
             self.log.error("outbox.compact_failed", error=exc.strerror or str(exc))
 
     def _maybe_compact(self) -> None:
-        if (not self._live and self._size > COMPACT_EMPTY_BYTES) or (
-                self._size > self.compact_bytes and 2 * self._live_bytes < self._size):
+        if (not self._q and self._size > COMPACT_EMPTY_BYTES) or (
+                self._size > self.compact_bytes and 2 * self._q.live_bytes < self._size):
             self._compact()
 
     def _compact(self) -> None:
         """Rewrite the file with only what is live: the counters, the bindings still needed, the entries."""
-        n = self._n
-        self._ended &= set(self._tx_live)  # (the entries written after the base count themselves again)
-        base = Base(n.next_seq, n.appended - len(self._live), n.acknowledged, n.given_up, n.dropped, dict(self._bindings),
-                    tuple(sorted(self._ended)))
-        parts = [MAGIC, journal.encode(base)]
-        for live in self._live.values():
+        parts = [MAGIC, journal.encode(self._q.base())]
+        for live in self._q.live.values():
             framed = journal.encode(live.record)
             live.size = len(framed)
             parts.append(framed)
@@ -472,7 +305,8 @@ class Outbox:
         replace_file(self.path, data)
         if self._fd >= 0:
             os.close(self._fd)
+            self._fd = -1
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         self._size = len(data)
-        self._live_bytes = sum(live.size for live in self._live.values())
-        self.log.debug("outbox.compacted", bytes=self._size, pending=len(self._live))
+        self._q.live_bytes = sum(live.size for live in self._q.live.values())
+        self.log.debug("outbox.compacted", bytes=self._size, pending=len(self._q))
