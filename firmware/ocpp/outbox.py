@@ -48,7 +48,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from evnet.durable import replace_file
+from evnet.durable import append_synced, replace_file
 from evnet.logs import EventLogger, FoldedLog, event_logger
 from evnet.records import HEADER, scan
 from firmware.ocpp import journal
@@ -269,15 +269,8 @@ class Outbox:
         framed = [journal.encode(r) for r in records]
         data = b"".join(framed)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view):]
-            os.fsync(self._fd)
+            append_synced(self._fd, data, self._size)
         except OSError as exc:
-            try:  # no half record for the next one to be glued to
-                os.ftruncate(self._fd, self._size)
-            except OSError:
-                pass
             raise OutboxError(f"outbox {self.path}: {exc.strerror or exc}") from exc
         self._size += len(data)
         for record, bytes_ in zip(records, framed, strict=True):
