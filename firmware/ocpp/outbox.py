@@ -1,6 +1,6 @@
 """OCPP's offline queue on disk: transaction messages and meter values, in order, none lost, none queued sent twice.
 
-Energy never waits for the CSMS (OCPP 1.6 §4.7 / 2.0.1 E.Transactions "offline"). The core appends
+Energy never waits for the CSMS (OCPP 1.6 "transaction-related messages", 2.0.1 E "offline"). The core appends
 each transaction-related message here *before* it counts it as sent (1.6: StartTransaction,
 StopTransaction, MeterValues of a transaction; 2.0.1: TransactionEvent, MeterValues); the link
 sends the head and acknowledges it when the CSMS answers. `append`, `acknowledged`, `attempt` and
@@ -16,13 +16,13 @@ the link passes to `acknowledged(seq, transaction_id=...)`: the binding of the c
 key (`tx`, its session id) to that id is in the same durable record. `head()` fills
 `transactionId` of the StopTransaction and MeterValues entries of that `tx`. The placeholder rule,
 for a `tx` with no CSMS id when its entry reaches the head (its StartTransaction was given up,
-acknowledged without an id, or lost to a damaged file): a StopTransaction is still sent (1.6: a
-transaction stopped is always reported, the CSMS reconciles it), with `transactionId`
-`UNKNOWN_TRANSACTION_ID` (-1; the field is a required integer, and no CSMS gives a negative id);
-a MeterValues is sent without `transactionId` (it is optional: the values count as the
-connector's). 2.0.1 needs none of this: the charge point names its transactions, so its core
-appends MeterValues with `tx=None` (2.0.1's MeterValues has no `transactionId` field) and its
-TransactionEvents as they are.
+acknowledged without an id, or lost to a damaged file): a StopTransaction is still sent (its
+meter reading is what bills the session; the CSMS reconciles it by connector, idTag and time),
+with `transactionId` `UNKNOWN_TRANSACTION_ID` (-1: the field is a required integer, and CSMSs
+number their transactions from 1); a MeterValues is sent without `transactionId` (the field is
+optional: the values count as the connector's). 2.0.1 needs none of this: the charge point names
+its transactions, so its core appends MeterValues with `tx=None` (2.0.1's MeterValues has no
+`transactionId` field) and its TransactionEvents as they are.
 
 Bounded: at `max_entries`, the oldest meter values (1.6 and 2.0.1 MeterValues, TransactionEvent
 Updated of trigger MeterValuePeriodic or MeterValueClock) are thinned, every other one of the
@@ -92,7 +92,11 @@ class OutboxStats:
 
 
 class Outbox:
-    """The queue in the file at `path` (created with its directory if missing), replayed at once."""
+    """The queue in the file at `path` (created with its directory if missing), replayed at once.
+
+    `log`: the charge point's logger (`event_logger("ocpp", cp=...)`); one process at a time (a lock
+    file beside it). Thread-safe: the core appends while the link sends the head.
+    """
 
     def __init__(self, path: str, *, max_entries: int = 20_000, log: EventLogger | None = None,
                  compact_bytes: int = COMPACT_BYTES) -> None:
@@ -109,10 +113,14 @@ class Outbox:
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
             self._lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             self.close()
-            raise OutboxError(f"outbox {path}: {exc.strerror or exc} (another process has it?)") from exc
+            raise OutboxError(f"outbox {path}: {exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.close()
+            raise OutboxError(f"outbox {path} is in use by another process") from None
         try:
             self._open()
         except OSError as exc:

@@ -248,7 +248,7 @@ def test_append_refuses_what_it_could_not_send_and_writes_nothing(tmp_path: Path
 
 def test_a_second_process_on_the_same_file_is_refused(tmp_path: Path) -> None:
     path = str(tmp_path / "outbox")
-    with Outbox(path), pytest.raises(OutboxError, match="another process"):
+    with Outbox(path), pytest.raises(OutboxError, match="in use by another process"):
         Outbox(path)
 
 
