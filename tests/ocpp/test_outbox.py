@@ -193,9 +193,11 @@ def test_thinning_drops_old_meter_values_never_starts_or_stops(tmp_path: Path,
         stats = box.stats()
         assert stats.dropped > 0 and stats.appended - stats.dropped == len(box) <= 20
         assert box.pending_meter_values() == len(box) - 4  # all but the two starts and the two ends
+        pending = len(box)
     assert sum("outbox.thinned" in r.getMessage() for r in caplog.records) == 1  # folded
     with Outbox(path, max_entries=20) as box:
         entries = drain(box)
+    assert len(entries) == pending  # what was thinned stays gone after a restart
     seqs = [e.seq for e in entries]
     assert set(kept) - set(seqs) <= set(kept[1:4])  # of those, only the first session's meter values may go
     assert [e.action for e in entries if e.seq in kept and e.action != "MeterValues"] == [
