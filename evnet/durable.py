@@ -1,4 +1,5 @@
-"""Files that must survive a crash or a power cut: replaced whole, atomically, and on disk when the call returns.
+"""Files that must survive a crash or a power cut: replaced whole, atomically, or appended to, and on disk when
+the call returns.
 
 The new content goes to a temporary file beside the old one, which is fsync'd and renamed over it;
 then the directory is fsync'd so the rename itself is durable. A crash at any point leaves either
@@ -32,3 +33,19 @@ def replace_file(path: str, data: bytes, mode: int = 0o600) -> None:
         os.close(fd)
     os.replace(tmp, path)
     fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def append_synced(fd: int, data: bytes, size: int) -> None:
+    """Append `data` to the file open at `fd` (O_APPEND, `size` bytes long) and fsync it; `OSError` if that
+    failed, after cutting the file back to `size` so no half record is left for the next one to be glued to."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except OSError:
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            pass
+        raise

@@ -31,7 +31,7 @@ import threading
 import zlib
 from dataclasses import asdict, dataclass, field
 
-from evnet.durable import replace_file
+from evnet.durable import append_synced, replace_file
 from evnet.logs import event_logger
 from firmware.engine.metering import Ticket
 from hal.meter.reading import MeterReading
@@ -276,19 +276,12 @@ class Journal:
         line = encode(record)
         with self._mutex:
             try:
-                view = memoryview(line)
-                while view:
-                    view = view[os.write(self._fd, view):]
-                os.fsync(self._fd)
+                append_synced(self._fd, line, self._size)
                 self.state.apply(record)
                 self._size += len(line)
                 if self._size > self._compact_at:
                     self._compact()
             except OSError as exc:
-                try:  # no half record for the next one to be glued to
-                    os.ftruncate(self._fd, self._size)
-                except OSError:
-                    pass
                 raise JournalError(f"journal {self.path}: {exc.strerror or exc}") from exc
 
     def _compact(self) -> None:

@@ -1,8 +1,7 @@
 """Durable acceptor state in one append-only file: a record per `save`, fdatasync before return.
 
-Layout: an 8-byte magic, then records `length (u32) | crc32(payload) (u32) | crc32(the first
-8 header bytes) (u32) | payload`; the header's own CRC keeps a damaged length in the middle of
-the log from passing for a torn tail. A record is
+Layout: an 8-byte magic, then records framed by `evnet.records` (length, CRC32 of the payload,
+CRC32 of that header). A record is
 one `save` call (the promise and the accepted entries together), so a batch is on disk whole
 or not at all. On load, a damaged LAST record (cut short by a crash, a bad CRC at the very
 end, or a zero-filled tail) is a torn write: it is dropped and the file truncated to the last
@@ -24,13 +23,12 @@ from __future__ import annotations
 
 import os
 import struct
-import zlib
 from collections.abc import Sequence
 
+from evnet.records import frame, scan
 from firmware.paxos.core.types import Accepted, Ballot, DurableState
 
 MAGIC = b"EVPXLOG1"
-_HEAD = struct.Struct(">III")  # payload length, crc32(payload), crc32(length and payload crc)
 _BATCH, _SNAPSHOT = 1, 2
 MAX_RECORD = 256 * 1024 * 1024
 PREALLOC = 4 * 1024 * 1024
@@ -113,11 +111,6 @@ def encode_snapshot(slot: int, blob: bytes) -> bytes:
     return w.bytes()
 
 
-def frame(payload: bytes) -> bytes:
-    first = struct.pack(">II", len(payload), zlib.crc32(payload))
-    return first + struct.pack(">I", zlib.crc32(first)) + payload
-
-
 def _apply(state: DurableState, payload: bytes) -> None:
     r = _Reader(payload)
     kind = r.u8()
@@ -173,37 +166,22 @@ class FileStorage:
                 self._end = len(MAGIC)
                 return DurableState()
             raise StorageCorruptError(self.path, 0, "not an evnet paxos log (bad magic)")
-        state, pos = DurableState(), len(MAGIC)
+        state = DurableState()
         dirty = len(data.rstrip(b"\0"))  # past this, only zeros: preallocated space
-        while pos < dirty:
-            problem = None
-            if pos + _HEAD.size > len(data):
-                problem, end = "record header cut short", len(data)
-            else:
-                length, crc, head_crc = _HEAD.unpack_from(data, pos)
-                end = pos + _HEAD.size + length
-                if zlib.crc32(data[pos:pos + 8]) != head_crc:
-                    problem, end = "record header CRC mismatch", pos + _HEAD.size
-                elif length == 0 or length > MAX_RECORD:
-                    problem = f"impossible record length {length}"
-                elif end > len(data):
-                    problem, end = f"record of {length} bytes cut short at {len(data) - pos - _HEAD.size}", len(data)
-                elif zlib.crc32(data[pos + _HEAD.size:end]) != crc:
-                    problem = "CRC mismatch"
-            if problem is None:
-                try:
-                    _apply(state, data[pos + _HEAD.size:end])
-                except (ValueError, UnicodeDecodeError) as e:
-                    raise StorageCorruptError(self.path, pos, f"undecodable record with a good CRC: {e}") from None
-                pos = end
-                continue
+        read = scan(data, len(MAGIC), dirty, MAX_RECORD)
+        for pos, payload in read.frames:
+            try:
+                _apply(state, payload)
+            except (ValueError, UnicodeDecodeError) as e:
+                raise StorageCorruptError(self.path, pos, f"undecodable record with a good CRC: {e}") from None
+        if (bad := read.damage) is not None:
             # A torn write is the last thing written: nothing but zeros may follow it.
-            if end < dirty:
-                raise StorageCorruptError(self.path, pos, f"{problem}, with {dirty - end} more bytes after it")
-            self.truncated_bytes = dirty - pos
-            self._zero(pos, dirty - pos)
-            break
-        self._end = pos
+            if bad.end < dirty:
+                raise StorageCorruptError(self.path, bad.offset,
+                                          f"{bad.problem}, with {dirty - bad.end} more bytes after it")
+            self.truncated_bytes = dirty - bad.offset
+            self._zero(bad.offset, dirty - bad.offset)
+        self._end = read.end
         return state
 
     def _zero(self, pos: int, count: int) -> None:
