@@ -68,6 +68,7 @@ FIRMWARE = {
     "monitor": {"protocols", "paxos"},
     "site": {"protocols", "paxos"},
     "chargepoint": {"protocols", "paxos", "engine", "site"},
+    "ocpp": {"protocols"},
 }
 
 
