@@ -20,6 +20,7 @@ MAX_TEXT = 500  # a 1.6 configuration value's limit on the wire (GetConfiguratio
 MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "Voltage")
 PHASE_ROTATIONS = ("NotApplicable", "Unknown", "RST", "RTS", "SRT", "STR", "TRS", "TSR")
 _INT = re.compile(r"[+-]?[0-9]{1,12}")
+_DECIMAL = re.compile(r"[+-]?([0-9]{1,12}(\.[0-9]{0,6})?|\.[0-9]{1,6})")
 
 
 class SettingError(ValueError):
@@ -35,9 +36,22 @@ def _clip(text: object) -> str:
 
 
 @dataclass(frozen=True)
-class Integer:
-    lo: int
-    hi: int
+class _Range:
+    lo: float
+    hi: float
+
+    def _within(self, value: Any, integral: bool) -> None:
+        number = int if integral else int | float
+        if isinstance(value, bool) or not isinstance(value, number) or not math.isfinite(value):
+            raise SettingError("InvalidValue", f"not {'an integer' if integral else 'a number'}: {_clip(value)}")
+        if not self.lo <= value <= self.hi:
+            raise SettingError("ValueOutOfRange", f"{value} is outside {self.lo}..{self.hi}")
+
+    def limits(self) -> dict[str, Any]:
+        return {"minLimit": self.lo, "maxLimit": self.hi}
+
+
+class Integer(_Range):
     data_type = "integer"
 
     def parse(self, text: str) -> int:
@@ -46,47 +60,27 @@ class Integer:
         return self.check(int(text))
 
     def check(self, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SettingError("InvalidValue", f"not an integer: {_clip(value)}")
-        if not self.lo <= value <= self.hi:
-            raise SettingError("ValueOutOfRange", f"{value} is outside {self.lo}..{self.hi}")
+        self._within(value, True)
         return value
 
     def render(self, value: int) -> str:
         return str(value)
 
-    def limits(self) -> dict[str, Any]:
-        return {"minLimit": self.lo, "maxLimit": self.hi}
 
-
-@dataclass(frozen=True)
-class Decimal:
-    lo: float
-    hi: float
+class Decimal(_Range):
     data_type = "decimal"
 
     def parse(self, text: str) -> float:
-        t = text.strip()
-        if len(t) > 24:
-            raise SettingError("InvalidValue", f"not a number: {_clip(text)}")
-        try:
-            value = float(t)
-        except ValueError:
-            raise SettingError("InvalidValue", f"not a number: {_clip(text)}") from None
-        return self.check(value)
+        if not _DECIMAL.fullmatch(text.strip()):
+            raise SettingError("InvalidValue", f"not a decimal number: {_clip(text)}")
+        return self.check(float(text))
 
     def check(self, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise SettingError("InvalidValue", f"not a finite number: {_clip(value)}")
-        if not self.lo <= value <= self.hi:
-            raise SettingError("ValueOutOfRange", f"{value} is outside {self.lo}..{self.hi}")
+        self._within(value, False)
         return float(value)
 
     def render(self, value: float) -> str:
         return f"{value:g}"
-
-    def limits(self) -> dict[str, Any]:
-        return {"minLimit": self.lo, "maxLimit": self.hi}
 
 
 @dataclass(frozen=True)

@@ -306,3 +306,13 @@ def test_the_base_report_lists_the_variables_and_is_valid_notify_report_data(bas
     assert (("SecurityCtrlr", "Identity", None) in names) == (base == "FullInventory")
     assert all(d["variableAttribute"][0]["mutability"] == "ReadWrite" for d in data) == (base != "FullInventory")
     assert s.report("SummaryInventory") == []
+
+
+@pytest.mark.parametrize("text, status", [("0", "Accepted"), ("99.5", "Accepted"), (".5", "Accepted"),
+                                          ("100.5", "Rejected"), ("-1", "Rejected"), ("nan", "Rejected"),
+                                          ("inf", "Rejected"), ("1e1", "Rejected"), ("1_0", "Rejected")])
+def test_a_decimal_variable_takes_plain_finite_numbers_in_its_range(text: str, status: str) -> None:
+    s = OcppSettings(None)
+    result = set1(s, var("SmartChargingCtrlr", "LimitChangeSignificance", attributeValue=text))
+    assert result["attributeStatus"] == status
+    assert s.value("SmartChargingCtrlr.LimitChangeSignificance") == (float(text) if status == "Accepted" else 10.0)
