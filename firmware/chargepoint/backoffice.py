@@ -34,7 +34,7 @@ from firmware.ocpp.events import (
 from firmware.ocpp.events import Output as OcppOutput
 from firmware.ocpp.link import Endpoint, OcppLink
 from firmware.ocpp.outbox import Outbox
-from firmware.ocpp.profiles import ProfileStore
+from firmware.ocpp.profile_store import ProfileStore
 from firmware.ocpp.settings import OcppSettings
 from firmware.ocpp.transactions import TxFile
 from firmware.ocpp.v16 import Dialect16

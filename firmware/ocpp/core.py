@@ -36,7 +36,7 @@ from firmware.ocpp.events import (
     TxStarted,
 )
 from firmware.ocpp.outbox import Outbox
-from firmware.ocpp.profiles import ProfileStore
+from firmware.ocpp.profile_store import ProfileStore
 from firmware.ocpp.remote import RemoteControl
 from firmware.ocpp.reporting import TxReporter
 from firmware.ocpp.settings import OcppSettings

@@ -16,10 +16,11 @@ from typing import Any
 from evnet.logs import EventLogger
 from firmware.ocpp import profiles as pr
 from firmware.ocpp import requests as r
-from firmware.ocpp import rpc
+from firmware.ocpp import rpc, schedule
 from firmware.ocpp.dialect import Call, Dialect
 from firmware.ocpp.events import Output, Propose, Restart, Sample, Send
 from firmware.ocpp.outbox import Outbox
+from firmware.ocpp.profile_store import ProfileStore
 from firmware.ocpp.settings import OcppSettings
 from firmware.ocpp.transactions import Tx
 
@@ -41,7 +42,7 @@ class Asking:
 
 
 class RemoteControl:
-    def __init__(self, dialect: Dialect, cp: str, *, settings: OcppSettings, profiles: pr.ProfileStore,
+    def __init__(self, dialect: Dialect, cp: str, *, settings: OcppSettings, profiles: ProfileStore,
                  outbox: Outbox, tx: Callable[[], Tx | None], enqueue: Callable[[Call], None],
                  status: Callable[[float], Call], sample: Callable[[], Sample | None],
                  measurands: Callable[[], list[str]], log: EventLogger) -> None:
@@ -275,14 +276,14 @@ class RemoteControl:
         unit = q.unit or "A"
         composite = self.profiles.composite(now, q.duration_s, unit, self._tx_info())
         if self.d.version == "1.6":
-            schedule = pr.to_v16(composite)
-            return {"status": "Accepted", "connectorId": 1, "scheduleStart": schedule["startSchedule"],
-                    "chargingSchedule": schedule}
-        return {"status": "Accepted", "schedule": pr.to_v201(composite, 1)}
+            v16 = schedule.to_v16(composite)
+            return {"status": "Accepted", "connectorId": 1, "scheduleStart": v16["startSchedule"],
+                    "chargingSchedule": v16}
+        return {"status": "Accepted", "schedule": schedule.to_v201(composite, 1)}
 
-    def _tx_info(self) -> pr.TxInfo | None:
+    def _tx_info(self) -> schedule.TxInfo | None:
         tx = self._tx()
-        return None if tx is None else pr.TxInfo(self._profile_tx_id(tx), tx.start_at)
+        return None if tx is None else schedule.TxInfo(self._profile_tx_id(tx), tx.start_at)
 
     def _profile_tx_id(self, tx: Tx) -> str:
         return self._csms_tx_id(tx)

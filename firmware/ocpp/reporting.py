@@ -34,8 +34,7 @@ class TxReporter:
         return self.txfile.tx
 
     def measurands(self, key: str = "MeterValuesSampledData") -> list[str]:
-        value = self.settings.value(key)
-        return [m for m in (value if isinstance(value, list) else str(value).split(",")) if m]
+        return list(self.settings.value(key))
 
     def started(self, event: TxStarted, remote_id: int | None, reservation_id: int | None) -> Tx | None:
         if self.tx is not None:  # the engine never runs two: the old one's end was lost with a crash

@@ -10,7 +10,8 @@ from typing import Any
 
 from firmware.ocpp import requests as r
 from firmware.ocpp.events import Connector, Sample
-from firmware.ocpp.times import stamp, unix
+from firmware.ocpp.profiles import parse_time
+from firmware.ocpp.times import stamp
 from firmware.ocpp.transactions import Tx
 
 VERSION = "1.6"
@@ -113,7 +114,7 @@ class Dialect16:
             case "UnlockConnector":
                 return r.Unlock(_ours(p["connectorId"]))
             case "ReserveNow":
-                return r.Reserve(p["reservationId"], p["idTag"], unix(p["expiryDate"]), _ours(p["connectorId"]))
+                return r.Reserve(p["reservationId"], p["idTag"], parse_time(p["expiryDate"]), _ours(p["connectorId"]))
             case "CancelReservation":
                 return r.CancelReserve(p["reservationId"])
             case "SetChargingProfile":

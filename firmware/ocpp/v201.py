@@ -10,7 +10,8 @@ from typing import Any
 
 from firmware.ocpp import requests as r
 from firmware.ocpp.events import Connector, Sample
-from firmware.ocpp.times import stamp, unix
+from firmware.ocpp.profiles import parse_time
+from firmware.ocpp.times import stamp
 from firmware.ocpp.transactions import Tx
 
 VERSION = "2.0.1"
@@ -121,7 +122,8 @@ class Dialect201:
             case "UnlockConnector":
                 return r.Unlock(_ours(p["evseId"]) and p["connectorId"] in (0, 1))
             case "ReserveNow":
-                return r.Reserve(p["id"], p["idToken"]["idToken"], unix(p["expiryDateTime"]), _ours(p.get("evseId")))
+                return r.Reserve(p["id"], p["idToken"]["idToken"], parse_time(p["expiryDateTime"]),
+                                 _ours(p.get("evseId")))
             case "CancelReservation":
                 return r.CancelReserve(p["reservationId"])
             case "SetChargingProfile":
