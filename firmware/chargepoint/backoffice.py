@@ -84,8 +84,9 @@ def connector_status(p: _Point) -> str:
 
 
 def data_dir_of(replica_dir: str) -> str:
-    """Where the back office keeps its files: beside the replica's (SITE/CP/ocpp)."""
-    return os.path.join(os.path.dirname(os.path.abspath(replica_dir)), "ocpp")
+    """Where the back office keeps its files: in the charge point's data directory, which is its own
+    (`--data-dir`, default SITE/CP/replica), beside the replica's files (REPLICA/ocpp)."""
+    return os.path.join(replica_dir, "ocpp")
 
 
 class BackOffice:
