@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from firmware.ocpp.profiles import parse_time
 from hil_tests.site_rig import LIMIT_A, MEMBERS, SiteRig, wait_for
 
 from .csms import Csms
@@ -27,6 +28,7 @@ from .session_script import Script
 
 PASSWORD = "correct horse battery staple"
 TOLERANCE_A = 0.5   # the meter box's rounding and the EV's ramp
+SAMPLE_S = 2        # MeterValueSampleInterval the CSMS sets
 
 
 def ocpp_site(tmp_path: Path, broker_url: str, csms: Csms) -> SiteRig:
@@ -59,8 +61,8 @@ def test_the_scripted_session(tmp_path: Path, mosquitto: Any, csms_factory: Any,
 
         # configuration: real and read back
         for cp in ("cp1", "cp2"):
-            assert s.config_accepted(ask(csms, s, cp, s.sample_interval(2)))
-        assert s.config_value(ask(csms, s, "cp2", s.get_sample_interval())) == "2"
+            assert s.config_accepted(ask(csms, s, cp, s.sample_interval(SAMPLE_S)))
+        assert s.config_value(ask(csms, s, "cp2", s.get_sample_interval())) == str(SAMPLE_S)
 
         # a token presented at cp1, authorized by the CSMS, then its EV
         rig.press("cp1", "TAG1")
@@ -94,10 +96,15 @@ def test_the_scripted_session(tmp_path: Path, mosquitto: Any, csms_factory: Any,
         composite = ask(csms, s, "cp2", s.composite(600))
         assert composite["status"] == "Accepted" and min(s.composite_limits(composite)) == 10.0
 
-        # the CSMS goes away mid-session; cp2 is killed (kill -9) while it is away and comes back
-        before = len(csms.calls())
+        # the CSMS goes away mid-session: both sessions go on, their messages queue on disk; cp2 is killed
+        # (kill -9) with its queue not empty, started again by its supervisor, and ends its session with a ticket
+        before, away = len(csms.calls()), time.time()
         csms.stop()
+        t0 = time.monotonic()
+        wait_for(lambda: min(_telemetry(rig, cp, t0) for cp in ("cp1", "cp2")) >= 2 * SAMPLE_S + 1, 30,
+                 "both charging on while the CSMS is away (each queues a meter value every 2 s)")
         rig.signal("cp2", signal.SIGKILL)
+        killed = time.time()
         wait_for(lambda: rig.points["cp2"].starts >= 2, 30, "cp2 started again by its supervisor")
         wait_for(lambda: any(t.get("cp") == "cp2" for t in rig.watch.tickets()), 60, "cp2's ticket")
         csms.restart()
@@ -105,13 +112,18 @@ def test_the_scripted_session(tmp_path: Path, mosquitto: Any, csms_factory: Any,
             csms.wait_connected(cp, count=2, timeout=60)
         end2 = csms.wait_call(s.tx_action("end"), "cp2", where=s.is_end, timeout=60, since=before)
         assert s.tx_id_of(end2) == tx2
-        queued = [c for c in csms.calls("cp2") if s.is_update(c) or s.is_end(c)]
-        stamps = [s.stamp(c) for c in queued]
-        assert stamps == sorted(stamps), "queued messages arrived out of order"
-        twice = [k for k, n in Counter((c["action"], repr(c["payload"])) for c in queued).items() if n > 1]
-        assert not twice, f"sent twice: {twice[:2]}"
-        assert sum(1 for c in queued if s.is_end(c)) == 1
-        assert all(s.tx_id_of(c) == tx2 for c in queued)
+        queued2 = [c for c in csms.calls("cp2") if (s.is_update(c) or s.is_end(c)) and _at(s, c) >= away]
+        assert any(s.is_update(c) and _at(s, c) < killed for c in queued2), "nothing queued before the kill -9"
+        csms.wait_call(s.tx_action("update"), "cp1", where=lambda c: s.is_update(c) and _at(s, c) >= away,
+                       timeout=30, since=before)
+        for cp, tx in (("cp1", tx1), ("cp2", tx2)):
+            sent = [c for c in csms.calls(cp) if s.is_update(c) or s.is_end(c)]
+            stamps = [_at(s, c) for c in sent]
+            assert stamps == sorted(stamps), f"{cp}'s messages arrived out of order"
+            twice = [k for k, n in Counter(repr(c["payload"]) for c in sent).items() if n > 1]
+            assert not twice, f"{cp} sent twice: {twice[:1]}"
+            assert all(s.tx_id_of(c) == tx for c in sent), f"{cp}: a message with another transaction id"
+        assert sum(1 for c in queued2 if s.is_end(c)) == 1
 
         # a remote stop of cp1's transaction
         assert ask(csms, s, "cp1", s.remote_stop(tx1))["status"] == "Accepted"
@@ -136,6 +148,15 @@ def test_the_scripted_session(tmp_path: Path, mosquitto: Any, csms_factory: Any,
         assert highest <= LIMIT_A + TOLERANCE_A, f"the site drew {highest:.1f} A, above its {LIMIT_A} A"
     finally:
         rig.close()
+
+
+def _telemetry(rig: SiteRig, cp: str, since: float) -> int:
+    """How many telemetry messages `cp` published since `since` (about one a second while it charges)."""
+    return sum(1 for h in rig.watch.of("/telemetry", since) if h.cp == cp) if rig.watch is not None else 0
+
+
+def _at(s: Script, call: dict[str, Any]) -> float:
+    return parse_time(s.stamp(call))
 
 
 def _waiting(rig: SiteRig, cp: str) -> str | None:
