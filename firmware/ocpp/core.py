@@ -99,6 +99,7 @@ class OcppCore:
                 self.connected, self.accepted, self._in_flight, self._boot_at = True, False, None, now
                 self._queue.clear()
             case LinkDown():
+                out += self._tokens_to_decide_locally()
                 self.connected, self.accepted, self._in_flight = False, False, None
             case rpc.CallIn():
                 out += self.remote.request(event, now)
@@ -162,6 +163,16 @@ class OcppCore:
         """The action of our call in flight with this id (rpc.decode's `action_of`)."""
         f = self._in_flight
         return f.action if f is not None and f.uid == uid else None
+
+    def _tokens_to_decide_locally(self) -> list[Output]:
+        """The link went down with tokens waiting for the CSMS's Authorize: the site decides them, none is dropped
+        (a driver at the point would otherwise wait for nothing)."""
+        f = self._in_flight
+        tokens = ([] if f is None or f.token is None else [f.token]) + [t for _, _, t in self._queue if t is not None]
+        self._queue = deque(q for q in self._queue if q[2] is None)
+        for token in tokens:
+            self.log.info("ocpp.token_local", token=token, why="the link went down before the CSMS answered")
+        return [LocalStart(t) for t in tokens]
 
     # -- sending ---------------------------------------------------------------------------------------
 

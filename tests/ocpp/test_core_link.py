@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from firmware.ocpp import core as core_module
-from firmware.ocpp.events import Connector, LinkDown, LocalStart, TokenPresented, TxEnded, TxStarted
+from firmware.ocpp.events import Connector, LinkDown, LinkUp, LocalStart, TokenPresented, TxEnded, TxStarted
 
 from .core_rig import HEARTBEAT_S, VERSIONS, Rig, call_of, calls_in, proposals, sample
 
@@ -268,3 +268,14 @@ def test_a_failed_authorize_is_decided_locally(rig: Rig) -> None:
     call = call_of(rig.handle(TokenPresented("card-2")))
     assert rig.tick(core_module.CALL_TIMEOUT_S) == [LocalStart("card-2")]
 
+
+
+def test_an_authorize_lost_with_the_link_is_decided_locally(rig: Rig) -> None:
+    rig.drain(rig.boot())
+    call_of(rig.handle(Connector("Preparing")))
+    assert calls_in(rig.handle(TokenPresented("card-1"))) == []    # queued behind the status
+    assert rig.handle(LinkDown()) == [LocalStart("card-1")]
+    _, call = authorize(rig, "card-2")
+    assert rig.handle(LinkDown()) == [LocalStart("card-2")]
+    rig.handle(LinkUp())
+    assert rig.frame(f'[3,"{call.uid}",{{"idTagInfo":{{"status":"Accepted"}}}}]') == []
