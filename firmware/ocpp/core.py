@@ -103,6 +103,9 @@ class OcppCore:
                 self.connected, self.accepted, self._in_flight = False, False, None
             case rpc.CallIn():
                 out += self.remote.request(event, now)
+                if "HeartbeatInterval" in self.settings.changed():  # the CSMS set it: in force from now
+                    self.heartbeat_s = float(self.settings.value("HeartbeatInterval"))
+                    self._heartbeat_at = now + self.heartbeat_s
             case rpc.ResultIn():
                 out += self._result(event, now)
             case rpc.ErrorIn():

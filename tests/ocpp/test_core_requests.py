@@ -324,6 +324,18 @@ def config_value(v: str, answer: dict[str, Any]) -> str:
     return answer["configurationKey"][0]["value"] if v == "1.6" else answer["getVariableResult"][0]["attributeValue"]
 
 
+def test_a_heartbeat_interval_set_by_the_csms_re_times_heartbeats(rig: Rig) -> None:
+    _, answer = ask(rig, set_config(rig.version, "HeartbeatInterval", "45"))
+    assert answer is not None
+    assert config_value(rig.version, ask(rig, get_config(rig.version, "HeartbeatInterval"), "q2")[1]) == "45"
+    assert calls_in(rig.tick(44.9)) == []
+    beat = call_of(rig.tick(0.1))
+    assert beat.action == "Heartbeat"
+    assert rig.answer(beat) == []
+    assert rig.core.next_deadline() == rig.now + 45
+    # and on the next connection, the CSMS's own boot interval wins again (OCPP: it sets the interval)
+    assert rig.core.heartbeat_s == 45
+
 
 def test_a_sample_interval_set_by_the_csms_changes_the_sampling(rig: Rig) -> None:
     start_session(rig)
