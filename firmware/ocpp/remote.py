@@ -45,7 +45,7 @@ class RemoteControl:
     def __init__(self, dialect: Dialect, cp: str, *, settings: OcppSettings, profiles: ProfileStore,
                  outbox: Outbox, tx: Callable[[], Tx | None], enqueue: Callable[[Call], None],
                  status: Callable[[float], Call], sample: Callable[[], Sample | None],
-                 measurands: Callable[[], list[str]], log: EventLogger) -> None:
+                 measurands: Callable[[], list[str]], trigger_tx: Callable[[], bool], log: EventLogger) -> None:
         self.d = dialect
         self.cp = cp
         self.settings = settings
@@ -56,6 +56,7 @@ class RemoteControl:
         self._status = status
         self._sample = sample
         self._measurands = measurands
+        self._trigger_tx = trigger_tx   # queue the transaction's TransactionEvent now (TxReporter.triggered)
         self.log = log
         self._refs = itertools.count(1)
         self.asking: dict[int, Asking] = {}
@@ -136,6 +137,8 @@ class RemoteControl:
             case r.Trigger(what, known):
                 if not known or what not in TRIGGERED:
                     return "NotImplemented" if what not in TRIGGERED else "Rejected"
+                if what in ("meter", "transaction") and self._sample() is None or what == "transaction" and tx is None:
+                    return "Rejected"  # nothing to report: Accepted would promise a message never sent
                 return "Accepted"
         return "Rejected"
 
@@ -317,7 +320,9 @@ class RemoteControl:
                 self._enqueue(("Heartbeat", {}))
             case "status":
                 self._enqueue(self._status(now))
-            case "meter" | "transaction" if sample is not None:
+            case "transaction":
+                self._trigger_tx()
+            case "meter" if sample is not None:
                 bound = None if tx is None else self.outbox.bound(tx.session)
                 self._enqueue(self.d.meter_values(sample, bound if isinstance(bound, int) else None, measurands))
 

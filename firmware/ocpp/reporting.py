@@ -56,6 +56,16 @@ class TxReporter:
         self._queue(self.d.tx_sample(tx, sample, self.measurands()), tx)
         self.txfile.update(seq_no=tx.seq_no + 1, last_sample_at=sample.at)
 
+    def triggered(self) -> bool:
+        """TriggerMessage(TransactionEvent): the transaction now, queued in turn with its other messages (its
+        seqNo is the next); False if there is no transaction or no reading to report."""
+        tx, sample = self.tx, self.sample
+        if tx is None or sample is None:
+            return False
+        self._queue(self.d.tx_sample(tx, sample, self.measurands(), triggered=True), tx)
+        self.txfile.update(seq_no=tx.seq_no + 1)
+        return True
+
     def ended(self, event: TxEnded) -> Tx | None:
         """The transaction that ended (None: not one we reported; logged)."""
         tx = self.tx

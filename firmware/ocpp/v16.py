@@ -74,10 +74,12 @@ class Dialect16:
             payload["reservationId"] = tx.reservation_id
         return "StartTransaction", payload
 
-    def tx_sample(self, tx: Tx, sample: Sample, measurands: list[str]) -> tuple[str, dict[str, Any]]:
+    def tx_sample(self, tx: Tx, sample: Sample, measurands: list[str], *,
+                  triggered: bool = False) -> tuple[str, dict[str, Any]]:
         # transactionId 0 until the outbox fills in the CSMS's (outbox.py)
+        context = "Trigger" if triggered else "Sample.Periodic"
         return "MeterValues", {"connectorId": 1, "transactionId": 0,
-                               "meterValue": [self.sampled(sample, measurands, "Sample.Periodic")]}
+                               "meterValue": [self.sampled(sample, measurands, context)]}
 
     def tx_end(self, tx: Tx, sample: Sample, reason: str, measurands: list[str]) -> tuple[str, dict[str, Any]]:
         payload: dict[str, Any] = {"transactionId": 0, "idTag": _tag(tx.token), "meterStop": round(sample.energy_wh),

@@ -89,7 +89,12 @@ class Dialect201:
             payload["reservationId"] = tx.reservation_id
         return action, payload
 
-    def tx_sample(self, tx: Tx, sample: Sample, measurands: list[str]) -> tuple[str, dict[str, Any]]:
+    def tx_sample(self, tx: Tx, sample: Sample, measurands: list[str], *,
+                  triggered: bool = False) -> tuple[str, dict[str, Any]]:
+        """An Updated event: periodic, or asked for by TriggerMessage(TransactionEvent)."""
+        if triggered:
+            return self._event(tx, "Updated", "Trigger", sample.at, [self.sampled(sample, measurands, "Trigger")],
+                               {})
         return self._event(tx, "Updated", "MeterValuePeriodic", sample.at,
                            [self.sampled(sample, measurands, "Sample.Periodic")], {})
 

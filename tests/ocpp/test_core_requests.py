@@ -288,6 +288,29 @@ TRIGGERS = {"1.6": ["BootNotification", "Heartbeat", "StatusNotification", "Mete
             "2.0.1": ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "TransactionEvent"]}
 
 
+def test_each_trigger_is_accepted_and_its_message_is_sent_next(rig: Rig) -> None:
+    start_session(rig)
+    rig.handle(sample(rig.now + 5))
+    for n, what in enumerate(TRIGGERS[rig.version]):
+        out, answer = ask(rig, ("TriggerMessage", {"requestedMessage": what}), f"t{n}")
+        assert answer == {"status": "Accepted"}, what
+        sent = call_of(out)
+        assert sent.action == what
+        if what == "TransactionEvent":  # the transaction's next event, in turn with its others
+            assert (sent.payload["eventType"], sent.payload["triggerReason"], sent.payload["seqNo"]) == \
+                ("Updated", "Trigger", 1)
+        rig.drain(out)
+
+
+def test_a_trigger_with_nothing_to_report_is_rejected(rig: Rig) -> None:
+    for n, what in enumerate(TRIGGERS[rig.version][3:]):   # no reading yet, no transaction
+        out, answer = ask(rig, ("TriggerMessage", {"requestedMessage": what}), f"t{n}")
+        assert answer == {"status": "Rejected"} and calls_in(out) == []
+    rig.handle(sample(rig.now))
+    if rig.version == "2.0.1":
+        out, answer = ask(rig, ("TriggerMessage", {"requestedMessage": "TransactionEvent"}), "tx")
+        assert answer == {"status": "Rejected"} and calls_in(out) == []
+
 
 @pytest.mark.parametrize("what", ["FirmwareStatusNotification", "DiagnosticsStatusNotification",
                                   "LogStatusNotification", "SignChargingStationCertificate"])
