@@ -128,6 +128,40 @@ def test_remote_start_during_a_transaction_is_rejected_at_once(rig: Rig) -> None
     assert answer == {"status": "Rejected"} and proposals(out) == []
 
 
+def test_remote_start_carries_remote_start_id_and_installs_its_tx_profile(rig: Rig) -> None:
+    out, _ = ask(rig, remote_start(rig.version, profile=profile(rig.version, 5, "tx", 10.0)))
+    rig.site(proposals(out)[0], {"ok": True})
+    out = rig.handle(TxStarted("s1", "card-1", sample(rig.now)))
+    [limits] = proposals(out, "charging_limits")
+    assert limits.args["session_a"] == 10.0
+    rig.site(limits, {"ok": True})
+    sent = rig.drain(out, tx_id=4711)
+    if rig.version == "2.0.1":
+        assert sent[0].payload["transactionInfo"]["remoteStartId"] == 42
+        assert sent[0].payload["triggerReason"] == "RemoteStart"
+        assert sent[0].payload["idToken"]["type"] == "Central"
+    # the profile still applies once the CSMS knows the transaction (1.6: its id bound), and after a restart
+    assert rig.core.remote.limits(rig.now, force=True) == []
+    [again] = rig.core.remote.take_proposals()
+    assert again.args["session_a"] == 10.0
+    rig = rig.restart()
+    assert proposals(rig.started, "charging_limits")[0].args["session_a"] == 10.0
+    # ended: the TxProfile goes with its transaction
+    out = rig.handle(TxEnded("s1", sample(rig.now + 60, 2000, 0), "ev"))
+    assert proposals(out, "charging_limits")[0].args["session_a"] is None
+    assert rig.profiles.installed() == []
+
+
+def test_v16_a_tx_profile_names_the_transaction_by_the_csms_id(tmp_path: Path) -> None:
+    rig = Rig("1.6", tmp_path)
+    rig.drain(rig.boot())
+    start_session(rig)
+    out, answer = ask(rig, set_profile("1.6", profile("1.6", 3, "tx", 9.0) | {"transactionId": 999}))
+    assert answer == {"status": "Rejected"}
+    out, answer = ask(rig, set_profile("1.6", profile("1.6", 3, "tx", 9.0) | {"transactionId": 4711}), "q2")
+    assert answer == {"status": "Accepted"}
+    assert limits_of(out)["session_a"] == 9.0
+
 
 def test_remote_stop_of_another_transaction_is_rejected_of_ours_asks_the_site(rig: Rig) -> None:
     tx_id = start_session(rig)
