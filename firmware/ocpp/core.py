@@ -157,9 +157,11 @@ class OcppCore:
             times.append(self._in_flight.deadline)
         elif self.connected and not self.accepted:
             times.append(self._boot_at)
-        elif self.connected:
-            times.append(self._retry_at if self.outbox.head() is not None else
-                         self._heartbeat_at if self._heartbeat_at is not None else self._now)
+        elif self.connected:  # the queue's retry and the heartbeat: whichever comes first
+            if self.outbox.head() is not None:
+                times.append(self._retry_at)
+            if self.heartbeat_s > 0:
+                times.append(self._heartbeat_at if self._heartbeat_at is not None else self._now)
         return min(times, default=None)
 
     def action_of(self, uid: str) -> str | None:

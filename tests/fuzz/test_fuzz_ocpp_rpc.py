@@ -138,7 +138,7 @@ def check_decoded(incoming: object) -> None:
         assert json.loads(incoming.reply)[0] == 4
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(raw=st.one_of(st.text(max_size=200), st.binary(max_size=200), JSON.map(json.dumps),
                      st.lists(JSON, max_size=5).map(json.dumps)),
        version=st.sampled_from(rpc.VERSIONS))
@@ -146,7 +146,7 @@ def test_any_text_decodes_to_one_of_rpcs_types(raw: str | bytes, version: str) -
     check_decoded(rpc.decode(raw, version, action_of))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(data=st.data(), version=st.sampled_from(rpc.VERSIONS), text_level=st.booleans())
 def test_mutated_valid_frames_decode_to_one_of_rpcs_types(data: st.DataObject, version: str,
                                                           text_level: bool) -> None:
@@ -202,7 +202,7 @@ SITE_RESULTS = st.sampled_from([{"ok": True}, {"error": "cp_busy", "reason": "x"
                                 {"error": "cp_unavailable", "reason": "x", "why": "faulted"}])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), version=st.sampled_from(rpc.VERSIONS), in_tx=st.booleans())
 def test_every_request_that_decodes_is_answered_validly_by_a_booted_core(data: st.DataObject, version: str,
                                                                           in_tx: bool) -> None:

@@ -279,3 +279,14 @@ def test_an_authorize_lost_with_the_link_is_decided_locally(rig: Rig) -> None:
     assert rig.handle(LinkDown()) == [LocalStart("card-2")]
     rig.handle(LinkUp())
     assert rig.frame(f'[3,"{call.uid}",{{"idTagInfo":{{"status":"Accepted"}}}}]') == []
+
+
+def test_heartbeats_go_on_while_a_refused_message_waits_for_its_retry(rig: Rig) -> None:
+    rig.settings.change_configuration("TransactionMessageRetryInterval", "600")
+    queue_a_session(rig)
+    head = call_of(rig.boot())
+    booted_at = rig.now
+    rig.error(head)
+    # the link ticks the core only at its next deadline: the heartbeat's, not the retry's
+    assert rig.core.next_deadline() == booted_at + HEARTBEAT_S
+    assert call_of(rig.tick(HEARTBEAT_S)).action == "Heartbeat"
