@@ -81,7 +81,8 @@ class OcppCore:
         self.remote = RemoteControl(dialect, cp, settings=settings, profiles=profiles, outbox=outbox,
                                     tx=lambda: txfile.tx, enqueue=self._enqueue_call,
                                     status=lambda now: dialect.status(self.connector, now),
-                                    sample=lambda: self.reporter.sample, measurands=self.reporter.measurands,
+                                    sample=lambda: self.reporter.sample,
+                                    measurands=lambda: self.reporter.measurands(at_least_one=True),
                                     trigger_tx=self.reporter.triggered, log=log)
 
     # -- inputs ----------------------------------------------------------------------------------------

@@ -33,8 +33,11 @@ class TxReporter:
     def tx(self) -> Tx | None:
         return self.txfile.tx
 
-    def measurands(self, key: str = "MeterValuesSampledData") -> list[str]:
-        return list(self.settings.value(key))
+    def measurands(self, key: str = "MeterValuesSampledData", *, at_least_one: bool = False) -> list[str]:
+        """The measurands a CSMS set for `key`; `at_least_one`: the energy register if it set none (a message that
+        must go, a trigger's, cannot be empty: the schemas want one sampled value)."""
+        chosen = list(self.settings.value(key))
+        return chosen or (["Energy.Active.Import.Register"] if at_least_one else [])
 
     def started(self, event: TxStarted, remote_id: int | None, reservation_id: int | None) -> Tx | None:
         if self.tx is not None:  # the engine never runs two: the old one's end was lost with a crash
@@ -51,8 +54,8 @@ class TxReporter:
         self.sample = sample
         tx = self.tx
         interval = float(self.settings.value("MeterValueSampleInterval"))
-        if tx is None or interval <= 0 or sample.at - tx.last_sample_at < interval:
-            return
+        if tx is None or interval <= 0 or sample.at - tx.last_sample_at < interval or not self.measurands():
+            return  # none set: nothing to sample (an empty one breaks the schema and was given up, a seqNo lost)
         self._queue(self.d.tx_sample(tx, sample, self.measurands()), tx)
         self.txfile.update(seq_no=tx.seq_no + 1, last_sample_at=sample.at)
 
@@ -62,7 +65,7 @@ class TxReporter:
         tx, sample = self.tx, self.sample
         if tx is None or sample is None:
             return False
-        self._queue(self.d.tx_sample(tx, sample, self.measurands(), triggered=True), tx)
+        self._queue(self.d.tx_sample(tx, sample, self.measurands(at_least_one=True), triggered=True), tx)
         self.txfile.update(seq_no=tx.seq_no + 1)
         return True
 

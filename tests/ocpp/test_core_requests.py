@@ -428,3 +428,23 @@ def test_a_bad_frame_is_counted_and_answered_when_it_was_a_request(rig: Rig, raw
         assert error.kind == 4 and error.uid == raw.split('"')[1]
     else:
         assert sent == []
+
+
+def test_no_sampled_measurands_set_means_no_periodic_values_and_triggers_still_report_energy(rig: Rig) -> None:
+    ask(rig, ("ChangeConfiguration", {"key": "MeterValuesSampledData", "value": ""}) if rig.version == "1.6" else
+        ("SetVariables", {"setVariableData": [{"component": {"name": "SampledDataCtrlr"}, "attributeValue": "",
+                                               "variable": {"name": "TxUpdatedMeasurands"}}]}))
+    assert rig.settings.value("MeterValuesSampledData") == ()
+    start_session(rig)
+    assert rig.drain(rig.handle(sample(rig.now + 60, 1100))) == []
+    for what in TRIGGERS[rig.version][3:]:
+        out, answer = ask(rig, ("TriggerMessage", {"requestedMessage": what}), what)
+        assert answer == {"status": "Accepted"}
+        [sent] = rig.drain(out)
+        values = sent.payload["meterValue"][0]["sampledValue"]
+        assert [v["measurand"] for v in values] == ["Energy.Active.Import.Register"]
+    sent = rig.drain(rig.handle(TxEnded("s1", sample(rig.now + 90, 1200, 0), "ev")))
+    assert len(sent) == 1
+    if rig.version == "2.0.1":
+        assert sent[0].payload["seqNo"] == 2   # 0 Started, 1 the trigger's: none lost
+    assert rig.outbox.stats().given_up == 0
