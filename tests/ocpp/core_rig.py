@@ -16,7 +16,7 @@ from typing import Any
 from evnet.logs import event_logger
 from firmware.ocpp import rpc
 from firmware.ocpp.core import OcppCore
-from firmware.ocpp.events import Event, LinkUp, Output, Propose, Sample, Send, SiteAnswer
+from firmware.ocpp.events import Event, LinkUp, Output, Propose, Sample, Send, SiteAnswer, TxStarted
 from firmware.ocpp.outbox import Outbox
 from firmware.ocpp.profile_store import ProfileStore
 from firmware.ocpp.settings import OcppSettings
@@ -183,3 +183,23 @@ def reply_of(out: list[Output], uid: str, version: str, action: str) -> dict[str
 
 def proposals(out: list[Output], op: str | None = None) -> list[Propose]:
     return [o for o in out if isinstance(o, Propose) and (op is None or o.op == op)]
+
+
+# -- a booted core's requests and sessions ----------------------------------------------------------------
+
+
+def ask(rig: Rig, request: tuple[str, dict[str, Any]], uid: str = "q1") -> tuple[list[Any], dict[str, Any] | None]:
+    """Send a request: (the outputs, the answer's payload or None when it waits for the site)."""
+    out = rig.request(request[0], request[1], uid)
+    answered = [s for s in (read(o.frame) for o in out if isinstance(o, Send)) if s.uid == uid]
+    return out, reply_of(out, uid, rig.version, request[0]) if answered else None
+
+
+def start_session(rig: Rig, token: str = "card-1", session: str = "s1") -> str:
+    """A session running, its start answered (1.6: id 4711): the transaction id as the CSMS knows it."""
+    out = rig.handle(TxStarted(session, token, sample(rig.now)))
+    for p in proposals(out, "charging_limits"):
+        rig.site(p, {"ok": True})
+    rig.drain(out, tx_id=4711)
+    assert rig.outbox.head() is None
+    return "4711" if rig.version == "1.6" else session

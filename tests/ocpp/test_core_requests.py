@@ -1,5 +1,6 @@
-"""What a CSMS asks of the OCPP core, both versions, on its real parts: decided through the site by proposals
-answered with `SiteAnswer`, or here (profiles, configuration, triggers); every answer valid for its schema."""
+"""What a CSMS asks of the OCPP core that the site decides, both versions, on its real parts: remote start and
+stop, availability, reset and reservations become proposals answered with `SiteAnswer`; charging profiles are
+kept here and their limits proposed; every answer valid for its schema."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from typing import Any
 import pytest
 
 from firmware.ocpp import remote as remote_module
-from firmware.ocpp.events import Restart, Send, TxEnded, TxStarted
+from firmware.ocpp.events import Restart, TxEnded, TxStarted
 from firmware.ocpp.times import stamp
 
-from .core_rig import T0, VERSIONS, Rig, call_of, calls_in, proposals, read, reply_of, sample
+from .core_rig import T0, VERSIONS, Rig, ask, call_of, proposals, reply_of, sample, start_session
 
 
 @pytest.fixture(params=VERSIONS)
@@ -81,23 +82,6 @@ def set_profile(v: str, prof: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if v == "1.6":
         return "SetChargingProfile", {"connectorId": 1, "csChargingProfiles": prof}
     return "SetChargingProfile", {"evseId": 1, "chargingProfile": prof}
-
-
-def ask(rig: Rig, request: tuple[str, dict[str, Any]], uid: str = "q1") -> tuple[list[Any], dict[str, Any] | None]:
-    """Send a request: (the outputs, the answer's payload or None when it waits for the site)."""
-    out = rig.request(request[0], request[1], uid)
-    answered = [s for s in (read(o.frame) for o in out if isinstance(o, Send)) if s.uid == uid]
-    return out, reply_of(out, uid, rig.version, request[0]) if answered else None
-
-
-def start_session(rig: Rig, token: str = "card-1", session: str = "s1") -> str:
-    """A session running, its start answered (1.6: id 4711): the transaction id as the CSMS knows it."""
-    out = rig.handle(TxStarted(session, token, sample(rig.now)))
-    for p in proposals(out, "charging_limits"):
-        rig.site(p, {"ok": True})
-    rig.drain(out, tx_id=4711)
-    assert rig.outbox.head() is None
-    return "4711" if rig.version == "1.6" else session
 
 
 # -- remote start and stop -------------------------------------------------------------------------------
@@ -313,138 +297,3 @@ def test_get_composite_schedule_answers_valid_for_its_schema(rig: Rig) -> None:
         out, answer = ask(rig, ("GetCompositeSchedule", request | ({"chargingRateUnit": unit} if unit else {})),
                           f"c{unit}")
         assert answer is not None and answer["status"] == "Accepted"
-
-
-# -- triggers ----------------------------------------------------------------------------------------------
-
-
-TRIGGERS = {"1.6": ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues"],
-            "2.0.1": ["BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "TransactionEvent"]}
-
-
-def test_each_trigger_is_accepted_and_its_message_is_sent_next(rig: Rig) -> None:
-    start_session(rig)
-    rig.handle(sample(rig.now + 5))
-    for n, what in enumerate(TRIGGERS[rig.version]):
-        out, answer = ask(rig, ("TriggerMessage", {"requestedMessage": what}), f"t{n}")
-        assert answer == {"status": "Accepted"}, what
-        sent = call_of(out)
-        assert sent.action == what
-        if what == "TransactionEvent":  # the transaction's next event, in turn with its others
-            assert (sent.payload["eventType"], sent.payload["triggerReason"], sent.payload["seqNo"]) == \
-                ("Updated", "Trigger", 1)
-        rig.drain(out)
-
-
-def test_a_trigger_with_nothing_to_report_is_rejected(rig: Rig) -> None:
-    for n, what in enumerate(TRIGGERS[rig.version][3:]):   # no reading yet, no transaction
-        out, answer = ask(rig, ("TriggerMessage", {"requestedMessage": what}), f"t{n}")
-        assert answer == {"status": "Rejected"} and calls_in(out) == []
-    rig.handle(sample(rig.now))
-    if rig.version == "2.0.1":
-        out, answer = ask(rig, ("TriggerMessage", {"requestedMessage": "TransactionEvent"}), "tx")
-        assert answer == {"status": "Rejected"} and calls_in(out) == []
-
-
-@pytest.mark.parametrize("what", ["FirmwareStatusNotification", "DiagnosticsStatusNotification",
-                                  "LogStatusNotification", "SignChargingStationCertificate"])
-def test_a_trigger_not_implemented(rig: Rig, what: str) -> None:
-    out = rig.request("TriggerMessage", {"requestedMessage": what}, "t1")
-    sent = [read(o.frame) for o in out if isinstance(o, Send)]
-    if sent[0].kind == 4:  # not a message of this version: the schema refused it
-        assert sent[0].action == "FormationViolation" or sent[0].action.endswith("Violation")
-        return
-    assert reply_of(out, "t1", rig.version, "TriggerMessage") == {"status": "NotImplemented"}
-    assert calls_in(out) == []
-
-
-# -- configuration -----------------------------------------------------------------------------------------
-
-
-def set_config(v: str, key: str, value: str) -> tuple[str, dict[str, Any]]:
-    if v == "1.6":
-        return "ChangeConfiguration", {"key": key, "value": value}
-    names = {"HeartbeatInterval": ("OCPPCommCtrlr", "HeartbeatInterval"),
-             "MeterValueSampleInterval": ("SampledDataCtrlr", "TxUpdatedInterval")}[key]
-    return "SetVariables", {"setVariableData": [{"component": {"name": names[0]}, "variable": {"name": names[1]},
-                                                 "attributeValue": value}]}
-
-
-def get_config(v: str, key: str) -> tuple[str, dict[str, Any]]:
-    if v == "1.6":
-        return "GetConfiguration", {"key": [key]}
-    return "GetVariables", {"getVariableData": [{"component": {"name": "OCPPCommCtrlr"},
-                                                 "variable": {"name": key}}]}
-
-
-def config_value(v: str, answer: dict[str, Any]) -> str:
-    return answer["configurationKey"][0]["value"] if v == "1.6" else answer["getVariableResult"][0]["attributeValue"]
-
-
-def test_a_heartbeat_interval_set_by_the_csms_re_times_heartbeats(rig: Rig) -> None:
-    _, answer = ask(rig, set_config(rig.version, "HeartbeatInterval", "45"))
-    assert answer is not None
-    assert config_value(rig.version, ask(rig, get_config(rig.version, "HeartbeatInterval"), "q2")[1]) == "45"
-    assert calls_in(rig.tick(44.9)) == []
-    beat = call_of(rig.tick(0.1))
-    assert beat.action == "Heartbeat"
-    assert rig.answer(beat) == []
-    assert rig.core.next_deadline() == rig.now + 45
-    # and on the next connection, the CSMS's own boot interval wins again (OCPP: it sets the interval)
-    assert rig.core.heartbeat_s == 45
-
-
-def test_a_sample_interval_set_by_the_csms_changes_the_sampling(rig: Rig) -> None:
-    start_session(rig)
-    ask(rig, set_config(rig.version, "MeterValueSampleInterval", "10"))
-    t = rig.now
-    sent = []
-    for dt in (5, 10, 15, 20, 25, 30):
-        sent += rig.drain(rig.handle(sample(t + dt, 1000 + dt)))
-    assert len(sent) == 3   # at 10, 20, 30 after the start
-    ask(rig, set_config(rig.version, "MeterValueSampleInterval", "0"), "q2")
-    assert rig.drain(rig.handle(sample(t + 100, 1100))) == []
-
-
-# -- what the core does not take ---------------------------------------------------------------------------
-
-
-def test_a_request_the_dialect_does_not_take_is_not_supported(rig: Rig) -> None:
-    action, payload = (("GetLocalListVersion", {}) if rig.version == "1.6"
-                       else ("GetLocalListVersion", {}))
-    [sent] = [read(o.frame) for o in rig.request(action, payload, "n1") if isinstance(o, Send)]
-    assert (sent.kind, sent.uid, sent.action) == (4, "n1", "NotSupported")
-
-
-@pytest.mark.parametrize("raw", [
-    '[2,"b1","Reset",{"type":"Sideways"}]', '[2,"b2","NoSuchAction",{}]', '[2,"b3","Reset",[]]',
-    '[2,"b4","Reset"]', "not json", '{"a":1}', '[5,"b5"]', '[3,"unknown",{}]', b"\xff\xfe", "[" * 5000 + "]" * 5000])
-def test_a_bad_frame_is_counted_and_answered_when_it_was_a_request(rig: Rig, raw: str | bytes) -> None:
-    out = rig.frame(raw)
-    assert rig.core.bad_frames == 1
-    sent = [read(o.frame) for o in out if isinstance(o, Send)]
-    if isinstance(raw, str) and raw.startswith('[2,"b') and raw != '[2,"b4","Reset"]':
-        [error] = sent
-        assert error.kind == 4 and error.uid == raw.split('"')[1]
-    else:
-        assert sent == []
-
-
-def test_no_sampled_measurands_set_means_no_periodic_values_and_triggers_still_report_energy(rig: Rig) -> None:
-    ask(rig, ("ChangeConfiguration", {"key": "MeterValuesSampledData", "value": ""}) if rig.version == "1.6" else
-        ("SetVariables", {"setVariableData": [{"component": {"name": "SampledDataCtrlr"}, "attributeValue": "",
-                                               "variable": {"name": "TxUpdatedMeasurands"}}]}))
-    assert rig.settings.value("MeterValuesSampledData") == ()
-    start_session(rig)
-    assert rig.drain(rig.handle(sample(rig.now + 60, 1100))) == []
-    for what in TRIGGERS[rig.version][3:]:
-        out, answer = ask(rig, ("TriggerMessage", {"requestedMessage": what}), what)
-        assert answer == {"status": "Accepted"}
-        [sent] = rig.drain(out)
-        values = sent.payload["meterValue"][0]["sampledValue"]
-        assert [v["measurand"] for v in values] == ["Energy.Active.Import.Register"]
-    sent = rig.drain(rig.handle(TxEnded("s1", sample(rig.now + 90, 1200, 0), "ev")))
-    assert len(sent) == 1
-    if rig.version == "2.0.1":
-        assert sent[0].payload["seqNo"] == 2   # 0 Started, 1 the trigger's: none lost
-    assert rig.outbox.stats().given_up == 0
