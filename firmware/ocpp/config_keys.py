@@ -242,7 +242,8 @@ _ALWAYS = {"readonly": True}
 
 KEYS: tuple[Key, ...] = (
     # 1.6 Core (its required keys, and the optional ones the core acts on)
-    _k("AuthorizeRemoteTxRequests", Boolean(), True, ("AuthCtrlr", "AuthorizeRemoteStart")),
+    # A remote start is authorized by the CSMS that asks for it: no Authorize first (1.6 lets the point choose R).
+    _k("AuthorizeRemoteTxRequests", Boolean(), False, ("AuthCtrlr", "AuthorizeRemoteStart"), **_ALWAYS),
     _k("ClockAlignedDataInterval", Integer(0, 86400), 0, ("AlignedDataCtrlr", "Interval"), **SECONDS),
     _k("ConnectionTimeOut", Integer(1, 3600), 120, ("TxCtrlr", "EVConnectionTimeOut"), **SECONDS),
     _k("ConnectorPhaseRotation", PhaseRotation(1), ("1.Unknown",)),

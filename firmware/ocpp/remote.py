@@ -235,6 +235,15 @@ class RemoteControl:
         self._ask(None, None, "remote_start", {"token": token, "timeout_s": timeout}, now)
         return self.take_proposals()
 
+    def invalid_token(self, session: str, now: float) -> list[Output]:
+        """The CSMS refused the token of transaction `session` (StopTransactionOnInvalidId): the site stops it,
+        if it still runs."""
+        tx = self._tx()
+        if tx is not None and tx.session == session:
+            self.log.warning("ocpp.tx_token_refused", session=tx.session, token=tx.token)
+            self._ask(None, None, "remote_stop", {"session": tx.session}, now)
+        return self.take_proposals()
+
     def remote_of(self, token: str) -> r.RemoteStart | None:
         return self.remote if self.remote is not None and self.remote.token == token else None
 

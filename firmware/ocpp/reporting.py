@@ -47,14 +47,26 @@ class TxReporter:
         self.log.info("ocpp.tx_started", session=tx.session, token=tx.token, meter_wh=round(tx.start_wh))
         return self.tx
 
-    def sampled(self, sample: Sample) -> None:
-        self.sample = sample
+    def sampled(self, sample: Sample) -> list[Call]:
+        """A meter reading: the periodic sample of the transaction (MeterValueSampleInterval, into the queue), and
+        the clock-aligned one (ClockAlignedDataInterval: into the queue during a transaction, else returned for
+        the core to send when it can)."""
+        last, self.sample = self.sample, sample
+        out: list[Call] = []
         tx = self.tx
+        aligned = float(self.settings.value("ClockAlignedDataInterval"))
+        if aligned > 0 and last is not None and sample.at // aligned > last.at // aligned:
+            if tx is None:
+                out.append(self.d.meter_values(sample, None, self.measurands("MeterValuesAlignedData"), "Sample.Clock"))
+            else:
+                self._queue(self.d.tx_sample(tx, sample, self.measurands("MeterValuesAlignedData"), clock=True), tx)
+                tx = self.txfile.update(seq_no=tx.seq_no + 1)
         interval = float(self.settings.value("MeterValueSampleInterval"))
         if tx is None or interval <= 0 or sample.at - tx.last_sample_at < interval:
-            return
+            return out
         self._queue(self.d.tx_sample(tx, sample, self.measurands()), tx)
         self.txfile.update(seq_no=tx.seq_no + 1, last_sample_at=sample.at)
+        return out
 
     def ended(self, event: TxEnded) -> Tx | None:
         """The transaction that ended (None: not one we reported; logged)."""

@@ -61,6 +61,12 @@ class Dialect16:
     def token_accepted(result: dict[str, Any]) -> bool:
         return result.get("idTagInfo", {}).get("status") == "Accepted"
 
+    @staticmethod
+    def token_refused(result: dict[str, Any]) -> bool:
+        """A transaction message's answer refuses its token (StopTransactionOnInvalidId then ends it)."""
+        status = result.get("idTagInfo", {}).get("status")
+        return status is not None and status != "Accepted"
+
     def sampled(self, sample: Sample, measurands: list[str], context: str) -> dict[str, Any]:
         values = [{"value": f"{getattr(sample, MEASURANDS[m][1]):.1f}" if m != "Energy.Active.Import.Register"
                    else str(round(sample.energy_wh)), "context": context, "format": "Raw", "measurand": m,
@@ -74,10 +80,12 @@ class Dialect16:
             payload["reservationId"] = tx.reservation_id
         return "StartTransaction", payload
 
-    def tx_sample(self, tx: Tx, sample: Sample, measurands: list[str]) -> tuple[str, dict[str, Any]]:
+    def tx_sample(self, tx: Tx, sample: Sample, measurands: list[str],
+                  clock: bool = False) -> tuple[str, dict[str, Any]]:
         # transactionId 0 until the outbox fills in the CSMS's (outbox.py)
+        context = "Sample.Clock" if clock else "Sample.Periodic"
         return "MeterValues", {"connectorId": 1, "transactionId": 0,
-                               "meterValue": [self.sampled(sample, measurands, "Sample.Periodic")]}
+                               "meterValue": [self.sampled(sample, measurands, context)]}
 
     def tx_end(self, tx: Tx, sample: Sample, reason: str, measurands: list[str]) -> tuple[str, dict[str, Any]]:
         payload: dict[str, Any] = {"transactionId": 0, "idTag": _tag(tx.token), "meterStop": round(sample.energy_wh),
@@ -86,8 +94,9 @@ class Dialect16:
             payload["transactionData"] = [self.sampled(sample, measurands, "Transaction.End")]
         return "StopTransaction", payload
 
-    def meter_values(self, sample: Sample, tx_id: int | None, measurands: list[str]) -> tuple[str, dict[str, Any]]:
-        payload: dict[str, Any] = {"connectorId": 1, "meterValue": [self.sampled(sample, measurands, "Trigger")]}
+    def meter_values(self, sample: Sample, tx_id: int | None, measurands: list[str],
+                     context: str = "Trigger") -> tuple[str, dict[str, Any]]:
+        payload: dict[str, Any] = {"connectorId": 1, "meterValue": [self.sampled(sample, measurands, context)]}
         if tx_id is not None:
             payload["transactionId"] = tx_id
         return "MeterValues", payload

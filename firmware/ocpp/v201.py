@@ -63,6 +63,12 @@ class Dialect201:
     def token_accepted(result: dict[str, Any]) -> bool:
         return result.get("idTokenInfo", {}).get("status") == "Accepted"
 
+    @staticmethod
+    def token_refused(result: dict[str, Any]) -> bool:
+        """A transaction message's answer refuses its token (StopTransactionOnInvalidId then ends it)."""
+        status = result.get("idTokenInfo", {}).get("status")
+        return status is not None and status != "Accepted"
+
     def sampled(self, sample: Sample, measurands: list[str], context: str) -> dict[str, Any]:
         values = [{"value": round(getattr(sample, MEASURANDS[m][1]), 1), "context": context, "measurand": m,
                    "unitOfMeasure": {"unit": MEASURANDS[m][0]}} for m in measurands if m in MEASURANDS]
@@ -89,17 +95,19 @@ class Dialect201:
             payload["reservationId"] = tx.reservation_id
         return action, payload
 
-    def tx_sample(self, tx: Tx, sample: Sample, measurands: list[str]) -> tuple[str, dict[str, Any]]:
-        return self._event(tx, "Updated", "MeterValuePeriodic", sample.at,
-                           [self.sampled(sample, measurands, "Sample.Periodic")], {})
+    def tx_sample(self, tx: Tx, sample: Sample, measurands: list[str],
+                  clock: bool = False) -> tuple[str, dict[str, Any]]:
+        return self._event(tx, "Updated", "MeterValueClock" if clock else "MeterValuePeriodic", sample.at,
+                           [self.sampled(sample, measurands, "Sample.Clock" if clock else "Sample.Periodic")], {})
 
     def tx_end(self, tx: Tx, sample: Sample, reason: str, measurands: list[str]) -> tuple[str, dict[str, Any]]:
         return self._event(tx, "Ended", END_TRIGGER.get(reason, "AbnormalCondition"), sample.at,
                            [self.sampled(sample, measurands or list(MEASURANDS)[:1], "Transaction.End")],
                            {"stoppedReason": STOPPED_REASON.get(reason, "Other"), "chargingState": "Idle"})
 
-    def meter_values(self, sample: Sample, tx_id: int | None, measurands: list[str]) -> tuple[str, dict[str, Any]]:
-        return "MeterValues", {"evseId": 1, "meterValue": [self.sampled(sample, measurands, "Trigger")]}
+    def meter_values(self, sample: Sample, tx_id: int | None, measurands: list[str],
+                     context: str = "Trigger") -> tuple[str, dict[str, Any]]:
+        return "MeterValues", {"evseId": 1, "meterValue": [self.sampled(sample, measurands, context)]}
 
     @staticmethod
     def csms_tx_id(result: dict[str, Any]) -> int | None:
