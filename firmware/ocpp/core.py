@@ -42,7 +42,7 @@ from firmware.ocpp.reporting import TxReporter
 from firmware.ocpp.settings import OcppSettings
 from firmware.ocpp.transactions import TxFile
 
-CALL_TIMEOUT_S = 30.0     # an answer not here by then: the call failed (the link is probably gone)
+CALL_TIMEOUT_S = 30.0     # an answer not here by then: the call failed (2.0.1's MessageTimeout sets it)
 BOOT_RETRY_S = 10.0       # a boot not answered, or answered without an interval
 MAX_QUEUE = 100           # status and the like while not booted: only the latest are worth sending
 
@@ -210,7 +210,8 @@ class OcppCore:
             if seq is not None:
                 self.outbox.give_up(seq)
             return []
-        self._in_flight = _InFlight(uid, action, seq, now + CALL_TIMEOUT_S, token, tx)
+        timeout = float(self.settings.value("OCPPCommCtrlr.MessageTimeout[Default]")) or CALL_TIMEOUT_S
+        self._in_flight = _InFlight(uid, action, seq, now + timeout, token, tx)
         return [Send(frame)]
 
     # -- answers to our calls --------------------------------------------------------------------------

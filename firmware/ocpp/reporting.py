@@ -42,7 +42,7 @@ class TxReporter:
             self.ended(TxEnded(self.tx.session, event.sample, "power_loss"))
         tx = Tx(event.session, event.token, event.sample.energy_wh, event.sample.at, remote_id, reservation_id,
                 seq_no=0, last_sample_at=event.sample.at)
-        self._queue(self.d.tx_start(tx, event.sample, self.measurands()), tx)
+        self._queue(self.d.tx_start(tx, event.sample, self.measurands("SampledDataCtrlr.TxStartedMeasurands")), tx)
         self.txfile.set(replace(tx, seq_no=1))
         self.log.info("ocpp.tx_started", session=tx.session, token=tx.token, meter_wh=round(tx.start_wh))
         return self.tx
