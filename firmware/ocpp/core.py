@@ -83,7 +83,7 @@ class OcppCore:
                                     tx=lambda: txfile.tx, enqueue=self._enqueue_call,
                                     status=lambda now: dialect.status(self.connector, now),
                                     sample=lambda: self.reporter.sample, measurands=self.reporter.measurands,
-                                    log=log)
+                                    tx_triggered=self.reporter.triggered, log=log)
 
     # -- inputs ----------------------------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ class RemoteControl:
     def __init__(self, dialect: Dialect, cp: str, *, settings: OcppSettings, profiles: ProfileStore,
                  outbox: Outbox, tx: Callable[[], Tx | None], enqueue: Callable[[Call], None],
                  status: Callable[[float], Call], sample: Callable[[], Sample | None],
-                 measurands: Callable[[], list[str]], log: EventLogger) -> None:
+                 measurands: Callable[[], list[str]], tx_triggered: Callable[[], bool], log: EventLogger) -> None:
         self.d = dialect
         self.cp = cp
         self.settings = settings
@@ -56,6 +56,7 @@ class RemoteControl:
         self._status = status
         self._sample = sample
         self._measurands = measurands
+        self._tx_triggered = tx_triggered
         self.log = log
         self._refs = itertools.count(1)
         self.asking: dict[int, Asking] = {}
@@ -326,6 +327,8 @@ class RemoteControl:
                 self._enqueue(("Heartbeat", {}))
             case "status":
                 self._enqueue(self._status(now))
+            case "transaction" if self._tx_triggered():
+                pass
             case "meter" | "transaction" if sample is not None:
                 bound = None if tx is None else self.outbox.bound(tx.session)
                 self._enqueue(self.d.meter_values(sample, bound if isinstance(bound, int) else None, measurands))

@@ -59,14 +59,24 @@ class TxReporter:
             if tx is None:
                 out.append(self.d.meter_values(sample, None, self.measurands("MeterValuesAlignedData"), "Sample.Clock"))
             else:
-                self._queue(self.d.tx_sample(tx, sample, self.measurands("MeterValuesAlignedData"), clock=True), tx)
-                tx = self.txfile.update(seq_no=tx.seq_no + 1)
+                tx = self._sample(tx, sample, self.measurands("MeterValuesAlignedData"), "clock")
         interval = float(self.settings.value("MeterValueSampleInterval"))
         if tx is None or interval <= 0 or sample.at - tx.last_sample_at < interval:
             return out
-        self._queue(self.d.tx_sample(tx, sample, self.measurands()), tx)
-        self.txfile.update(seq_no=tx.seq_no + 1, last_sample_at=sample.at)
+        self._sample(tx, sample, self.measurands(), "periodic")
+        self.txfile.update(last_sample_at=sample.at)
         return out
+
+    def triggered(self) -> bool:
+        """TriggerMessage of the transaction's meter values: queued with the others (False: no transaction)."""
+        if self.tx is None or self.sample is None:
+            return False
+        self._sample(self.tx, self.sample, self.measurands(), "trigger")
+        return True
+
+    def _sample(self, tx: Tx, sample: Sample, measurands: list[str], why: str) -> Tx:
+        self._queue(self.d.tx_sample(tx, sample, measurands, why), tx)
+        return self.txfile.update(seq_no=tx.seq_no + 1)
 
     def ended(self, event: TxEnded) -> Tx | None:
         """The transaction that ended (None: not one we reported; logged)."""

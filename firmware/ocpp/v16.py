@@ -81,9 +81,9 @@ class Dialect16:
         return "StartTransaction", payload
 
     def tx_sample(self, tx: Tx, sample: Sample, measurands: list[str],
-                  clock: bool = False) -> tuple[str, dict[str, Any]]:
+                  why: str = "periodic") -> tuple[str, dict[str, Any]]:
         # transactionId 0 until the outbox fills in the CSMS's (outbox.py)
-        context = "Sample.Clock" if clock else "Sample.Periodic"
+        context = {"periodic": "Sample.Periodic", "clock": "Sample.Clock", "trigger": "Trigger"}[why]
         return "MeterValues", {"connectorId": 1, "transactionId": 0,
                                "meterValue": [self.sampled(sample, measurands, context)]}
 

@@ -96,9 +96,10 @@ class Dialect201:
         return action, payload
 
     def tx_sample(self, tx: Tx, sample: Sample, measurands: list[str],
-                  clock: bool = False) -> tuple[str, dict[str, Any]]:
-        return self._event(tx, "Updated", "MeterValueClock" if clock else "MeterValuePeriodic", sample.at,
-                           [self.sampled(sample, measurands, "Sample.Clock" if clock else "Sample.Periodic")], {})
+                  why: str = "periodic") -> tuple[str, dict[str, Any]]:
+        trigger, context = {"periodic": ("MeterValuePeriodic", "Sample.Periodic"),
+                            "clock": ("MeterValueClock", "Sample.Clock"), "trigger": ("Trigger", "Trigger")}[why]
+        return self._event(tx, "Updated", trigger, sample.at, [self.sampled(sample, measurands, context)], {})
 
     def tx_end(self, tx: Tx, sample: Sample, reason: str, measurands: list[str]) -> tuple[str, dict[str, Any]]:
         return self._event(tx, "Ended", END_TRIGGER.get(reason, "AbnormalCondition"), sample.at,
