@@ -16,8 +16,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from firmware.ocpp.events import MEASURANDS as MEASURED
+
 MAX_TEXT = 500  # a 1.6 configuration value's limit on the wire (GetConfiguration.conf)
-MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "Voltage")
+MEASURANDS = tuple(MEASURED)  # what this charge point measures (events.py)
 PHASE_ROTATIONS = ("NotApplicable", "Unknown", "RST", "RTS", "SRT", "STR", "TRS", "TSR")
 _INT = re.compile(r"[+-]?[0-9]{1,12}")
 _DECIMAL = re.compile(r"[+-]?([0-9]{1,12}(\.[0-9]{0,6})?|\.[0-9]{1,6})")

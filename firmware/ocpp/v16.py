@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from firmware.ocpp import requests as r
-from firmware.ocpp.events import Connector, Sample
+from firmware.ocpp.events import MEASURANDS, Connector, Sample
 from firmware.ocpp.profiles import parse_time
 from firmware.ocpp.times import stamp
 from firmware.ocpp.transactions import Tx
@@ -19,8 +19,6 @@ PURPOSES = {"ChargePointMaxProfile": "cp_max", "TxDefaultProfile": "tx_default",
 STOP_REASON = {"ev": "Local", "unplugged": "EVDisconnected", "driver": "Local", "operator": "Other",
                "remote": "Remote", "fault": "Other", "local": "Local", "power_loss": "PowerLoss", "other": "Other",
                "cp_lost": "Other", "reset": "SoftReset", "hard_reset": "HardReset"}
-MEASURANDS = {"Energy.Active.Import.Register": ("Wh", "energy_wh"), "Power.Active.Import": ("W", "power_w"),
-              "Current.Import": ("A", "current_a"), "Voltage": ("V", "voltage_v")}
 TRIGGERS = {"BootNotification": "boot", "Heartbeat": "heartbeat", "StatusNotification": "status",
             "MeterValues": "meter", "DiagnosticsStatusNotification": "diagnostics",
             "FirmwareStatusNotification": "firmware"}
@@ -68,9 +66,9 @@ class Dialect16:
         return status is not None and status != "Accepted"
 
     def sampled(self, sample: Sample, measurands: list[str], context: str) -> dict[str, Any]:
-        values = [{"value": f"{getattr(sample, MEASURANDS[m][1]):.1f}" if m != "Energy.Active.Import.Register"
+        values = [{"value": f"{sample.value(m):.1f}" if m != "Energy.Active.Import.Register"
                    else str(round(sample.energy_wh)), "context": context, "format": "Raw", "measurand": m,
-                   "unit": MEASURANDS[m][0]} for m in measurands if m in MEASURANDS]
+                   "unit": MEASURANDS[m]} for m in measurands if m in MEASURANDS]
         return {"timestamp": stamp(sample.at), "sampledValue": values}
 
     def tx_start(self, tx: Tx, sample: Sample, measurands: list[str]) -> tuple[str, dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from firmware.ocpp import requests as r
-from firmware.ocpp.events import Connector, Sample
+from firmware.ocpp.events import MEASURANDS, Connector, Sample
 from firmware.ocpp.profiles import parse_time
 from firmware.ocpp.times import stamp
 from firmware.ocpp.transactions import Tx
@@ -25,8 +25,6 @@ STOPPED_REASON = {"ev": "StoppedByEV", "unplugged": "EVDisconnected", "driver": 
 END_TRIGGER = {"remote": "RemoteStop", "unplugged": "EVDeparted", "ev": "ChargingStateChanged",
                "driver": "StopAuthorized", "local": "StopAuthorized", "operator": "Deauthorized",
                "reset": "ResetCommand", "hard_reset": "ResetCommand"}
-MEASURANDS = {"Energy.Active.Import.Register": ("Wh", "energy_wh"), "Power.Active.Import": ("W", "power_w"),
-              "Current.Import": ("A", "current_a"), "Voltage": ("V", "voltage_v")}
 TRIGGERS = {"BootNotification": "boot", "Heartbeat": "heartbeat", "StatusNotification": "status",
             "MeterValues": "meter", "TransactionEvent": "transaction"}
 
@@ -70,8 +68,8 @@ class Dialect201:
         return status is not None and status != "Accepted"
 
     def sampled(self, sample: Sample, measurands: list[str], context: str) -> dict[str, Any]:
-        values = [{"value": round(getattr(sample, MEASURANDS[m][1]), 1), "context": context, "measurand": m,
-                   "unitOfMeasure": {"unit": MEASURANDS[m][0]}} for m in measurands if m in MEASURANDS]
+        values = [{"value": round(sample.value(m), 1), "context": context, "measurand": m,
+                   "unitOfMeasure": {"unit": MEASURANDS[m]}} for m in measurands if m in MEASURANDS]
         return {"timestamp": stamp(sample.at), "sampledValue": values}
 
     def _event(self, tx: Tx, kind: str, trigger: str, at: float, meter: list[dict[str, Any]],
