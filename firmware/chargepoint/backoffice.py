@@ -102,9 +102,14 @@ class BackOffice:
         self.restart: str | None = None   # a Reset asked for a new start (the process ends; systemd starts it)
         identity = o.identity or cfg.cp_id
         dialect = (Dialect16 if o.version == "1.6" else Dialect201)(o.vendor, o.model, cfg.cp_id, FIRMWARE)
-        self.settings = OcppSettings(os.path.join(data_dir, "settings.json"), log=log)
+        self.settings = OcppSettings(os.path.join(data_dir, "settings.json"), log=log, defaults={
+            "SecurityCtrlr.Identity": identity,
+            "SecurityCtrlr.SecurityProfile": 2 if o.url.startswith("wss://") else 1 if o.password_file else 0})
         self.profiles = ProfileStore(os.path.join(data_dir, "profiles.json"),
-                                     max_current_a=cfg.charge_point.max_current_a)
+                                     max_current_a=cfg.charge_point.max_current_a,
+                                     max_profiles=self.settings.value("MaxChargingProfilesInstalled"),
+                                     max_stack_level=self.settings.value("ChargeProfileMaxStackLevel"),
+                                     max_periods=self.settings.value("ChargingScheduleMaxPeriods"), cp=cfg.cp_id)
         self.outbox = Outbox(os.path.join(data_dir, "outbox.log"), log=log)
         self.core = OcppCore(dialect, cfg.cp_id, settings=self.settings, profiles=self.profiles, outbox=self.outbox,
                              txfile=TxFile(os.path.join(data_dir, "transaction.json"), log), log=log)

@@ -16,8 +16,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from firmware.ocpp.events import MEASURANDS as MEASURED
+
 MAX_TEXT = 500  # a 1.6 configuration value's limit on the wire (GetConfiguration.conf)
-MEASURANDS = ("Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "Voltage")
+MEASURANDS = tuple(MEASURED)  # what this charge point measures (events.py)
 PHASE_ROTATIONS = ("NotApplicable", "Unknown", "RST", "RTS", "SRT", "STR", "TRS", "TSR")
 _INT = re.compile(r"[+-]?[0-9]{1,12}")
 _DECIMAL = re.compile(r"[+-]?([0-9]{1,12}(\.[0-9]{0,6})?|\.[0-9]{1,6})")
@@ -242,7 +244,8 @@ _ALWAYS = {"readonly": True}
 
 KEYS: tuple[Key, ...] = (
     # 1.6 Core (its required keys, and the optional ones the core acts on)
-    _k("AuthorizeRemoteTxRequests", Boolean(), True, ("AuthCtrlr", "AuthorizeRemoteStart")),
+    # A remote start is authorized by the CSMS that asks for it: no Authorize first (1.6 lets the point choose R).
+    _k("AuthorizeRemoteTxRequests", Boolean(), False, ("AuthCtrlr", "AuthorizeRemoteStart"), **_ALWAYS),
     _k("ClockAlignedDataInterval", Integer(0, 86400), 0, ("AlignedDataCtrlr", "Interval"), **SECONDS),
     _k("ConnectionTimeOut", Integer(1, 3600), 120, ("TxCtrlr", "EVConnectionTimeOut"), **SECONDS),
     _k("ConnectorPhaseRotation", PhaseRotation(1), ("1.Unknown",)),
@@ -291,10 +294,11 @@ KEYS: tuple[Key, ...] = (
     _v201("DeviceDataCtrlr", "BytesPerMessage", Integer(1024, 1 << 20), 65536, "SetVariables", **_ALWAYS),
     _v201("DeviceDataCtrlr", "BytesPerMessage", Integer(1024, 1 << 20), 65536, "GetReport", **_ALWAYS),
     _v201("OCPPCommCtrlr", "MessageTimeout", Integer(1, 600), 30, "Default", **SECONDS),
-    _v201("OCPPCommCtrlr", "OfflineThreshold", Integer(0, 86400), 60, **SECONDS),
-    _v201("OCPPCommCtrlr", "RetryBackOffRepeatTimes", Integer(0, 20), 5),
-    _v201("OCPPCommCtrlr", "RetryBackOffRandomRange", Integer(0, 600), 10, **SECONDS),
-    _v201("OCPPCommCtrlr", "RetryBackOffWaitMinimum", Integer(1, 3600), 5, **SECONDS),
+    # Read-only where the core does not act on the value (the link's backoff is its own: 1 s doubling to 30 s).
+    _v201("OCPPCommCtrlr", "OfflineThreshold", Integer(0, 86400), 60, **SECONDS, readonly=True),
+    _v201("OCPPCommCtrlr", "RetryBackOffRepeatTimes", Integer(0, 20), 5, readonly=True),
+    _v201("OCPPCommCtrlr", "RetryBackOffRandomRange", Integer(0, 600), 10, **SECONDS, readonly=True),
+    _v201("OCPPCommCtrlr", "RetryBackOffWaitMinimum", Integer(1, 3600), 5, **SECONDS, readonly=True),
     _v201("SecurityCtrlr", "Identity", Text(48), "", **_ALWAYS),
     _v201("SecurityCtrlr", "SecurityProfile", Integer(0, 3), 1, **_ALWAYS),
     _v201("SecurityCtrlr", "OrganizationName", Text(50), "evnet", **_ALWAYS),
@@ -303,8 +307,8 @@ KEYS: tuple[Key, ...] = (
     _v201("TxCtrlr", "TxStopPoint", Members(("EVConnected", "Authorized"), False), ("EVConnected", "Authorized"),
           **_ALWAYS),
     _v201("SampledDataCtrlr", "TxStartedMeasurands", _MEASURED, ("Energy.Active.Import.Register",)),
-    _v201("SampledDataCtrlr", "TxEndedInterval", Integer(0, 3600), 0, **SECONDS),
-    _v201("AlignedDataCtrlr", "TxEndedInterval", Integer(0, 86400), 0, **SECONDS),
+    _v201("SampledDataCtrlr", "TxEndedInterval", Integer(0, 3600), 0, **SECONDS, readonly=True),
+    _v201("AlignedDataCtrlr", "TxEndedInterval", Integer(0, 86400), 0, **SECONDS, readonly=True),
     _v201("ReservationCtrlr", "Enabled", Boolean(), True, **_ALWAYS),
     _v201("ReservationCtrlr", "Available", Boolean(), True, **_ALWAYS),
 )

@@ -42,7 +42,7 @@ from firmware.ocpp.reporting import TxReporter
 from firmware.ocpp.settings import OcppSettings
 from firmware.ocpp.transactions import TxFile
 
-CALL_TIMEOUT_S = 30.0     # an answer not here by then: the call failed (the link is probably gone)
+CALL_TIMEOUT_S = 30.0     # an answer not here by then: the call failed (2.0.1's MessageTimeout sets it)
 BOOT_RETRY_S = 10.0       # a boot not answered, or answered without an interval
 MAX_QUEUE = 100           # status and the like while not booted: only the latest are worth sending
 
@@ -54,6 +54,7 @@ class _InFlight:
     seq: int | None           # the outbox entry it sends, or None
     deadline: float
     token: str | None = None  # an Authorize's token
+    tx: str | None = None     # the session of a queued transaction message
 
 
 class OcppCore:
@@ -83,7 +84,7 @@ class OcppCore:
                                     status=lambda now: dialect.status(self.connector, now),
                                     sample=lambda: self.reporter.sample,
                                     measurands=lambda: self.reporter.measurands(at_least_one=True),
-                                    trigger_tx=self.reporter.triggered, log=log)
+                                    tx_triggered=self.reporter.triggered, log=log)
 
     # -- inputs ----------------------------------------------------------------------------------------
 
@@ -116,7 +117,8 @@ class OcppCore:
                     self.connector = event
                     self._enqueue_call(self.d.status(event, now))
             case Sample():
-                self.reporter.sampled(event)
+                for call in self.reporter.sampled(event):
+                    self._enqueue_call(call)
             case TxStarted():
                 remote = self.remote.remote_of(event.token)
                 reservation = self.remote.reservation_of(event.token)
@@ -129,14 +131,26 @@ class OcppCore:
                 if tx is not None:
                     out += self.remote.tx_ended(tx, now)
             case TokenPresented(token):
-                if self.accepted:
-                    self._enqueue_call(self.d.authorize(token), token=token)
-                else:
-                    self.log.info("ocpp.token_local", token=token, why="the CSMS cannot be reached")
-                    out.append(LocalStart(token))
+                out += self._token(token)
             case SiteAnswer(ref, result):
                 out += self.remote.answered(ref, result, now)
         return out + self._pump(now)
+
+    def _token(self, token: str) -> list[Output]:
+        """A token presented here: the CSMS authorizes it; the site's drivers and the local list decide first with
+        LocalPreAuthorize, and while the CSMS cannot be reached with LocalAuthorizeOffline (else it is refused)."""
+        if self.settings.value("LocalPreAuthorize"):
+            self.log.info("ocpp.token_local", token=token, why="LocalPreAuthorize")
+            return [LocalStart(token)]
+        if self.accepted:
+            self._enqueue_call(self.d.authorize(token), token=token)
+            return []
+        if self.settings.value("LocalAuthorizeOffline"):
+            self.log.info("ocpp.token_local", token=token, why="the CSMS cannot be reached")
+            return [LocalStart(token)]
+        self.log.warning("ocpp.token_refused", token=token, why="the CSMS cannot be reached and "
+                                                                "LocalAuthorizeOffline is false")
+        return []
 
     def bad_frame(self, frame: rpc.BadFrame) -> list[Output]:
         """A frame rpc.py refused: counted, logged (folded), answered with its CallError when one is due."""
@@ -198,13 +212,13 @@ class OcppCore:
             return self._send_call(action, payload, now, token=token)
         entry = self.outbox.head()
         if entry is not None and now >= self._retry_at:
-            return self._send_call(entry.action, entry.payload, now, seq=entry.seq)
+            return self._send_call(entry.action, entry.payload, now, seq=entry.seq, tx=entry.tx)
         if self.heartbeat_s > 0 and (self._heartbeat_at is None or now >= self._heartbeat_at):
             return self._send_call("Heartbeat", {}, now)
         return []
 
     def _send_call(self, action: str, payload: dict[str, Any], now: float, *, seq: int | None = None,
-                   token: str | None = None) -> list[Output]:
+                   token: str | None = None, tx: str | None = None) -> list[Output]:
         uid = f"{next(self._uids)}"
         try:
             frame = rpc.call_frame(uid, action, payload, self.d.version)
@@ -213,7 +227,8 @@ class OcppCore:
             if seq is not None:
                 self.outbox.give_up(seq)
             return []
-        self._in_flight = _InFlight(uid, action, seq, now + CALL_TIMEOUT_S, token)
+        timeout = float(self.settings.value("OCPPCommCtrlr.MessageTimeout[Default]")) or CALL_TIMEOUT_S
+        self._in_flight = _InFlight(uid, action, seq, now + timeout, token, tx)
         return [Send(frame)]
 
     # -- answers to our calls --------------------------------------------------------------------------
@@ -241,6 +256,8 @@ class OcppCore:
         if f.seq is not None:
             tx_id = self.d.csms_tx_id(p) if f.action == self.d.tx_start_action else None
             self.outbox.acknowledged(f.seq, transaction_id=tx_id)
+            if f.tx is not None and self.d.token_refused(p) and self.settings.value("StopTransactionOnInvalidId"):
+                return self.remote.invalid_token(f.tx, now)
             return []
         if f.action == "Authorize" and f.token is not None:
             if self.d.token_accepted(p):

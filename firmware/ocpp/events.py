@@ -39,6 +39,11 @@ class Connector:
     fault: str | None = None     # the engine's fault code when Faulted
 
 
+# The measurands this charge point measures, with their units (OCPP's names in both versions).
+MEASURANDS = {"Energy.Active.Import.Register": "Wh", "Power.Active.Import": "W", "Current.Import": "A",
+              "Voltage": "V"}
+
+
 @dataclass(frozen=True)
 class Sample:
     """A meter reading (what MeterValues and transactions report)."""
@@ -48,6 +53,19 @@ class Sample:
     power_w: float
     current_a: float             # the highest phase
     voltage_v: float
+
+    def value(self, measurand: str) -> float:
+        """The reading of one of MEASURANDS (KeyError for another)."""
+        match measurand:
+            case "Energy.Active.Import.Register":
+                return self.energy_wh
+            case "Power.Active.Import":
+                return self.power_w
+            case "Current.Import":
+                return self.current_a
+            case "Voltage":
+                return self.voltage_v
+        raise KeyError(measurand)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ class RemoteControl:
     def __init__(self, dialect: Dialect, cp: str, *, settings: OcppSettings, profiles: ProfileStore,
                  outbox: Outbox, tx: Callable[[], Tx | None], enqueue: Callable[[Call], None],
                  status: Callable[[float], Call], sample: Callable[[], Sample | None],
-                 measurands: Callable[[], list[str]], trigger_tx: Callable[[], bool], log: EventLogger) -> None:
+                 measurands: Callable[[], list[str]], tx_triggered: Callable[[], bool], log: EventLogger) -> None:
         self.d = dialect
         self.cp = cp
         self.settings = settings
@@ -56,7 +56,7 @@ class RemoteControl:
         self._status = status
         self._sample = sample
         self._measurands = measurands
-        self._trigger_tx = trigger_tx   # queue the transaction's TransactionEvent now (TxReporter.triggered)
+        self._tx_triggered = tx_triggered
         self.log = log
         self._refs = itertools.count(1)
         self.asking: dict[int, Asking] = {}
@@ -238,6 +238,15 @@ class RemoteControl:
         self._ask(None, None, "remote_start", {"token": token, "timeout_s": timeout}, now)
         return self.take_proposals()
 
+    def invalid_token(self, session: str, now: float) -> list[Output]:
+        """The CSMS refused the token of transaction `session` (StopTransactionOnInvalidId): the site stops it,
+        if it still runs."""
+        tx = self._tx()
+        if tx is not None and tx.session == session:
+            self.log.warning("ocpp.tx_token_refused", session=tx.session, token=tx.token)
+            self._ask(None, None, "remote_stop", {"session": tx.session}, now)
+        return self.take_proposals()
+
     def remote_of(self, token: str) -> r.RemoteStart | None:
         return self.remote if self.remote is not None and self.remote.token == token else None
 
@@ -325,9 +334,9 @@ class RemoteControl:
                 self._enqueue(("Heartbeat", {}))
             case "status":
                 self._enqueue(self._status(now))
-            case "transaction":
-                self._trigger_tx()
-            case "meter" if sample is not None:
+            case "transaction" if self._tx_triggered():
+                pass
+            case "meter" | "transaction" if sample is not None:
                 bound = None if tx is None else self.outbox.bound(tx.session)
                 self._enqueue(self.d.meter_values(sample, bound if isinstance(bound, int) else None, measurands))
 

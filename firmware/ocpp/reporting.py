@@ -45,29 +45,44 @@ class TxReporter:
             self.ended(TxEnded(self.tx.session, event.sample, "power_loss"))
         tx = Tx(event.session, event.token, event.sample.energy_wh, event.sample.at, remote_id, reservation_id,
                 seq_no=0, last_sample_at=event.sample.at)
-        self._queue(self.d.tx_start(tx, event.sample, self.measurands()), tx)
+        self._queue(self.d.tx_start(tx, event.sample, self.measurands("SampledDataCtrlr.TxStartedMeasurands")), tx)
         self.txfile.set(replace(tx, seq_no=1))
         self.log.info("ocpp.tx_started", session=tx.session, token=tx.token, meter_wh=round(tx.start_wh))
         return self.tx
 
-    def sampled(self, sample: Sample) -> None:
-        self.sample = sample
+    def sampled(self, sample: Sample) -> list[Call]:
+        """A meter reading: the periodic sample of the transaction (MeterValueSampleInterval, into the queue), and
+        the clock-aligned one (ClockAlignedDataInterval: into the queue during a transaction, else returned for
+        the core to send when it can)."""
+        last, self.sample = self.sample, sample
+        out: list[Call] = []
         tx = self.tx
+        aligned = float(self.settings.value("ClockAlignedDataInterval"))
+        if aligned > 0 and last is not None and sample.at // aligned > last.at // aligned:
+            measurands = self.measurands("MeterValuesAlignedData")
+            if tx is not None:
+                tx = self._sample(tx, sample, measurands, "clock")
+            elif measurands:
+                out.append(self.d.meter_values(sample, None, measurands, "Sample.Clock"))
         interval = float(self.settings.value("MeterValueSampleInterval"))
-        if tx is None or interval <= 0 or sample.at - tx.last_sample_at < interval or not self.measurands():
-            return  # none set: nothing to sample (an empty one breaks the schema and was given up, a seqNo lost)
-        self._queue(self.d.tx_sample(tx, sample, self.measurands()), tx)
-        self.txfile.update(seq_no=tx.seq_no + 1, last_sample_at=sample.at)
+        if tx is None or interval <= 0 or sample.at - tx.last_sample_at < interval:
+            return out
+        self._sample(tx, sample, self.measurands(), "periodic")
+        self.txfile.update(last_sample_at=sample.at)
+        return out
 
     def triggered(self) -> bool:
-        """TriggerMessage(TransactionEvent): the transaction now, queued in turn with its other messages (its
-        seqNo is the next); False if there is no transaction or no reading to report."""
-        tx, sample = self.tx, self.sample
-        if tx is None or sample is None:
+        """TriggerMessage of the transaction's meter values: queued with the others (False: no transaction)."""
+        if self.tx is None or self.sample is None:
             return False
-        self._queue(self.d.tx_sample(tx, sample, self.measurands(at_least_one=True), triggered=True), tx)
-        self.txfile.update(seq_no=tx.seq_no + 1)
+        self._sample(self.tx, self.sample, self.measurands(at_least_one=True), "trigger")
         return True
+
+    def _sample(self, tx: Tx, sample: Sample, measurands: list[str], why: str) -> Tx:
+        if not measurands:  # none set: nothing to sample (an empty one breaks the schema: given up, a seqNo lost)
+            return tx
+        self._queue(self.d.tx_sample(tx, sample, measurands, why), tx)
+        return self.txfile.update(seq_no=tx.seq_no + 1)
 
     def ended(self, event: TxEnded) -> Tx | None:
         """The transaction that ended (None: not one we reported; logged)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from firmware.ocpp import requests as r
-from firmware.ocpp.events import Connector, Sample
+from firmware.ocpp.events import MEASURANDS, Connector, Sample
 from firmware.ocpp.profiles import parse_time
 from firmware.ocpp.times import stamp
 from firmware.ocpp.transactions import Tx
@@ -19,8 +19,6 @@ PURPOSES = {"ChargePointMaxProfile": "cp_max", "TxDefaultProfile": "tx_default",
 STOP_REASON = {"ev": "Local", "unplugged": "EVDisconnected", "driver": "Local", "operator": "Other",
                "remote": "Remote", "fault": "Other", "local": "Local", "power_loss": "PowerLoss", "other": "Other",
                "cp_lost": "Other", "reset": "SoftReset", "hard_reset": "HardReset"}
-MEASURANDS = {"Energy.Active.Import.Register": ("Wh", "energy_wh"), "Power.Active.Import": ("W", "power_w"),
-              "Current.Import": ("A", "current_a"), "Voltage": ("V", "voltage_v")}
 TRIGGERS = {"BootNotification": "boot", "Heartbeat": "heartbeat", "StatusNotification": "status",
             "MeterValues": "meter", "DiagnosticsStatusNotification": "diagnostics",
             "FirmwareStatusNotification": "firmware"}
@@ -61,10 +59,16 @@ class Dialect16:
     def token_accepted(result: dict[str, Any]) -> bool:
         return result.get("idTagInfo", {}).get("status") == "Accepted"
 
+    @staticmethod
+    def token_refused(result: dict[str, Any]) -> bool:
+        """A transaction message's answer refuses its token (StopTransactionOnInvalidId then ends it)."""
+        status = result.get("idTagInfo", {}).get("status")
+        return status is not None and status != "Accepted"
+
     def sampled(self, sample: Sample, measurands: list[str], context: str) -> dict[str, Any]:
-        values = [{"value": f"{getattr(sample, MEASURANDS[m][1]):.1f}" if m != "Energy.Active.Import.Register"
+        values = [{"value": f"{sample.value(m):.1f}" if m != "Energy.Active.Import.Register"
                    else str(round(sample.energy_wh)), "context": context, "format": "Raw", "measurand": m,
-                   "unit": MEASURANDS[m][0]} for m in measurands if m in MEASURANDS]
+                   "unit": MEASURANDS[m]} for m in measurands if m in MEASURANDS]
         return {"timestamp": stamp(sample.at), "sampledValue": values}
 
     def tx_start(self, tx: Tx, sample: Sample, measurands: list[str]) -> tuple[str, dict[str, Any]]:
@@ -74,10 +78,10 @@ class Dialect16:
             payload["reservationId"] = tx.reservation_id
         return "StartTransaction", payload
 
-    def tx_sample(self, tx: Tx, sample: Sample, measurands: list[str], *,
-                  triggered: bool = False) -> tuple[str, dict[str, Any]]:
+    def tx_sample(self, tx: Tx, sample: Sample, measurands: list[str],
+                  why: str = "periodic") -> tuple[str, dict[str, Any]]:
         # transactionId 0 until the outbox fills in the CSMS's (outbox.py)
-        context = "Trigger" if triggered else "Sample.Periodic"
+        context = {"periodic": "Sample.Periodic", "clock": "Sample.Clock", "trigger": "Trigger"}[why]
         return "MeterValues", {"connectorId": 1, "transactionId": 0,
                                "meterValue": [self.sampled(sample, measurands, context)]}
 
@@ -88,8 +92,9 @@ class Dialect16:
             payload["transactionData"] = [self.sampled(sample, measurands, "Transaction.End")]
         return "StopTransaction", payload
 
-    def meter_values(self, sample: Sample, tx_id: int | None, measurands: list[str]) -> tuple[str, dict[str, Any]]:
-        payload: dict[str, Any] = {"connectorId": 1, "meterValue": [self.sampled(sample, measurands, "Trigger")]}
+    def meter_values(self, sample: Sample, tx_id: int | None, measurands: list[str],
+                     context: str = "Trigger") -> tuple[str, dict[str, Any]]:
+        payload: dict[str, Any] = {"connectorId": 1, "meterValue": [self.sampled(sample, measurands, context)]}
         if tx_id is not None:
             payload["transactionId"] = tx_id
         return "MeterValues", payload

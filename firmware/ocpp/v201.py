@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from firmware.ocpp import requests as r
-from firmware.ocpp.events import Connector, Sample
+from firmware.ocpp.events import MEASURANDS, Connector, Sample
 from firmware.ocpp.profiles import parse_time
 from firmware.ocpp.times import stamp
 from firmware.ocpp.transactions import Tx
@@ -25,8 +25,6 @@ STOPPED_REASON = {"ev": "StoppedByEV", "unplugged": "EVDisconnected", "driver": 
 END_TRIGGER = {"remote": "RemoteStop", "unplugged": "EVDeparted", "ev": "ChargingStateChanged",
                "driver": "StopAuthorized", "local": "StopAuthorized", "operator": "Deauthorized",
                "reset": "ResetCommand", "hard_reset": "ResetCommand"}
-MEASURANDS = {"Energy.Active.Import.Register": ("Wh", "energy_wh"), "Power.Active.Import": ("W", "power_w"),
-              "Current.Import": ("A", "current_a"), "Voltage": ("V", "voltage_v")}
 TRIGGERS = {"BootNotification": "boot", "Heartbeat": "heartbeat", "StatusNotification": "status",
             "MeterValues": "meter", "TransactionEvent": "transaction"}
 
@@ -63,9 +61,15 @@ class Dialect201:
     def token_accepted(result: dict[str, Any]) -> bool:
         return result.get("idTokenInfo", {}).get("status") == "Accepted"
 
+    @staticmethod
+    def token_refused(result: dict[str, Any]) -> bool:
+        """A transaction message's answer refuses its token (StopTransactionOnInvalidId then ends it)."""
+        status = result.get("idTokenInfo", {}).get("status")
+        return status is not None and status != "Accepted"
+
     def sampled(self, sample: Sample, measurands: list[str], context: str) -> dict[str, Any]:
-        values = [{"value": round(getattr(sample, MEASURANDS[m][1]), 1), "context": context, "measurand": m,
-                   "unitOfMeasure": {"unit": MEASURANDS[m][0]}} for m in measurands if m in MEASURANDS]
+        values = [{"value": round(sample.value(m), 1), "context": context, "measurand": m,
+                   "unitOfMeasure": {"unit": MEASURANDS[m]}} for m in measurands if m in MEASURANDS]
         return {"timestamp": stamp(sample.at), "sampledValue": values}
 
     def _event(self, tx: Tx, kind: str, trigger: str, at: float, meter: list[dict[str, Any]],
@@ -89,22 +93,20 @@ class Dialect201:
             payload["reservationId"] = tx.reservation_id
         return action, payload
 
-    def tx_sample(self, tx: Tx, sample: Sample, measurands: list[str], *,
-                  triggered: bool = False) -> tuple[str, dict[str, Any]]:
-        """An Updated event: periodic, or asked for by TriggerMessage(TransactionEvent)."""
-        if triggered:
-            return self._event(tx, "Updated", "Trigger", sample.at, [self.sampled(sample, measurands, "Trigger")],
-                               {})
-        return self._event(tx, "Updated", "MeterValuePeriodic", sample.at,
-                           [self.sampled(sample, measurands, "Sample.Periodic")], {})
+    def tx_sample(self, tx: Tx, sample: Sample, measurands: list[str],
+                  why: str = "periodic") -> tuple[str, dict[str, Any]]:
+        trigger, context = {"periodic": ("MeterValuePeriodic", "Sample.Periodic"),
+                            "clock": ("MeterValueClock", "Sample.Clock"), "trigger": ("Trigger", "Trigger")}[why]
+        return self._event(tx, "Updated", trigger, sample.at, [self.sampled(sample, measurands, context)], {})
 
     def tx_end(self, tx: Tx, sample: Sample, reason: str, measurands: list[str]) -> tuple[str, dict[str, Any]]:
         return self._event(tx, "Ended", END_TRIGGER.get(reason, "AbnormalCondition"), sample.at,
                            [self.sampled(sample, measurands or list(MEASURANDS)[:1], "Transaction.End")],
                            {"stoppedReason": STOPPED_REASON.get(reason, "Other"), "chargingState": "Idle"})
 
-    def meter_values(self, sample: Sample, tx_id: int | None, measurands: list[str]) -> tuple[str, dict[str, Any]]:
-        return "MeterValues", {"evseId": 1, "meterValue": [self.sampled(sample, measurands, "Trigger")]}
+    def meter_values(self, sample: Sample, tx_id: int | None, measurands: list[str],
+                     context: str = "Trigger") -> tuple[str, dict[str, Any]]:
+        return "MeterValues", {"evseId": 1, "meterValue": [self.sampled(sample, measurands, context)]}
 
     @staticmethod
     def csms_tx_id(result: dict[str, Any]) -> int | None:
