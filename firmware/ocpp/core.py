@@ -82,7 +82,8 @@ class OcppCore:
         self.remote = RemoteControl(dialect, cp, settings=settings, profiles=profiles, outbox=outbox,
                                     tx=lambda: txfile.tx, enqueue=self._enqueue_call,
                                     status=lambda now: dialect.status(self.connector, now),
-                                    sample=lambda: self.reporter.sample, measurands=self.reporter.measurands,
+                                    sample=lambda: self.reporter.sample,
+                                    measurands=lambda: self.reporter.measurands(at_least_one=True),
                                     tx_triggered=self.reporter.triggered, log=log)
 
     # -- inputs ----------------------------------------------------------------------------------------
@@ -100,9 +101,13 @@ class OcppCore:
                 self.connected, self.accepted, self._in_flight, self._boot_at = True, False, None, now
                 self._queue.clear()
             case LinkDown():
+                out += self._tokens_to_decide_locally()
                 self.connected, self.accepted, self._in_flight = False, False, None
             case rpc.CallIn():
                 out += self.remote.request(event, now)
+                if "HeartbeatInterval" in self.settings.changed():  # the CSMS set it: in force from now
+                    self.heartbeat_s = float(self.settings.value("HeartbeatInterval"))
+                    self._heartbeat_at = now + self.heartbeat_s
             case rpc.ResultIn():
                 out += self._result(event, now)
             case rpc.ErrorIn():
@@ -167,15 +172,27 @@ class OcppCore:
             times.append(self._in_flight.deadline)
         elif self.connected and not self.accepted:
             times.append(self._boot_at)
-        elif self.connected:
-            times.append(self._retry_at if self.outbox.head() is not None else
-                         self._heartbeat_at if self._heartbeat_at is not None else self._now)
+        elif self.connected:  # the queue's retry and the heartbeat: whichever comes first
+            if self.outbox.head() is not None:
+                times.append(self._retry_at)
+            if self.heartbeat_s > 0:
+                times.append(self._heartbeat_at if self._heartbeat_at is not None else self._now)
         return min(times, default=None)
 
     def action_of(self, uid: str) -> str | None:
         """The action of our call in flight with this id (rpc.decode's `action_of`)."""
         f = self._in_flight
         return f.action if f is not None and f.uid == uid else None
+
+    def _tokens_to_decide_locally(self) -> list[Output]:
+        """The link went down with tokens waiting for the CSMS's Authorize: the site decides them, none is dropped
+        (a driver at the point would otherwise wait for nothing)."""
+        f = self._in_flight
+        tokens = ([] if f is None or f.token is None else [f.token]) + [t for _, _, t in self._queue if t is not None]
+        self._queue = deque(q for q in self._queue if q[2] is None)
+        for token in tokens:
+            self.log.info("ocpp.token_local", token=token, why="the link went down before the CSMS answered")
+        return [LocalStart(t) for t in tokens]
 
     # -- sending ---------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from evnet.logs import EventLogger
@@ -137,6 +137,8 @@ class RemoteControl:
             case r.Trigger(what, known):
                 if not known or what not in TRIGGERED:
                     return "NotImplemented" if what not in TRIGGERED else "Rejected"
+                if what in ("meter", "transaction") and self._sample() is None or what == "transaction" and tx is None:
+                    return "Rejected"  # nothing to report: Accepted would promise a message never sent
                 return "Accepted"
         return "Rejected"
 
@@ -261,6 +263,9 @@ class RemoteControl:
         except pr.ProfileError as exc:
             self.log.warning("ocpp.profile_refused", why=str(exc)[:160])
             return "Rejected"
+        tx = self._tx()
+        if tx is not None and profile.transaction_id is not None and profile.transaction_id == self._csms_tx_id(tx):
+            profile = replace(profile, transaction_id=self._profile_tx_id(tx))
         accepted, why = self.profiles.install(profile, tx=self._tx_info(), now=now)
         if not accepted:
             self.log.warning("ocpp.profile_refused", id=profile.id, why=why)
@@ -296,7 +301,9 @@ class RemoteControl:
         return None if tx is None else schedule.TxInfo(self._profile_tx_id(tx), tx.start_at)
 
     def _profile_tx_id(self, tx: Tx) -> str:
-        return self._csms_tx_id(tx)
+        """A TxProfile's transaction, by our own id: 1.6's id is not known yet when a session starts with the
+        profile of its remote start (it was bound to "", lost once the id came, and broke the file)."""
+        return tx.id201
 
     def _csms_tx_id(self, tx: Tx) -> str:
         """The transaction's id as the CSMS knows it (1.6: the id it gave, or "" before it answered)."""

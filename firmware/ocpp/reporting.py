@@ -33,8 +33,11 @@ class TxReporter:
     def tx(self) -> Tx | None:
         return self.txfile.tx
 
-    def measurands(self, key: str = "MeterValuesSampledData") -> list[str]:
-        return list(self.settings.value(key))
+    def measurands(self, key: str = "MeterValuesSampledData", *, at_least_one: bool = False) -> list[str]:
+        """The measurands a CSMS set for `key`; `at_least_one`: the energy register if it set none (a message that
+        must go, a trigger's, cannot be empty: the schemas want one sampled value)."""
+        chosen = list(self.settings.value(key))
+        return chosen or (["Energy.Active.Import.Register"] if at_least_one else [])
 
     def started(self, event: TxStarted, remote_id: int | None, reservation_id: int | None) -> Tx | None:
         if self.tx is not None:  # the engine never runs two: the old one's end was lost with a crash
@@ -56,10 +59,11 @@ class TxReporter:
         tx = self.tx
         aligned = float(self.settings.value("ClockAlignedDataInterval"))
         if aligned > 0 and last is not None and sample.at // aligned > last.at // aligned:
-            if tx is None:
-                out.append(self.d.meter_values(sample, None, self.measurands("MeterValuesAlignedData"), "Sample.Clock"))
-            else:
-                tx = self._sample(tx, sample, self.measurands("MeterValuesAlignedData"), "clock")
+            measurands = self.measurands("MeterValuesAlignedData")
+            if tx is not None:
+                tx = self._sample(tx, sample, measurands, "clock")
+            elif measurands:
+                out.append(self.d.meter_values(sample, None, measurands, "Sample.Clock"))
         interval = float(self.settings.value("MeterValueSampleInterval"))
         if tx is None or interval <= 0 or sample.at - tx.last_sample_at < interval:
             return out
@@ -71,10 +75,12 @@ class TxReporter:
         """TriggerMessage of the transaction's meter values: queued with the others (False: no transaction)."""
         if self.tx is None or self.sample is None:
             return False
-        self._sample(self.tx, self.sample, self.measurands(), "trigger")
+        self._sample(self.tx, self.sample, self.measurands(at_least_one=True), "trigger")
         return True
 
     def _sample(self, tx: Tx, sample: Sample, measurands: list[str], why: str) -> Tx:
+        if not measurands:  # none set: nothing to sample (an empty one breaks the schema: given up, a seqNo lost)
+            return tx
         self._queue(self.d.tx_sample(tx, sample, measurands, why), tx)
         return self.txfile.update(seq_no=tx.seq_no + 1)
 
