@@ -9,6 +9,7 @@ reached). Charging profiles are kept here (profiles.py) and their limits in forc
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -93,8 +94,11 @@ class RemoteControl:
         """The answer's status, or None when the site decides (the answer comes with its result)."""
         tx = self._tx()
         match q:
-            case r.RemoteStart(token, _, _, ok):
+            case r.RemoteStart(token, profile, _, ok):
                 if not ok or tx is not None:
+                    return "Rejected"
+                if profile is not None and self.d.profile_purpose(profile) != "tx":
+                    self.log.warning("ocpp.profile_refused", why="a remote start's profile must be a TxProfile")
                     return "Rejected"
                 timeout = float(self.settings.value("ConnectionTimeOut"))
                 return self._ask(call, q, "remote_start", {"token": token, "timeout_s": timeout}, now)
@@ -112,11 +116,14 @@ class RemoteControl:
                 return self._ask(call, q, "resume_cp" if operative else "stop_cp", {}, now)
             case r.Reset(immediate):
                 reason = "hard_reset" if immediate else "reset"
-                self.reset = (reason, now + RESET_WAIT_S)
-                if tx is not None:
-                    self._ask(None, None, "remote_stop", {"session": tx.session}, now)
-                    return "Accepted" if immediate or self.d.version == "1.6" else "Scheduled"
-                self.reset = (reason, now + 1.0)  # time for the answer to go out first
+                if tx is None:
+                    self.reset = (reason, now + 1.0)  # time for the answer to go out first
+                    return "Accepted"
+                if not immediate and self.d.version != "1.6":  # 2.0.1 OnIdle: once the transaction has ended
+                    self.reset = (reason, math.inf)
+                    return "Scheduled"
+                self.reset = (reason, now + RESET_WAIT_S)  # 1.6 Soft and Hard, 2.0.1 Immediate: stop it first
+                self._ask(None, None, "remote_stop", {"session": tx.session}, now)
                 return "Accepted"
             case r.Unlock(ok):
                 return "NotSupported" if ok else "Rejected"  # no cable lock on this hardware
@@ -209,7 +216,8 @@ class RemoteControl:
 
     def deadlines(self) -> list[float]:
         times = [a.deadline for a in self.asking.values()]
-        return times + [t for t in (self.limits_at, None if self.reset is None else self.reset[1]) if t is not None]
+        reset = None if self.reset is None or math.isinf(self.reset[1]) else self.reset[1]
+        return times + [t for t in (self.limits_at, reset) if t is not None]
 
     # -- the transaction, as it concerns requests --------------------------------------------------------
 

@@ -112,6 +112,11 @@ def test_remote_start_during_a_transaction_is_rejected_at_once(rig: Rig) -> None
     assert answer == {"status": "Rejected"} and proposals(out) == []
 
 
+def test_a_remote_start_whose_profile_is_not_a_tx_profile_is_rejected(rig: Rig) -> None:
+    out, answer = ask(rig, remote_start(rig.version, profile=profile(rig.version, 5, "cp_max", 10.0)))
+    assert answer == {"status": "Rejected"} and proposals(out) == []
+
+
 def test_remote_start_carries_remote_start_id_and_installs_its_tx_profile(rig: Rig) -> None:
     out, _ = ask(rig, remote_start(rig.version, profile=profile(rig.version, 5, "tx", 10.0)))
     rig.site(proposals(out)[0], {"ok": True})
@@ -203,11 +208,23 @@ def test_reset_during_a_transaction_stops_it_then_restarts(rig: Rig) -> None:
 
 def test_reset_during_a_transaction_restarts_after_reset_wait_at_the_latest(rig: Rig) -> None:
     start_session(rig)
-    out, answer = ask(rig, reset(rig.version, False))
-    assert answer == {"status": "Accepted" if rig.version == "1.6" else "Scheduled"}
+    out, answer = ask(rig, reset(rig.version, True))
+    assert answer == {"status": "Accepted"}
     rig.site(proposals(out, "remote_stop")[0], {"error": "not_allowed", "reason": "no"})
     assert not any(isinstance(o, Restart) for o in rig.tick(remote_module.RESET_WAIT_S - 0.1))
-    assert Restart("reset") in rig.tick(0.1)
+    assert Restart("hard_reset") in rig.tick(0.1)
+
+
+def test_a_soft_reset_stops_the_transaction_and_2_0_1_on_idle_waits_for_its_end(rig: Rig) -> None:
+    """1.6 Soft stops the transaction gracefully, then restarts; 2.0.1 OnIdle lets it run to its end (Scheduled)."""
+    start_session(rig)
+    out, answer = ask(rig, reset(rig.version, False))
+    if rig.version == "1.6":
+        assert answer == {"status": "Accepted"} and proposals(out, "remote_stop")
+        return
+    assert answer == {"status": "Scheduled"} and not proposals(out, "remote_stop")
+    assert not any(isinstance(o, Restart) for o in rig.tick(remote_module.RESET_WAIT_S * 10))
+    assert Restart("reset") in rig.handle(TxEnded("s1", sample(rig.now + 5, 2000, 0), "ev"))
 
 
 # -- reservations ----------------------------------------------------------------------------------------
