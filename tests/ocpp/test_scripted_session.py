@@ -51,8 +51,9 @@ def ask(csms: Csms, script: Script, cp: str, request: tuple[str, dict[str, Any]]
 def test_the_scripted_session(tmp_path: Path, mosquitto: Any, csms_factory: Any, kind: str, version: str) -> None:
     csms: Csms = csms_factory(kind, version, password=PASSWORD, accept_tags=["TAG1", "TAG2", "TAG3"])
     s = Script(version)
-    rig = ocpp_site(tmp_path, mosquitto.url, csms).start()
+    rig = ocpp_site(tmp_path, mosquitto.url, csms)
     try:
+        rig.start()
         # boot and status, every point
         for cp in MEMBERS:
             csms.wait_call("BootNotification", cp, timeout=30)
