@@ -58,11 +58,16 @@ class ProfileStore:
         if profile.purpose == "tx":
             if tx is None:
                 return self._refused(profile, "a TxProfile needs a running transaction")
+            if not _is_tx_id(tx.transaction_id):  # it would make the file unreadable at the next start
+                return self._refused(profile, f"transaction id {tx.transaction_id!r:.40} is not 1 to {MAX_TX_ID} "
+                                              "characters")
             if profile.transaction_id is None:
                 profile = replace(profile, transaction_id=tx.transaction_id)
             elif profile.transaction_id != tx.transaction_id:
                 return self._refused(profile, f"transaction {profile.transaction_id} is not the running one")
         if profile.kind == "Absolute" and profile.start is None:
+            if not math.isfinite(now):
+                return self._refused(profile, f"no start for an Absolute schedule at {now!r}")
             profile = replace(profile, start=now)  # 1.6 lets an Absolute schedule start when it arrives
         replaced = sorted(i for i, p in self._profiles.items()
                           if i == profile.id or (p.purpose, p.stack_level) == (profile.purpose, profile.stack_level))
@@ -168,7 +173,7 @@ def _decode_file(data: bytes) -> dict[int, ChargingProfile]:
         if not isinstance(record, dict) or record.get("version") not in DECODERS:
             raise ValueError("a record without a known OCPP version")
         tx, start = record.get("transaction_id"), record.get("start")
-        if tx is not None and (not isinstance(tx, str) or not 0 < len(tx) <= MAX_TX_ID):
+        if tx is not None and not _is_tx_id(tx):
             raise ValueError(f"transaction_id {tx!r:.40}")
         if start is not None and (isinstance(start, bool) or not isinstance(start, int | float)
                                   or not math.isfinite(start)):
@@ -179,3 +184,8 @@ def _decode_file(data: bytes) -> dict[int, ChargingProfile]:
             raise ValueError(f"profile {p.id} twice")
         profiles[p.id] = p
     return profiles
+
+
+def _is_tx_id(tx: object) -> bool:
+    """What a TxProfile may be bound to: the rule of install and of the file alike."""
+    return isinstance(tx, str) and 0 < len(tx) <= MAX_TX_ID

@@ -235,6 +235,9 @@ def test_a_tx_profile_needs_the_running_transaction() -> None:
     assert s.installed()[0].transaction_id == "42"
     assert s.limits(T0, TX).tx_a == 9 and s.limits(T0, TxInfo("43", T0)).tx_a is None
     assert s.limits(T0, None).tx_a is None
+    for bad in ("", "x" * 37):  # an id the file could not hold is refused, not written
+        ok, reason = put(s, v16(pid=2, stack=1, purpose="TxProfile"), tx=TxInfo(bad, T0))
+        assert not ok and "transaction id" in reason
 
 
 def test_last_period_runs_on_without_a_duration() -> None:
@@ -380,6 +383,7 @@ def test_profiles_survive_a_new_store_on_the_same_path(tmp_path: Path) -> None:
     assert again.installed() == s.installed()
     assert again.installed()[0].transaction_id == "42" and again.installed()[0].start == T0 + 5
     assert again.limits(T0 + 65, TX) == s.limits(T0 + 65, TX)
+    assert put(again, v16(pid=4, stack=3, start=None), now=float("nan"))[0] is False
     again.transaction_ended("42")
     assert [p.id for p in store(path).installed()] == [2]
 
