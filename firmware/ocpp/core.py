@@ -43,6 +43,7 @@ from firmware.ocpp.settings import OcppSettings
 from firmware.ocpp.transactions import TxFile
 
 CALL_TIMEOUT_S = 30.0     # an answer not here by then: the call failed (2.0.1's MessageTimeout sets it)
+AUTHORIZE_TIMEOUT_S = 5.0  # a driver waits at the point: an Authorize not answered by then is decided locally
 BOOT_RETRY_S = 10.0       # a boot not answered, or answered without an interval
 MAX_QUEUE = 100           # status and the like while not booted: only the latest are worth sending
 
@@ -228,6 +229,8 @@ class OcppCore:
                 self.outbox.give_up(seq)
             return []
         timeout = float(self.settings.value("OCPPCommCtrlr.MessageTimeout[Default]")) or CALL_TIMEOUT_S
+        if action == "Authorize":
+            timeout = min(timeout, AUTHORIZE_TIMEOUT_S)
         self._in_flight = _InFlight(uid, action, seq, now + timeout, token, tx)
         return [Send(frame)]
 
