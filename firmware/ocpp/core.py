@@ -259,11 +259,12 @@ class OcppCore:
         if f.seq is not None:
             tx_id = self.d.csms_tx_id(p) if f.action == self.d.tx_start_action else None
             self.outbox.acknowledged(f.seq, transaction_id=tx_id)
-            if f.tx is not None and self.d.token_refused(p) and self.settings.value("StopTransactionOnInvalidId"):
+            refused = self.d.token_status(p) not in (None, "Accepted")  # a transaction message's answer may
+            if f.tx is not None and refused and self.settings.value("StopTransactionOnInvalidId"):  # refuse its token
                 return self.remote.invalid_token(f.tx, now)
             return []
         if f.action == "Authorize" and f.token is not None:
-            if self.d.token_accepted(p):
+            if self.d.token_status(p) == "Accepted":
                 return self.remote.authorized(f.token, now)
             self.log.warning("ocpp.token_refused", token=f.token, by="csms")
         return []

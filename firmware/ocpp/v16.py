@@ -56,14 +56,8 @@ class Dialect16:
         return "Authorize", {"idTag": _tag(token)}
 
     @staticmethod
-    def token_accepted(result: dict[str, Any]) -> bool:
-        return result.get("idTagInfo", {}).get("status") == "Accepted"
-
-    @staticmethod
-    def token_refused(result: dict[str, Any]) -> bool:
-        """A transaction message's answer refuses its token (StopTransactionOnInvalidId then ends it)."""
-        status = result.get("idTagInfo", {}).get("status")
-        return status is not None and status != "Accepted"
+    def token_status(result: dict[str, Any]) -> str | None:
+        return result.get("idTagInfo", {}).get("status")
 
     def sampled(self, sample: Sample, measurands: list[str], context: str) -> dict[str, Any]:
         values = [{"value": f"{sample.value(m):.1f}" if m != "Energy.Active.Import.Register"

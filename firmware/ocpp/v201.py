@@ -58,14 +58,8 @@ class Dialect201:
         return "Authorize", {"idToken": {"idToken": token[:36], "type": "ISO14443"}}
 
     @staticmethod
-    def token_accepted(result: dict[str, Any]) -> bool:
-        return result.get("idTokenInfo", {}).get("status") == "Accepted"
-
-    @staticmethod
-    def token_refused(result: dict[str, Any]) -> bool:
-        """A transaction message's answer refuses its token (StopTransactionOnInvalidId then ends it)."""
-        status = result.get("idTokenInfo", {}).get("status")
-        return status is not None and status != "Accepted"
+    def token_status(result: dict[str, Any]) -> str | None:
+        return result.get("idTokenInfo", {}).get("status")
 
     def sampled(self, sample: Sample, measurands: list[str], context: str) -> dict[str, Any]:
         values = [{"value": round(sample.value(m), 1), "context": context, "measurand": m,

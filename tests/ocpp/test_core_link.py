@@ -291,3 +291,23 @@ def test_heartbeats_go_on_while_a_refused_message_waits_for_its_retry(rig: Rig) 
     # the link ticks the core only at its next deadline: the heartbeat's, not the retry's
     assert rig.core.next_deadline() == booted_at + HEARTBEAT_S
     assert call_of(rig.tick(HEARTBEAT_S)).action == "Heartbeat"
+
+
+@pytest.mark.parametrize("stop_on_invalid", [True, False])
+def test_a_transaction_whose_token_the_csms_refuses_is_stopped_through_the_site(rig: Rig,
+                                                                                  stop_on_invalid: bool) -> None:
+    """StopTransactionOnInvalidId (TxCtrlr.StopTxOnInvalidId): the start's answer refuses the token."""
+    key = "StopTransactionOnInvalidId" if rig.version == "1.6" else None
+    if not stop_on_invalid:
+        if key is not None:
+            assert rig.core.settings.change_configuration(key, "false") == "Accepted"
+        else:
+            rig.core.settings.set_variables([{"component": {"name": "TxCtrlr"},
+                                              "variable": {"name": "StopTxOnInvalidId"}, "attributeValue": "false"}])
+    rig.boot()
+    out = rig.handle(TxStarted("s1", "card-1", sample(rig.now)))
+    [start] = calls_in(out)
+    info = {"status": "Invalid"}
+    answer = {"transactionId": 4711, "idTagInfo": info} if rig.version == "1.6" else {"idTokenInfo": info}
+    stops = proposals(rig.answer(start, answer), "remote_stop")
+    assert [p.args for p in stops] == ([{"cp": "cp1", "session": "s1"}] if stop_on_invalid else [])
