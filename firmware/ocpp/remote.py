@@ -117,7 +117,7 @@ class RemoteControl:
             case r.Reset(immediate):
                 reason = "hard_reset" if immediate else "reset"
                 if tx is None:
-                    self.reset = (reason, now + 1.0)  # time for the answer to go out first
+                    self.reset = (reason, now)  # _answer restarts right after the answer has gone out
                     return "Accepted"
                 if not immediate and self.d.version != "1.6":  # 2.0.1 OnIdle: once the transaction has ended
                     self.reset = (reason, math.inf)
@@ -167,9 +167,7 @@ class RemoteControl:
         ref = next(self._refs)
         self.asking[ref] = Asking(None if call is None else call.uid, "" if call is None else call.action, q, op,
                                   now + SITE_TIMEOUT_S)
-        self._proposals.append(Propose(ref, op, {"cp": self.cp, **args} if op not in ("stop_cp", "resume_cp")
-                                       else {"cp": self.cp}))
-        return None
+        self._proposals.append(Propose(ref, op, {"cp": self.cp, **args}))
 
     # -- the site's decisions --------------------------------------------------------------------------
 

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-
-def rfc3339(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+from firmware.ocpp.times import stamp
 
 
 @dataclass(frozen=True)
@@ -81,7 +78,7 @@ class Script:
         return [p["limit"] for p in schedule.get("chargingSchedulePeriod", [])]
 
     def reserve(self, token: str, reservation_id: int, seconds: int) -> tuple[str, dict[str, Any]]:
-        expiry = rfc3339(time.time() + seconds)
+        expiry = stamp(time.time() + seconds)
         if self.version == "1.6":
             return "ReserveNow", {"connectorId": 1, "expiryDate": expiry, "idTag": token,
                                   "reservationId": reservation_id}
