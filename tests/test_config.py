@@ -63,6 +63,14 @@ def test_local_drivers_for_the_manual_start_button(tmp_path: Path) -> None:
     assert cfg.charge_point.local_drivers == ["owner", "guest@home"]
 
 
+def test_no_back_office_unless_configured_and_its_paths_resolved(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD)).ocpp is None
+    cfg = load_config(write(tmp_path, GOOD + "[ocpp]\nurl = 'wss://csms.example/ocpp'\nversion = '2.0.1'\n"
+                                             "password_file = 'ocpp.pw'\ntls_ca = 'ca.pem'\n"))
+    assert cfg.ocpp is not None and cfg.ocpp.version == "2.0.1" and cfg.ocpp.identity == ""
+    assert (cfg.ocpp.password_file, cfg.ocpp.tls_ca) == (str(tmp_path / "ocpp.pw"), str(tmp_path / "ca.pem"))
+
+
 def test_short_pin_form(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, GOOD + "[hal.pins]\ncontactor = 4\n"))
     assert cfg.hal.pins.contactor.pin == 4 and cfg.hal.pins.contactor.active_high
@@ -111,6 +119,10 @@ MISTAKES = [
      "charge_point.connection_timeout_s", "got 0.0, expected 5 to 3600 s"),
     ("table where a value goes", GOOD + "[charge_point.phases]\nx = 1\n", "charge_point.phases",
      "got a table, expected an integer"),
+    ("back office over http", GOOD + "[ocpp]\nurl = 'http://csms/ocpp'\n", "ocpp.url", "expected ws://HOST"),
+    ("back office without a url", GOOD + "[ocpp]\nversion = '1.6'\n", "ocpp.url", "missing"),
+    ("an OCPP version we do not speak", GOOD + "[ocpp]\nurl = 'ws://csms/'\nversion = '2.1'\n", "ocpp.version",
+     "got '2.1'"),
 ]
 
 

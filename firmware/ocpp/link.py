@@ -102,6 +102,8 @@ class OcppLink:
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_until_complete(self._main())
+        except Exception as exc:  # noqa: BLE001 - said here, once; `alive` turns False and evnet cp ends (fails safe)
+            self.log.error("ocpp.link_died", error=type(exc).__name__, detail=str(exc)[:200])
         finally:
             self._loop.close()
 
