@@ -11,26 +11,12 @@ from pathlib import Path
 import pytest
 
 from central_broker.central.app import Central
+from central_broker.demo.site import CENTRAL
 from central_broker.web import StreamHub, WebServer
 from evnet.config import load_central_config
 from firmware.site import new_private_key, public_key_b64
 from firmware.site.credentials import private_key_pem
 from hil_tests.site_rig import SITE, SiteRig, wait_for
-
-CENTRAL_TOML = """\
-[mqtt]
-url = "{url}"
-version = "{version}"
-
-[central]
-broker = "external"
-sites = ["{site}"]
-operator_id = "central"
-operator_key = "central.pem"
-web_listen = "127.0.0.1:0"
-registry = "central.db"
-homeassistant = {homeassistant}
-"""
 
 
 @dataclass
@@ -48,8 +34,9 @@ class CentralRig:
 def start_central(root: Path, url: str, site: str = SITE, key: object | None = None,
                   mqtt_version: str = "5", homeassistant: bool = False) -> CentralRig:
     """Central as `evnet central` runs it (its registry under `root`), on the broker at `url`."""
-    (root / "central.toml").write_text(CENTRAL_TOML.format(url=url, site=site, version=mqtt_version,
-                                                           homeassistant=str(homeassistant).lower()))
+    # the demo's Central file (its [central] last), on a port the kernel picks, Home Assistant as asked
+    (root / "central.toml").write_text(CENTRAL.format(url=url, site=site, version=mqtt_version, web=0)
+                                       + f"homeassistant = {str(homeassistant).lower()}\n")
     cfg = load_central_config(root / "central.toml")
     central = Central(cfg, key)  # type: ignore[arg-type]
     hub = StreamHub(central.view, central.lock)
